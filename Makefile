@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` and `make test`. Each sets up everything it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install lint fixtures bench es-start es-stop clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11 or newer is needed: set PYTHON=python3.11 (or newer)"; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/auditor demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check auditor dashboards tests bench scripts
+
+fixtures: $(STAMP)
+	$(BIN)/python scripts/build_fixtures.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/metrics_speed.py
+	$(BIN)/python bench/beir.py
+
+es-start:
+	scripts/elasticsearch.sh start
+
+es-stop:
+	scripts/elasticsearch.sh stop
+
+clean:
+	rm -rf .auditor .pytest_cache

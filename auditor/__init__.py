@@ -1,0 +1,3 @@
+"""Retrieval auditor: replays logged RAG queries and explains retrieval failures."""
+
+__version__ = "0.1.0"

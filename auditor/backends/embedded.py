@@ -1,0 +1,253 @@
+"""The embedded in-process index: bm25s for lexical search, exact cosine for dense search.
+
+On disk an index is a directory of inspectable files, no pickle:
+
+- ``manifest.json``: format, model id, BM25 parameters, counts, content hash;
+- ``chunks.jsonl``: one chunk per line (``chunk_id``, ``doc_id``, ``position``, ``title``,
+  ``text``), in index order;
+- ``bm25/``: the bm25s index (JSON vocabulary and parameters, ``.npy`` sparse matrix);
+- ``embeddings.npy``: float32, one L2-normalised row per chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from auditor.backends import BackendError, Fingerprint, Mode, SearchResult, fuse_rrf
+from auditor.embed import Encoder
+from auditor.records import Chunk, Hit
+
+FORMAT = "auditor-embedded/1"
+BM25_PARAMS: dict[str, Any] = {"method": "lucene", "k1": 1.2, "b": 0.75}
+Stemmer = Literal["english", "none"]
+
+
+def _stemmer(name: str) -> Callable[[list[str]], list[str]] | None:
+    if name == "none":
+        return None
+    import Stemmer  # PyStemmer: the Snowball stemmers, as Lucene's `english` analyzer uses
+
+    return Stemmer.Stemmer(name).stemWords
+
+
+def _tokenize(texts: list[str], stemmer: str) -> list[list[str]]:
+    import bm25s
+
+    tokens = bm25s.tokenize(
+        texts, stopwords="en", stemmer=_stemmer(stemmer), return_ids=False, show_progress=False
+    )
+    return [list(row) for row in tokens]
+
+
+def content_hash(chunks: Iterable[Chunk]) -> str:
+    """sha256 over chunks in id order: equal content gives an equal hash, whatever the order."""
+    digest = hashlib.sha256()
+    for chunk in sorted(chunks, key=lambda c: c.chunk_id):
+        for part in (chunk.chunk_id, chunk.doc_id, str(chunk.position), chunk.title, chunk.text):
+            digest.update(part.encode())
+            digest.update(b"\x1f")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def top_k(scores: np.ndarray, id_order: np.ndarray, depth: int, floor: float | None) -> np.ndarray:
+    """Indices of the best ``depth`` scores, ordered by (score desc, chunk id asc).
+
+    Written by hand because argpartition alone breaks ties arbitrarily: everything tied
+    with the last admitted score is kept, then lexsorted with the id order.
+    """
+    candidates = np.flatnonzero(scores > floor) if floor is not None else np.arange(len(scores))
+    if len(candidates) > depth:
+        kth = np.partition(scores[candidates], len(candidates) - depth)[len(candidates) - depth]
+        candidates = candidates[scores[candidates] >= kth]
+    order = np.lexsort((id_order[candidates], -scores[candidates]))
+    return candidates[order][:depth]
+
+
+class EmbeddedBackend:
+    """An index held in this process. Build with :meth:`build`, reopen with :meth:`open`."""
+
+    name = "embedded"
+
+    def __init__(self, directory: Path, encoder: Encoder | None) -> None:
+        manifest_path = directory / "manifest.json"
+        if not manifest_path.is_file():
+            raise BackendError(
+                f"no embedded index at {directory}: build one with `auditor index build`"
+            )
+        self.directory = directory
+        self.manifest = json.loads(manifest_path.read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise BackendError(f"{directory} holds an index of another format: rebuild it")
+        self.chunks: list[Chunk] = [
+            Chunk.model_validate_json(line)
+            for line in (directory / "chunks.jsonl").read_text().splitlines()
+        ]
+        self.position = {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
+        self.doc_ids = {chunk.doc_id for chunk in self.chunks}
+        ids = np.array([chunk.chunk_id for chunk in self.chunks], dtype=object)
+        self.id_order = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
+        self._encoder = encoder
+        self._bm25: Any = None
+        self._embeddings: np.ndarray | None = None
+
+    # building ------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        chunks: Iterable[Chunk],
+        directory: Path,
+        encoder: Encoder | None,
+        stemmer: Stemmer = "english",
+        progress: Callable[[int], None] | None = None,
+    ) -> EmbeddedBackend:
+        """Index ``chunks`` into ``directory``. Without an encoder only BM25 is built."""
+        import bm25s
+
+        rows = list(chunks)
+        if not rows:
+            raise BackendError("the corpus is empty: nothing to index")
+        seen: set[str] = set()
+        for chunk in rows:
+            if chunk.chunk_id in seen:
+                raise BackendError(f"duplicate chunk id {chunk.chunk_id!r} in the corpus")
+            seen.add(chunk.chunk_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        texts = [f"{chunk.title} {chunk.text}".strip() for chunk in rows]
+        with (directory / "chunks.jsonl").open("w", encoding="utf-8") as handle:
+            for chunk in rows:
+                handle.write(chunk.model_dump_json() + "\n")
+        tokens = _tokenize(texts, stemmer)
+        if not any(tokens):
+            raise BackendError("the corpus has no indexable words (only stopwords or symbols)")
+        retriever = bm25s.BM25(**BM25_PARAMS)
+        retriever.index(tokens, show_progress=False)
+        retriever.save(str(directory / "bm25"))
+        if encoder is not None:
+            vectors = np.zeros((len(rows), encoder.dim), dtype=np.float32)
+            step = 256
+            for start in range(0, len(rows), step):
+                vectors[start : start + step] = encoder.encode(texts[start : start + step])
+                if progress:
+                    progress(min(step, len(rows) - start))
+            np.save(directory / "embeddings.npy", vectors, allow_pickle=False)
+        elif (directory / "embeddings.npy").exists():
+            (directory / "embeddings.npy").unlink()
+        manifest = {
+            "format": FORMAT,
+            "model_id": encoder.model_id if encoder is not None else None,
+            "chunk_count": len(rows),
+            "document_count": len({chunk.doc_id for chunk in rows}),
+            "content_hash": content_hash(rows),
+            "bm25": {**BM25_PARAMS, "stemmer": stemmer, "stopwords": "en", "fields": "title+text"},
+        }
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return cls(directory, encoder)
+
+    @classmethod
+    def open(cls, directory: Path, encoder: Encoder | None) -> EmbeddedBackend:
+        return cls(directory, encoder)
+
+    # searching -----------------------------------------------------------------------
+    def search_many(self, queries: Sequence[str], mode: Mode, depth: int) -> list[SearchResult]:
+        if mode == "bm25":
+            rankings = self._bm25_rankings(queries, depth)
+        elif mode == "dense":
+            rankings = self._dense_rankings(queries, depth)
+        elif mode == "hybrid":
+            lexical = self._bm25_rankings(queries, depth)
+            dense = self._dense_rankings(queries, depth)
+            rankings = [fuse_rrf([a, b], depth) for a, b in zip(lexical, dense, strict=True)]
+        else:
+            raise BackendError(
+                f"mode {mode!r} needs Elasticsearch; the embedded index has bm25, dense, hybrid"
+            )
+        return [SearchResult(hits=hits) for hits in rankings]
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        return [
+            Hit(self.chunks[row].chunk_id, self.chunks[row].doc_id, rank, float(scores[row]))
+            for rank, row in enumerate(rows.tolist(), start=1)
+        ]
+
+    def _bm25_rankings(self, queries: Sequence[str], depth: int) -> list[list[Hit]]:
+        retriever = self._load_bm25()
+        tokenized = _tokenize(list(queries), self.manifest["bm25"]["stemmer"])
+        rankings = []
+        for tokens in tokenized:
+            ids = retriever.get_tokens_ids(tokens)
+            if not ids:
+                rankings.append([])
+                continue
+            scores = retriever.get_scores_from_ids(ids)
+            rankings.append(self._hits(top_k(scores, self.id_order, depth, floor=0.0), scores))
+        return rankings
+
+    def _dense_rankings(self, queries: Sequence[str], depth: int) -> list[list[Hit]]:
+        embeddings = self._load_embeddings()
+        encoder = self._require_encoder()
+        matrix = encoder.encode(list(queries)) @ embeddings.T
+        return [
+            self._hits(top_k(row, self.id_order, depth, floor=None), row) for row in matrix
+        ]
+
+    def _load_bm25(self) -> Any:
+        if self._bm25 is None:
+            import bm25s
+
+            self._bm25 = bm25s.BM25.load(str(self.directory / "bm25"), mmap=False)
+        return self._bm25
+
+    def _load_embeddings(self) -> np.ndarray:
+        if self._embeddings is None:
+            path = self.directory / "embeddings.npy"
+            if not path.is_file():
+                raise BackendError(
+                    f"the index at {self.directory} has no embeddings: rebuild it with an encoder"
+                )
+            self._embeddings = np.load(path, allow_pickle=False)
+        return self._embeddings
+
+    def _require_encoder(self) -> Encoder:
+        if self._encoder is None:
+            raise BackendError("dense search needs an encoder: set `encoder` in the config")
+        if self._encoder.model_id != self.manifest["model_id"]:
+            raise BackendError(
+                f"the index was embedded with {self.manifest['model_id']}, the encoder is "
+                f"{self._encoder.model_id}: rebuild the index or change `encoder`"
+            )
+        return self._encoder
+
+    # lookups -------------------------------------------------------------------------
+    def fetch(self, chunk_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        found = {}
+        for chunk_id in chunk_ids:
+            row = self.position.get(chunk_id)
+            if row is not None:
+                chunk = self.chunks[row]
+                found[chunk_id] = {"doc_id": chunk.doc_id, "title": chunk.title, "text": chunk.text}
+        return found
+
+    def contains(self, ids: Sequence[str], level: Literal["doc", "chunk"]) -> list[bool]:
+        known = self.doc_ids if level == "doc" else self.position
+        return [item in known for item in ids]
+
+    def iter_ids(self) -> Iterator[tuple[str, str]]:
+        for chunk in self.chunks:
+            yield chunk.chunk_id, chunk.doc_id
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(
+            backend=self.name,
+            document_count=self.manifest["document_count"],
+            chunk_count=self.manifest["chunk_count"],
+            content_hash=self.manifest["content_hash"],
+            model_id=self.manifest["model_id"] or "",
+            params={"bm25": self.manifest["bm25"], "directory": str(self.directory)},
+        )

@@ -1,0 +1,284 @@
+"""The ``auditor`` command. The only place that configures logging, reads settings and
+decides exit codes: 0 ok, 1 a gate failed, 2 an error (one sentence, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from auditor.backends import BackendError
+from auditor.config import AuditSettings, ConfigError, load_settings
+from auditor.logs import InputError
+from auditor.metrics import MetricNameError
+from auditor.store import Store, StoreError
+
+app = typer.Typer(
+    help="Replay logged RAG queries against an index and measure what retrieval gives the model.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+index_app = typer.Typer(help="Build search indices.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+out = Console()
+err = Console(stderr=True)
+USER_ERRORS = (ConfigError, InputError, BackendError, StoreError, MetricNameError)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="settings file (default: ./audit.toml)")
+]
+StoreOpt = Annotated[Path | None, typer.Option(help="DuckDB results file")]
+
+
+def _quiet_libraries() -> None:
+    """Model loading and tokenizers print bars of their own; ours are enough."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+
+
+def _count_lines(path: Path | None) -> int | None:
+    """Total for the progress bar when cheap to know (JSONL: count newlines)."""
+    if path is None or not path.is_file() or path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+@index_app.command("build")
+def index_build(
+    config: ConfigOpt = None,
+    corpus: Annotated[Path | None, typer.Option(help="BEIR corpus.jsonl or chunk file")] = None,
+    index: Annotated[Path | None, typer.Option(help="embedded index directory")] = None,
+    backend: Annotated[str | None, typer.Option(help="embedded | elasticsearch")] = None,
+    encoder: Annotated[str | None, typer.Option(help="minilm | hash")] = None,
+    chunk_words: Annotated[int | None, typer.Option(help="split documents into ~N words")] = None,
+    no_vectors: Annotated[bool, typer.Option(help="BM25 only: skip embeddings")] = False,
+) -> None:
+    """Index a corpus (embedded index by default)."""
+    settings = load_settings(
+        config, corpus=corpus, index=index, backend=backend, encoder=encoder,
+        chunk_words=chunk_words,
+    )
+    built = build_index(settings, vectors=not no_vectors)
+    out.print(f"[green]indexed[/] {built}")
+
+
+def build_index(settings: AuditSettings, vectors: bool = True) -> str:
+    from auditor.embed import load_encoder
+    from auditor.logs import read_corpus
+
+    if settings.corpus is None:
+        raise ConfigError("no corpus given: set `corpus` in audit.toml or pass --corpus")
+    chunks = list(read_corpus(settings.corpus, settings.chunk_words))
+    encoder = load_encoder(settings.encoder) if vectors else None
+    with _progress() as bar:
+        task = bar.add_task("embedding chunks" if vectors else "indexing", total=len(chunks))
+        if settings.backend == "elasticsearch":
+            from auditor.backends.elasticsearch import ElasticsearchBackend
+
+            ElasticsearchBackend.build(settings, chunks, encoder)
+            where = f"{settings.es_url} index {settings.es_index}"
+        else:
+            from auditor.backends.embedded import EmbeddedBackend
+
+            EmbeddedBackend.build(
+                chunks, settings.index, encoder, progress=lambda n: bar.advance(task, n)
+            )
+            where = str(settings.index)
+        bar.update(task, completed=len(chunks))
+    return f"{len(chunks)} chunks into {where}"
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    log: Annotated[Path | None, typer.Option(help="query log (JSONL, Parquet, CSV, BEIR)")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="judgments (TREC or BEIR qrels)")] = None,
+    store: StoreOpt = None,
+    backend: Annotated[str | None, typer.Option(help="embedded | elasticsearch")] = None,
+    mode: Annotated[str | None, typer.Option(help="bm25 | dense (knn) | hybrid | template")] = None,
+    k: Annotated[str | None, typer.Option(help="cut-offs, e.g. 1,5,10,100")] = None,
+    depth: Annotated[int | None, typer.Option(help="hits fetched per query")] = None,
+    level: Annotated[str | None, typer.Option(help="doc | chunk")] = None,
+    index: Annotated[Path | None, typer.Option(help="embedded index directory")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
+) -> None:
+    """Replay the log against the index, score it, store the run, print a summary."""
+    from auditor.audit import run_audit
+
+    settings = load_settings(
+        config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
+        k=_parse_ks(k), depth=depth, level=level, index=index,
+    )
+    total = _count_lines(settings.log)
+    with _progress() as bar:
+        task = bar.add_task(f"replaying ({settings.mode})", total=total)
+        run_id, _ = run_audit(settings, progress=lambda n: bar.advance(task, n))
+    _report(Store(settings.store), run_id, as_json)
+
+
+def _parse_ks(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise ConfigError(f"--k takes comma-separated whole numbers, got {text!r}") from None
+
+
+def summary(store: Store, run_id: str) -> dict[str, Any]:
+    """The machine-readable summary of a run (what ``--json`` prints)."""
+    run_row = store.run(run_id)
+    return {
+        "run_id": run_id,
+        "status": run_row["status"],
+        "status_reason": run_row["status_reason"],
+        "store": str(store.path),
+        "backend": run_row["backend"],
+        "mode": run_row["mode"],
+        "level": run_row["level"],
+        "counts": run_row["counts"],
+        "metrics": {
+            row["metric"]: {"mean": row["mean"], "n": row["n"], "undefined": row["undefined"]}
+            for row in store.metric_means(run_id)
+        },
+    }
+
+
+def _metrics_table(data: dict[str, Any]) -> Table:
+    """Measures as rows, cut-offs as columns; n = queries where the measure is defined."""
+    from auditor.metrics import parse_metric
+
+    grid: dict[str, dict[int, dict[str, Any]]] = {}
+    for name, value in data["metrics"].items():
+        metric = parse_metric(name)
+        grid.setdefault(metric.measure, {})[metric.k] = value
+    ks = sorted({k for row in grid.values() for k in row})
+    table = Table(
+        title=f"{data['mode']} · {data['level']} level · mean over queries with judgments"
+    )
+    table.add_column("measure")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    table.add_column("n", justify="right")
+    for measure, row in grid.items():
+        cells = ["—" if row.get(k, {}).get("mean") is None else f"{row[k]['mean']:.4f}" for k in ks]
+        table.add_row(measure, *cells, str(max(value["n"] for value in row.values())))
+    return table
+
+
+def _report(store: Store, run_id: str, as_json: bool) -> None:
+    data = summary(store, run_id)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    counts = data["counts"] or {}
+    status_colour = {"complete": "green", "partial": "yellow"}.get(data["status"], "red")
+    out.print(
+        f"run [bold]{run_id}[/] [{status_colour}]{data['status']}[/]"
+        + (f" ({data['status_reason']})" if data["status_reason"] else "")
+    )
+    out.print(
+        f"log lines read {counts.get('read', 0)}: accepted {counts.get('accepted', 0)}, "
+        f"quarantined {counts.get('quarantined', 0)}, blank {counts.get('blank', 0)}; "
+        f"replayed {counts.get('replayed', 0)} {counts.get('by_status', {})}"
+    )
+    out.print(_metrics_table(data))
+    bad = store.quarantine(run_id)
+    if bad:
+        out.print(f"[yellow]{len(bad)} records quarantined[/] (first 5):")
+        for row in bad[:5]:
+            out.print(f"  {row['source']}:{row['line']} [{row['field']}] {row['reason']}")
+    out.print(f"stored in {store.path}")
+
+
+@app.command()
+def runs(store: StoreOpt = None, config: ConfigOpt = None, as_json: bool = typer.Option(
+    False, "--json", help="print JSON"
+)) -> None:
+    """List the runs in a results store, newest first."""
+    settings = load_settings(config, store=store)
+    rows = Store(settings.store).runs()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title=str(settings.store))
+    for column in ("run_id", "started_at", "status", "backend", "mode", "level", "queries"):
+        table.add_column(column)
+    for row in rows:
+        counts = json.loads(row["counts"]) if row["counts"] else {}
+        table.add_row(
+            row["run_id"], str(row["started_at"])[:19], row["status"], row["backend"],
+            row["mode"], row["level"], str(counts.get("replayed", "")),
+        )
+    out.print(table)
+
+
+@app.command()
+def demo(
+    no_dashboard: Annotated[bool, typer.Option(help="do not start the dashboard")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Index the bundled fixtures, audit them and print the summary."""
+    settings = load_settings(config)
+    out.print(f"[bold]1/2[/] indexing {settings.corpus} → {settings.index}")
+    out.print(build_index(settings))
+    out.print(f"[bold]2/2[/] auditing {settings.log} ({settings.mode})")
+    from auditor.audit import run_audit
+
+    with _progress() as bar:
+        task = bar.add_task(f"replaying ({settings.mode})", total=_count_lines(settings.log))
+        run_id, _ = run_audit(settings, progress=lambda n: bar.advance(task, n))
+    _report(Store(settings.store), run_id, as_json=False)
+    if not no_dashboard and sys.stdin.isatty() and sys.stdout.isatty():
+        out.print("The dashboard arrives in a later release; run `auditor runs` to list runs.")
+
+
+def main() -> None:
+    _quiet_libraries()
+    try:
+        app(standalone_mode=False)
+    except USER_ERRORS as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise SystemExit(2) from None
+    except typer.Abort:
+        err.print("aborted")
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: the run was stored as partial")
+        raise SystemExit(2) from None
+    except (typer.BadParameter, typer.Exit) as exc:
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(2) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Settings: one flat namespace, read once by the CLI and passed down.
+
+Every setting has one name everywhere: the key in ``audit.toml``, the environment variable
+``AUDITOR_<NAME>`` and the CLI flag ``--name``. Precedence: flags > environment > file >
+defaults. Secrets (Elasticsearch credentials) are ``SecretStr`` and only come from the
+environment or the file; they are never printed and never stored with a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from auditor.backends import MODE_SYNONYMS, Mode
+
+DEFAULT_CONFIG = Path("audit.toml")
+SECRET_FIELDS = ("es_username", "es_password", "es_api_key")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the file and the setting."""
+
+
+class AuditSettings(BaseSettings):
+    """What an audit run needs. See the README's configuration reference."""
+
+    model_config = SettingsConfigDict(env_prefix="AUDITOR_", extra="forbid")
+
+    # what to audit
+    log: Path | None = Field(default=None, description="query log (JSONL, Parquet, CSV, BEIR)")
+    qrels: Path | None = Field(default=None, description="judgments (TREC or BEIR qrels)")
+    store: Path = Field(default=Path(".auditor/audit.duckdb"), description="DuckDB results file")
+    # how to replay
+    backend: Literal["embedded", "elasticsearch"] = "embedded"
+    mode: Mode = "bm25"
+    k: list[int] = Field(default=[1, 5, 10, 20, 100], description="cut-offs for metrics")
+    depth: int = Field(default=100, ge=1, le=10_000, description="hits fetched per query")
+    level: Literal["doc", "chunk"] = "doc"
+    batch_size: int = Field(default=128, ge=1, le=10_000)
+    # embedded backend
+    index: Path = Field(default=Path(".auditor/index"), description="embedded index directory")
+    corpus: Path | None = Field(default=None, description="corpus to index (BEIR corpus.jsonl)")
+    encoder: Literal["minilm", "hash"] = "minilm"
+    chunk_words: int = Field(default=0, ge=0, description="split documents into ~N-word chunks")
+    # Elasticsearch backend
+    es_url: str = "http://127.0.0.1:9200"
+    es_index: str = "auditor"
+    es_username: SecretStr | None = None
+    es_password: SecretStr | None = None
+    es_api_key: SecretStr | None = None
+    es_verify_certs: bool = True
+    es_ca_certs: Path | None = None
+    es_timeout_s: float = Field(default=30.0, gt=0)
+    es_max_retries: int = Field(default=3, ge=0)
+    es_concurrency: int = Field(default=2, ge=1, le=16)
+    es_fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "chunk_id": "chunk_id",
+            "doc_id": "doc_id",
+            "title": "title",
+            "text": "text",
+            "vector": "embedding",
+        }
+    )
+    es_template: str | None = Field(
+        default=None,
+        description="production request body (JSON) with {{query}} and {{query_vector}}",
+    )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_synonyms(cls, value: Any) -> Any:
+        return MODE_SYNONYMS.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("k")
+    @classmethod
+    def _k_positive_sorted(cls, value: list[int]) -> list[int]:
+        if not value or any(k < 1 for k in value):
+            raise ValueError("k must be a non-empty list of positive cut-offs")
+        return sorted(set(value))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The settings as stored with a run: JSON-safe, secrets left out."""
+        data = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+        data["es_credentials"] = "set" if any(getattr(self, f) for f in SECRET_FIELDS) else None
+        return data
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> AuditSettings:
+    """Settings from ``config`` (default ``audit.toml`` if present), env, and overrides.
+
+    ``None`` overrides are ignored so CLI flags that were not given do not mask the file.
+    """
+    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: pass --config with a valid path")
+
+    class _FromFile(AuditSettings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        settings = _FromFile(**given)
+    except ValidationError as exc:
+        where = f"config {path}" if path else "settings"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '?'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(f"config {path}: {exc}") from None
+    return AuditSettings.model_validate(settings.model_dump())

@@ -1,0 +1,102 @@
+"""The shared vocabulary: log records, corpus chunks, judgments, hits, quarantine entries.
+
+Pydantic models sit at the edges (what users hand us); plain dataclasses are used for the
+values that flow through hot loops (hits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+
+
+class RetrievedItem(BaseModel):
+    """One entry of what production served for a query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    rank: StrictInt | None = Field(default=None, ge=1)
+    score: StrictFloat | StrictInt | None = None
+
+
+class LogRecord(BaseModel):
+    """One logged retrieval: the line format of a JSONL query log (see README)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query_id: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    timestamp: datetime | None = None
+    retrieved: list[RetrievedItem] | None = None
+    answer: str | None = None
+    cited: list[str] | None = None
+    relevant: dict[str, StrictInt] | None = None
+    latency_ms: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("query_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        # Integer ids are common in exported logs; booleans and floats are not ids.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query is blank")
+        return value
+
+    def served_ids(self) -> list[str]:
+        """Served ids in served order (by rank when ranks are given, else list order)."""
+        items = self.retrieved or []
+        if all(item.rank is not None for item in items):
+            items = sorted(items, key=lambda item: item.rank or 0)
+        return [item.id for item in items]
+
+
+class Chunk(BaseModel):
+    """One retrievable unit of the corpus. A document is one or more chunks."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    chunk_id: str = Field(min_length=1)
+    doc_id: str = Field(min_length=1)
+    position: int = 0
+    title: str = ""
+    text: str = ""
+
+
+class Qrel(BaseModel):
+    """One relevance judgment; relevance >= 1 means relevant (as trec_eval)."""
+
+    query_id: str
+    doc_id: str
+    relevance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One ranked search result. Rank is 1-based."""
+
+    chunk_id: str
+    doc_id: str
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """A record we could not accept, with where it came from and why."""
+
+    source: str
+    line: int
+    field: str
+    reason: str
+    raw: str

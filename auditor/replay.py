@@ -1,0 +1,75 @@
+"""Replay: send logged queries to a backend in batches; one result row per query, always.
+
+A row's status is ``ok`` (hits came back), ``empty`` (the backend answered with none) or
+``error`` (with the reason). A batch the backend cannot answer at all marks each of its
+queries ``error``; after ``MAX_FAILED_BATCHES`` such batches in a row the index is taken to
+be down and the remaining queries are marked ``error`` without being sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Literal
+
+from auditor.backends import Backend, BackendError, Mode
+from auditor.records import Hit, LogRecord
+
+Status = Literal["ok", "empty", "error"]
+MAX_FAILED_BATCHES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    record: LogRecord
+    status: Status
+    hits: list[Hit]
+    latency_ms: float | None
+    took_ms: float | None = None
+    error: str | None = None
+
+
+def batched(items: Iterable[LogRecord], size: int) -> Iterator[list[LogRecord]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Replayer:
+    """Replays batches; remembers whether the backend looks down."""
+
+    def __init__(self, backend: Backend, mode: Mode, depth: int) -> None:
+        self.backend = backend
+        self.mode = mode
+        self.depth = depth
+        self.failed_in_a_row = 0
+        self.abort_reason: str | None = None
+
+    def replay(self, batch: list[LogRecord]) -> list[Replayed]:
+        if self.abort_reason is not None:
+            return [_failed(record, f"not sent: {self.abort_reason}") for record in batch]
+        started = time.perf_counter()
+        try:
+            results = self.backend.search_many([r.query for r in batch], self.mode, self.depth)
+        except BackendError as exc:
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= MAX_FAILED_BATCHES:
+                self.abort_reason = f"{MAX_FAILED_BATCHES} batches failed in a row ({exc})"
+            return [_failed(record, str(exc)) for record in batch]
+        self.failed_in_a_row = 0
+        # The round trip is shared by the batch; each query gets its share.
+        latency = (time.perf_counter() - started) * 1000.0 / len(batch)
+        rows = []
+        for record, result in zip(batch, results, strict=True):
+            if result.error is not None:
+                rows.append(_failed(record, result.error, latency))
+            else:
+                status: Status = "ok" if result.hits else "empty"
+                rows.append(Replayed(record, status, result.hits, latency, result.took_ms))
+        return rows
+
+
+def _failed(record: LogRecord, reason: str, latency: float | None = None) -> Replayed:
+    return Replayed(record, "error", [], latency, None, reason)

@@ -1,0 +1,203 @@
+"""Whole audits, through the library and through the `auditor` command as a user types it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from auditor.audit import run_audit
+from auditor.backends import BackendError, Fingerprint, SearchResult
+from auditor.backends.embedded import EmbeddedBackend
+from auditor.config import load_settings
+from auditor.store import Store
+
+from .conftest import FIXTURES, ROOT
+
+SCIFACT = FIXTURES / "scifact"
+
+
+def auditor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("AUDITOR_ES_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "auditor.cli", *args], cwd=cwd, env=env, text=True,
+        capture_output=True, timeout=600,
+    )
+
+
+def write_config(directory: Path, **extra: object) -> Path:
+    values = {
+        "log": str(SCIFACT / "log.jsonl"),
+        "qrels": str(SCIFACT / "qrels.tsv"),
+        "corpus": str(SCIFACT / "corpus.jsonl"),
+        "store": str(directory / "audit.duckdb"),
+        "index": str(directory / "index"),
+        "encoder": "hash",
+        "mode": "bm25",
+        **extra,
+    }
+    lines = [f"{key} = {json.dumps(value)}" for key, value in values.items() if value is not None]
+    path = directory / "audit.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("audit")
+    write_config(directory)
+    built = auditor("index", "build", cwd=directory)
+    assert built.returncode == 0, built.stderr
+    return directory
+
+
+def test_run_json_summary_parses(workdir: Path) -> None:
+    done = auditor("run", "--json", "--k", "1,10,100", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] == "complete" and data["run_id"]
+    assert data["counts"]["read"] == data["counts"]["accepted"] == 50
+    assert data["counts"]["by_status"]["ok"] == 50
+    assert set(data["metrics"]) == {
+        f"{m}@{k}" for m in ("recall", "precision", "hit", "mrr", "ndcg", "judged", "complete")
+        for k in (1, 10, 100)
+    }
+    recall = data["metrics"]["recall@100"]
+    assert recall["n"] == 50 and 0.5 < recall["mean"] <= 1.0
+    assert data["metrics"]["recall@1"]["mean"] <= data["metrics"]["recall@10"]["mean"]
+
+
+def test_summary_table_prints_means_and_n(workdir: Path) -> None:
+    done = auditor("run", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    for word in ("complete", "recall", "ndcg", "mrr", "@10", " n "):
+        assert word in done.stdout
+    listing = auditor("runs", "--json", cwd=workdir)
+    assert len(json.loads(listing.stdout)) >= 1
+
+
+def test_bad_lines_are_quarantined_and_counts_add_up(workdir: Path) -> None:
+    done = auditor("run", "--json", "--log", str(FIXTURES / "bad_log.jsonl"), cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    counts = data["counts"]
+    assert counts["read"] == counts["accepted"] + counts["quarantined"] + counts["blank"]
+    assert (counts["accepted"], counts["quarantined"]) == (8, 5)
+    with duckdb.connect(str(workdir / "audit.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT line, field, reason FROM quarantine WHERE run_id = ? ORDER BY line",
+            [data["run_id"]],
+        ).fetchall()
+        stored = con.execute(
+            "SELECT count(*) FROM query_results WHERE run_id = ?", [data["run_id"]]
+        ).fetchone()[0]
+    assert [line for line, _, _ in rows] == [3, 5, 8, 10, 12]
+    assert all(reason for _, _, reason in rows)
+    assert stored == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--log", "missing.jsonl"], "missing.jsonl does not exist"),
+        (["run", "--k", "ten"], "--k takes comma-separated whole numbers"),
+        (["run", "--mode", "fuzzy"], "mode"),
+        (["run", "--config", "nope.toml"], "config file nope.toml does not exist"),
+        (["run", "--index", "no-index-here"], "auditor index build"),
+        (["runs", "--store", "nowhere.duckdb"], "no results store"),
+    ],
+)
+def test_errors_are_one_sentence_exit_2_no_traceback(
+    workdir: Path, args: list[str], needle: str
+) -> None:
+    done = auditor(*args, cwd=workdir)
+    assert done.returncode == 2
+    assert needle in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_metrics_stored_per_query_with_nulls_for_unjudged(workdir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        json.dumps({"query_id": "judged", "query": "cells", "relevant": {"nope": 1}}) + "\n"
+        + json.dumps({"query_id": "unjudged", "query": "cells"}) + "\n"
+    )
+    settings = load_settings(write_config(tmp_path, log=str(log), qrels=None,
+                                          index=str(workdir / "index")))
+    run_id, status = run_audit(settings)
+    assert status == "complete"
+    with duckdb.connect(str(settings.store), read_only=True) as con:
+        values = dict(con.execute(
+            "SELECT query_id, value FROM metrics WHERE run_id = ? AND metric = 'recall@10'",
+            [run_id],
+        ).fetchall())
+    assert values == {"judged": 0.0, "unjudged": None}
+    means = {row["metric"]: row for row in Store(settings.store).metric_means(run_id)}
+    assert means["recall@10"]["n"] == 1 and means["recall@10"]["undefined"] == 1
+
+
+class FlakyBackend:
+    """Wraps a real backend; fails the batches it is told to (fault injection)."""
+
+    name = "flaky"
+
+    def __init__(self, inner: EmbeddedBackend, fail: set[int]) -> None:
+        self.inner, self.fail, self.calls = inner, fail, 0
+
+    def search_many(self, queries: Sequence[str], mode, depth) -> list[SearchResult]:
+        self.calls += 1
+        if self.calls in self.fail:
+            raise BackendError("index unreachable")
+        return self.inner.search_many(queries, mode, depth)
+
+    def fingerprint(self) -> Fingerprint:
+        return self.inner.fingerprint()
+
+
+def test_failed_batch_marks_queries_and_run_partial(workdir: Path, tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, index=str(workdir / "index")), batch_size=10)
+    inner = EmbeddedBackend.open(settings.index, None)
+    run_id, status = run_audit(settings, backend=FlakyBackend(inner, fail={2}))
+    assert status == "partial"
+    with duckdb.connect(str(settings.store), read_only=True) as con:
+        statuses = dict(con.execute(
+            "SELECT status, count(*) FROM query_results WHERE run_id = ? GROUP BY status",
+            [run_id],
+        ).fetchall())
+        reason = con.execute("SELECT status_reason FROM runs WHERE run_id = ?",
+                             [run_id]).fetchone()[0]
+    assert statuses == {"ok": 40, "error": 10}  # every query still has its row
+    assert "10 of 50 queries failed" in reason
+
+
+def test_index_down_stops_sending_and_run_is_failed(workdir: Path, tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, index=str(workdir / "index")), batch_size=5)
+    flaky = FlakyBackend(EmbeddedBackend.open(settings.index, None), fail=set(range(1, 100)))
+    run_id, status = run_audit(settings, backend=flaky)
+    assert status == "failed"
+    assert flaky.calls == 3  # gave up after three failed batches in a row
+    with duckdb.connect(str(settings.store), read_only=True) as con:
+        n, errors = con.execute(
+            "SELECT count(*), count(error) FROM query_results WHERE run_id = ?", [run_id]
+        ).fetchone()
+    assert n == errors == 50
+
+
+@pytest.mark.model
+def test_demo_from_a_clean_directory(tmp_path: Path) -> None:
+    """What `make demo` runs: real MiniLM, the shipped audit.toml, fixtures → summary."""
+    (tmp_path / "fixtures").symlink_to(FIXTURES)
+    (tmp_path / "audit.toml").write_text((ROOT / "audit.toml").read_text())
+    done = auditor("demo", "--no-dashboard", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "complete" in done.stdout and "recall" in done.stdout
+    assert (tmp_path / ".auditor" / "audit.duckdb").is_file()
+    again = auditor("run", "--json", cwd=tmp_path)  # `auditor run` with no arguments works
+    assert json.loads(again.stdout)["metrics"]["ndcg@10"]["n"] == 50
