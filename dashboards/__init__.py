@@ -1,0 +1,1 @@
+"""Streamlit dashboard pages (arriving with the dashboard issue)."""

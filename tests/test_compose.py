@@ -1,0 +1,46 @@
+"""docker-compose.yml cannot run here (no Docker engine): check what can be checked."""
+
+from __future__ import annotations
+
+import yaml
+
+from .conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+README = (ROOT / "README.md").read_text()
+
+
+def test_services_images_and_loopback_ports() -> None:
+    services = COMPOSE["services"]
+    assert set(services) == {"elasticsearch", "dashboard", "nightly"}
+    image = services["elasticsearch"]["image"]
+    assert image.startswith("docker.elastic.co/elasticsearch/elasticsearch:9.")
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+    assert "discovery.type=single-node" in services["elasticsearch"]["environment"]
+
+
+def test_volumes_are_declared_and_shared_by_the_auditor_services() -> None:
+    declared = set(COMPOSE["volumes"])
+    for service in COMPOSE["services"].values():
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in declared
+    store = {s["environment"][0] for s in (COMPOSE["services"]["dashboard"],)}
+    assert store == {"AUDITOR_STORE=/data/audit.duckdb"}
+    nightly_env = COMPOSE["services"]["nightly"]["environment"]
+    assert "AUDITOR_STORE=/data/audit.duckdb" in nightly_env
+    assert "AUDITOR_ES_URL=http://elasticsearch:9200" in nightly_env
+
+
+def test_secrets_are_passed_through_not_written() -> None:
+    env = COMPOSE["services"]["nightly"]["environment"]
+    assert "AUDITOR_ES_API_KEY" in env  # name only: the value comes from the user's shell
+    assert not any(item.startswith("AUDITOR_ES_API_KEY=") for item in env)
+
+
+def test_readme_documents_compose_with_the_same_names() -> None:
+    assert "docker compose up -d elasticsearch" in README
+    assert "127.0.0.1:9200" in README
+    image_tag = COMPOSE["services"]["elasticsearch"]["image"].rsplit(":", 1)[1]
+    assert image_tag in README
