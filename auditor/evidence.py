@@ -1,0 +1,346 @@
+"""Answer sentences and how well a passage supports each one.
+
+Splitting is a deterministic regex splitter that keeps character offsets, so a dashboard
+can highlight the exact span of the answer. Non-factual fragments (questions, courtesy,
+"Here is a summary:" lead-ins, fewer than three content words) are marked, not dropped.
+
+The support score of sentence *s* by passage *p* blends three signals:
+
+- ``dense``: MiniLM cosine of *s* with the best of (a) every window of one or two
+  consecutive sentences of *p* and (b) the whole of *p*. Windows keep one matching sentence
+  from being diluted by a long chunk (MiniLM also truncates at 256 word pieces); the whole
+  passage catches claims that summarise a paragraph.
+- ``containment``: share of the distinct content words of *s* (stemmed, exactly as bm25s
+  indexes them, minus words about the text itself such as "passage" or "mentions") that
+  occur in *p*;
+- ``absent``: how many of those content words *p* lacks, as ``log(1 + n)``. Every unmatched
+  name, number or verb is a chance for an unsupported detail, so two missing words out of
+  twenty weigh more than the share alone says.
+
+``score = sigmoid(BLEND_BIAS + BLEND_WEIGHTS · (dense, containment, absent))``: a logistic
+regression fitted on half A of FaithBench's human labels by ``bench/faithbench.py``, read as
+the probability that the sentence is supported. The bench also scores cosine only,
+containment only, the absent count only and a weighted mean of cosine and containment; the
+blend ranked best on half A (ROC-AUC 0.660 against 0.531 for the best cosine and 0.649 for
+containment). On those labels the lexical signals carry almost all the evidence: FaithBench
+pairs every summary with its own source, so cosine is high for supported and unsupported
+sentences alike; ``dense`` keeps a small positive weight. All weights point the same way, so
+for one sentence a passage holding more of its words never scores lower (a test checks it).
+
+Known limit: the score leans on shared words. At the threshold a sentence may miss about
+one content word of the passage (two when it is long or nearly identical), so an
+abstractive paraphrase (synonyms throughout) fails even when MiniLM finds it close.
+
+Everything is deterministic and offline; embeddings are cached by content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from auditor.embed import Encoder
+
+# Fitted on FaithBench half A by bench/faithbench.py. Order: dense, containment, absent.
+BLEND_WEIGHTS = (0.156, 0.191, -0.807)
+BLEND_BIAS = 1.951
+# The threshold that maximises F1 of flagging "unsupported" (score < threshold) on half A
+# (1,434 sentences from 31 articles; Youden's J picks the same value). Held out, on half B
+# (1,827 sentences, 350 unsupported, 30 other articles): ROC-AUC 0.695, precision 0.276,
+# recall 0.743, F1 0.402. Summary level (min over sentences) ROC-AUC 0.601 against HHEM-2.1
+# English's 0.605 on the same 400 summaries. Details: bench/results/faithbench.json.
+SUPPORT_THRESHOLD = 0.7935
+MIN_CONTENT_WORDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One sentence of an answer; ``text == answer[start:end]``."""
+
+    index: int
+    text: str
+    start: int
+    end: int
+
+
+# splitting -----------------------------------------------------------------------------
+# Words that end with a period without ending the sentence (compared lower-cased); the
+# second set only before a number ("No. 5", "Jan. 3", "pp. 12"), since "no." also ends sentences.
+_ABBREVIATIONS = frozenset(
+    ["mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "al", "approx", "dept", "inc"]
+    + ["ltd", "co", "corp", "gen", "gov", "sen", "rep", "lt", "col", "sgt", "capt", "mt"]
+    + ["ave", "blvd", "cf", "resp", "univ", "assn", "bros", "messrs"]
+)
+_BEFORE_NUMBER = frozenset(
+    ["no", "nos", "vol", "vols", "p", "pp", "fig", "figs", "ch", "sec", "art", "ca", "est"]
+    + ["jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"]
+)
+_TERMINAL = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*")
+# "- ", "2. ", "b) ", "## " at a line start; not "J. " (an initial, as in "J. R. R. Tolkien").
+_LIST_MARKER = re.compile(
+    r"^[ \t]*(?:[-*+\u2022]|\d{1,3}[.)]|[a-z][.)]|[A-Z]\)|#{1,6})[ \t]+", re.M
+)
+_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+
+
+def _is_abbreviation(text: str, dot: int, following: str) -> bool:
+    """A period after an abbreviation, an initial (J. K.) or a dotted acronym (U.S., e.g.)."""
+    match = _WORD_BEFORE.search(text, max(0, dot - 24), dot)
+    if match is None:
+        return False
+    word = match.group(1)
+    lower = word.lower()
+    if lower in _BEFORE_NUMBER:
+        return following.isdigit()
+    return lower in _ABBREVIATIONS or (len(word) == 1 and word.isupper()) or "." in word
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences with offsets. A cut follows ., ! or ? (plus closing quotes) when whitespace and
+    a non-lowercase character follow and the period does not end an abbreviation; a line break
+    cuts unless the next line continues in lowercase (hard wrap) without a list marker.
+    Leading list markers are not part of a sentence."""
+    in_marker = {i for m in _LIST_MARKER.finditer(text) for i in range(m.start(), m.end())}
+    cuts: set[int] = set()
+    for match in _TERMINAL.finditer(text):
+        end = match.end()
+        if match.start() in in_marker or (end < len(text) and not text[end].isspace()):
+            continue
+        rest = text[end:].lstrip()
+        if rest and (rest[0].islower() or rest[0] in ",;:%"):
+            continue
+        if match.group() == "." and _is_abbreviation(text, match.start(), rest[:1]):
+            continue
+        cuts.add(end)
+    for match in re.finditer(r"\n", text):
+        rest = text[match.end() :].lstrip()
+        if not rest or not rest[0].islower() or _LIST_MARKER.match(text, match.end()):
+            cuts.add(match.start())
+    sentences: list[Sentence] = []
+    bounds = [0, *sorted(cuts), len(text)]
+    for left, right in zip(bounds, bounds[1:], strict=False):
+        start, end = left, right
+        while True:  # skip whitespace and list markers ("- ", "2. ", "## ")
+            while start < end and text[start].isspace():
+                start += 1
+            marker = _LIST_MARKER.match(text, start)
+            if marker is None or marker.end() > end or marker.end() == start:
+                break
+            start = marker.end()
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start < end:
+            sentences.append(Sentence(len(sentences), text[start:end], start, end))
+    return sentences
+
+
+# content words ---------------------------------------------------------------------------
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s (and scikit-learn) token pattern
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> tuple[frozenset[str], Callable[[list[str]], list[str]]]:
+    import Stemmer
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN), Stemmer.Stemmer("english").stemWords
+
+
+@lru_cache(maxsize=1)
+def _meta_stems() -> frozenset[str]:
+    return frozenset(_analyzer()[1](list(_META_WORDS)))
+
+
+# Words about the text rather than the world ("the passage mentions ..."): an answer may use
+# them freely, so they never count as unsupported content (stemmed like content words).
+_META_WORDS = ("passage", "article", "text", "document", "context", "summary", "mention")
+_META_WORDS += ("describe", "discuss", "provide")
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased tokens minus English stopwords, Snowball-stemmed: exactly the terms the
+    embedded bm25s index holds, so evidence and retrieval speak of the same words."""
+    stopwords, stem = _analyzer()
+    return stem([token for token in _TOKEN.findall(text.lower()) if token not in stopwords])
+
+
+_BOILERPLATE = re.compile(
+    r"^(?:i\s+hope\s+(?:this|that|it)\b|let\s+me\s+know\b|feel\s+free\b|please\s+let\b"
+    r"|(?:here\s+is|here's|here\s+are|below\s+is)\s+(?:\w+\s+){0,4}"
+    r"(?:summary|answer|overview|breakdown|list|response)\b|i'm\s+sorry\b|sorry,\s"
+    r"|i\s+(?:cannot|can't|could\s+not|am\s+unable|don't\s+have)\b|(?:good|great)\s+question\b"
+    r"|thank\s+you\b|thanks\b)",
+    re.I,
+)
+_LEAD_IN = re.compile(
+    r"^(?:based\s+on|according\s+to|from)\s+(?:the\s+)?(?:provided\s+|given\s+|above\s+)?"
+    r"(?:context|documents?|information|passages?|text|sources?|search\s+results)\s*[,:]?\s*"
+    r"|^(?:in\s+summary|in\s+conclusion|to\s+summari[sz]e|overall|in\s+short)\s*[,:]?\s*",
+    re.I,
+)
+
+
+def is_factual(sentence: Sentence | str) -> bool:
+    """False for questions, courtesy and lead-in boilerplate, headings ending in ':' and
+    fragments with fewer than three content words once a lead-in such as "Based on the
+    provided context," is removed: these carry no claim to check against a source."""
+    text = sentence.text if isinstance(sentence, Sentence) else sentence
+    text = text.strip().strip("*_#>\"'\u201c\u201d ").strip()
+    if not text or text.endswith(("?", ":")) or _BOILERPLATE.match(text):
+        return False
+    return len(content_words(_LEAD_IN.sub("", text, count=1))) >= MIN_CONTENT_WORDS
+
+
+# support ---------------------------------------------------------------------------------
+def embedding_key(model_id: str, text: str) -> str:
+    """Cache key of one embedding: equal text under the same model is never encoded twice."""
+    return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
+
+
+def passage_windows(passage: str) -> list[str]:
+    """Every sentence of the passage and every pair of consecutive sentences, as written."""
+    parts = split_sentences(passage)
+    if len(parts) < 2:
+        return []
+    singles = [part.text for part in parts]
+    pairs = [passage[a.start : b.end] for a, b in zip(parts, parts[1:], strict=False)]
+    return singles + pairs
+
+
+@dataclass(frozen=True, slots=True)
+class SupportSignals:
+    """The S×P signals behind a score, kept apart so the bench can compare blends."""
+
+    window: np.ndarray  # cosine with the best window of 1-2 passage sentences
+    passage: np.ndarray  # cosine with the whole passage
+    containment: np.ndarray  # share of the sentence's content words in the passage
+    absent: np.ndarray  # number of the sentence's content words absent from the passage
+
+    @property
+    def dense(self) -> np.ndarray:
+        return np.maximum(self.window, self.passage)
+
+
+def blend(
+    signals: SupportSignals,
+    weights: Sequence[float] = BLEND_WEIGHTS,
+    bias: float = BLEND_BIAS,
+) -> np.ndarray:
+    """The shipped combination of the signals (see the module docstring), in [0, 1]. A
+    sentence without content words scores 0 (no words, no evidence): it would otherwise
+    count as fully contained in any passage."""
+    logit = (
+        bias
+        + weights[0] * signals.dense
+        + weights[1] * signals.containment
+        + weights[2] * np.log1p(signals.absent)
+    )
+    score = 1.0 / (1.0 + np.exp(-logit))
+    wordless = (signals.containment == 0) & (signals.absent == 0)
+    return np.where(wordless, 0.0, score).astype(np.float32)
+
+
+class SupportScorer:
+    """Scores sentences against passages. ``cache`` maps :func:`embedding_key` to a unit
+    vector; hand in a persisted dict to reuse embeddings across runs."""
+
+    def __init__(self, encoder: Encoder, cache: dict[str, np.ndarray] | None = None) -> None:
+        self.encoder = encoder
+        self.cache: dict[str, np.ndarray] = {} if cache is None else cache
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """Distinct texts, in first-seen order, whose embedding is not cached yet."""
+        model_id = self.encoder.model_id
+        todo = dict.fromkeys(t for t in texts if embedding_key(model_id, t) not in self.cache)
+        return list(todo)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit rows for ``texts``; one ``encode`` call for everything not cached."""
+        model_id = self.encoder.model_id
+        todo = self.missing(texts)
+        if todo:
+            for text, vector in zip(todo, self.encoder.encode(todo), strict=True):
+                self.cache[embedding_key(model_id, text)] = vector
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.stack([self.cache[embedding_key(model_id, t)] for t in texts])
+
+    def signals(self, sentences: Sequence[str], passages: Sequence[str]) -> SupportSignals:
+        """Every signal as an S×P matrix; cosines are clipped to [0, 1]."""
+        windows = [passage_windows(p) for p in passages]
+        flat = [w for group in windows for w in group]
+        vectors = self.embed([*sentences, *passages, *flat])
+        s_vec = vectors[: len(sentences)]
+        p_vec = vectors[len(sentences) : len(sentences) + len(passages)]
+        passage = np.clip(s_vec @ p_vec.T, 0.0, 1.0)
+        window = passage.copy()
+        if flat:
+            w_cos = np.clip(s_vec @ vectors[len(sentences) + len(passages) :].T, 0.0, 1.0)
+            sizes = np.array([len(group) for group in windows])
+            has = np.flatnonzero(sizes)
+            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))[has]
+            window[:, has] = np.maximum.reduceat(w_cos, starts, axis=1)
+        containment, absent = _lexical(sentences, passages)
+        return SupportSignals(window, passage, containment, absent)
+
+    def score_matrix(self, sentences: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+        """S×P support scores in [0, 1]; compare with :data:`SUPPORT_THRESHOLD`."""
+        return blend(self.signals(sentences, passages))
+
+
+def _lexical(sentences: Sequence[str], passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Containment share and absent count of each sentence's distinct content words in
+    each passage (share 0 for a sentence without content words: no words, no evidence).
+    Matrices span only the sentences' vocabulary, so a large passage set stays cheap."""
+    words = [set(content_words(s)) - _meta_stems() for s in sentences]
+    vocab = {w: i for i, w in enumerate(sorted(set().union(*words)))}
+    member = np.zeros((len(sentences), len(vocab)), dtype=np.float32)
+    for row, ws in enumerate(words):
+        member[row, [vocab[w] for w in ws]] = 1.0
+    present = np.zeros((len(passages), len(vocab)), dtype=np.float32)
+    for row, passage in enumerate(passages):
+        present[row, [vocab[w] for w in set(content_words(passage)) if w in vocab]] = 1.0
+    matched = member @ present.T
+    sizes = member.sum(axis=1, keepdims=True)
+    share = np.divide(matched, sizes, out=np.zeros_like(matched), where=sizes > 0)
+    return np.clip(share, 0.0, 1.0), np.maximum(sizes - matched, 0.0)
+
+
+def supported(score: float) -> bool:
+    """True when a support score passes the calibrated threshold."""
+    return score >= SUPPORT_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeSupport:
+    """Best support of one sentence by one chunk or two adjacent chunks joined."""
+
+    score: float
+    chunks: tuple[int, ...]  # positions in the document's chunk list
+    composite: bool  # True when only a joined pair passes the threshold
+
+
+def composite_support(
+    scorer: SupportScorer, sentence: str, chunks: Sequence[str]
+) -> CompositeSupport:
+    """Support from adjacent chunks of one document (in order) when no single chunk has it:
+    a claim split across a chunk boundary is a scatter symptom, not an ungrounded claim."""
+    if not chunks:
+        return CompositeSupport(0.0, (), False)
+    pairs = [f"{a} {b}" for a, b in zip(chunks, chunks[1:], strict=False)]
+    row = scorer.score_matrix([sentence], [*chunks, *pairs])[0]
+    single, pair = row[: len(chunks)], row[len(chunks) :]
+    one = int(np.argmax(single))
+    if supported(float(single[one])) or not len(pair):
+        return CompositeSupport(float(single[one]), (one,), False)
+    two = int(np.argmax(pair))
+    if supported(float(pair[two])):
+        return CompositeSupport(float(pair[two]), (two, two + 1), True)
+    if pair[two] > single[one]:  # unsupported either way: report the closer evidence
+        return CompositeSupport(float(pair[two]), (two, two + 1), False)
+    return CompositeSupport(float(single[one]), (one,), False)

@@ -1,0 +1,344 @@
+"""Answer sentences and their support: golden splits, the score's properties on the hash
+encoder, composite support, real MiniLM at the shipped threshold, FaithBench labels."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from auditor import evidence
+from auditor.backends.embedded import _tokenize
+from auditor.embed import HashEncoder, load_encoder
+from auditor.evidence import (
+    SUPPORT_THRESHOLD,
+    Sentence,
+    SupportScorer,
+    composite_support,
+    content_words,
+    is_factual,
+    split_sentences,
+    supported,
+)
+
+from .conftest import ROOT
+
+
+def texts(answer: str) -> list[str]:
+    return [s.text for s in split_sentences(answer)]
+
+
+# splitting -----------------------------------------------------------------------------
+GOLDEN = [
+    (
+        "Dr. Smith met Mr. Jones in the U.S. on Jan. 5. They talked for 3.5 hours, "
+        "e.g. about cats, i.e. pets. Then they left!",
+        [
+            "Dr. Smith met Mr. Jones in the U.S. on Jan. 5.",
+            "They talked for 3.5 hours, e.g. about cats, i.e. pets.",
+            "Then they left!",
+        ],
+    ),
+    (
+        "Smith et al. (2020) reported a 2.5% rise. The effect was small.",
+        ["Smith et al. (2020) reported a 2.5% rise.", "The effect was small."],
+    ),
+    (
+        "J. R. R. Tolkien wrote it. Prof. Lee agreed, approx. twice.",
+        ["J. R. R. Tolkien wrote it.", "Prof. Lee agreed, approx. twice."],
+    ),
+    (
+        "No. 5 was retired. The answer is no. Next.",
+        ["No. 5 was retired.", "The answer is no.", "Next."],
+    ),
+    ('He said "we will win." The crowd cheered.', ['He said "we will win."', "The crowd cheered."]),
+    (
+        "Is it safe? Yes, it is safe to use. I hope this helps!",
+        ["Is it safe?", "Yes, it is safe to use.", "I hope this helps!"],
+    ),
+    (
+        "Key facts:\n- The tower is 330 m tall.\n- It opened in 1889.\n\n1. Paris hosts it.\n"
+        "b) a lettered item.",
+        [
+            "Key facts:",
+            "The tower is 330 m tall.",
+            "It opened in 1889.",
+            "Paris hosts it.",
+            "a lettered item.",
+        ],
+    ),
+    (
+        "The committee approved the\nbudget on Monday.",
+        ["The committee approved the\nbudget on Monday."],
+    ),
+    (
+        "Version 2.0.1 shipped on 3.4.2024 at 10.30 am.",
+        ["Version 2.0.1 shipped on 3.4.2024 at 10.30 am."],
+    ),
+    ("  \n ", []),
+]
+
+
+@pytest.mark.parametrize(("answer", "expected"), GOLDEN)
+def test_splitter_golden(answer: str, expected: list[str]) -> None:
+    assert texts(answer) == expected
+
+
+@pytest.mark.parametrize(("answer", "expected"), GOLDEN)
+def test_offsets_slice_back_to_the_text(answer: str, expected: list[str]) -> None:
+    sentences = split_sentences(answer)
+    assert [s.index for s in sentences] == list(range(len(sentences)))
+    for sentence in sentences:
+        assert answer[sentence.start : sentence.end] == sentence.text
+    assert all(a.end <= b.start for a, b in zip(sentences, sentences[1:], strict=False))
+
+
+def test_splitter_is_deterministic_and_returns_sentences() -> None:
+    answer = GOLDEN[0][0]
+    assert split_sentences(answer) == split_sentences(answer)
+    assert isinstance(split_sentences(answer)[0], Sentence)
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "Is the tower taller than 300 metres?",
+        "I hope this helps!",
+        "Let me know if you need anything else about the tower.",
+        "Here is a concise summary of the passage:",
+        "Here's a short summary covering the core facts of the passage.",
+        "Based on the provided documents:",
+        "In summary,",
+        "Key points include:",
+        "It opened in 1889.",  # two content words: too little to check
+        "",
+    ],
+)
+def test_non_factual_fragments_are_skipped(fragment: str) -> None:
+    assert not is_factual(fragment)
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "The Eiffel Tower opened to visitors in 1889.",
+        "Based on the provided context, the capital of France is Paris on the Seine.",
+        "In summary, the tower was the tallest structure in the world for 41 years.",
+        "Yes, it is safe to use.",
+    ],
+)
+def test_claims_are_factual(claim: str) -> None:
+    assert is_factual(claim)
+    assert is_factual(Sentence(0, claim, 0, len(claim)))
+
+
+# content words ---------------------------------------------------------------------------
+def test_content_words_are_the_bm25s_terms() -> None:
+    samples = [
+        "The runners were running quickly through Paris in 1889!",
+        "Its passages mention U.S. policies; it is an e-mail.",
+        "",
+    ]
+    assert [content_words(t) for t in samples] == _tokenize(samples, "english")
+    assert content_words("The cats are running") == ["cat", "run"]
+
+
+# support score ---------------------------------------------------------------------------
+class CountingEncoder:
+    """The hash encoder, recording every call so tests can see the cache work."""
+
+    def __init__(self) -> None:
+        self.inner = HashEncoder()
+        self.model_id = self.inner.model_id
+        self.dim = self.inner.dim
+        self.calls: list[list[str]] = []
+
+    def encode(self, items: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(items))
+        return self.inner.encode(items)
+
+
+PASSAGE = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris. "
+    "It was designed by the company of engineer Gustave Eiffel. "
+    "The tower opened in 1889 for the World's Fair. "
+    "Locals first criticised its design, but it became a global icon of France."
+)
+UNRELATED = "Goldfish swim slowly in a glass bowl on the kitchen table."
+
+
+def test_score_matrix_shape_range_and_golden_cases() -> None:
+    scorer = SupportScorer(HashEncoder())
+    same = "The tower opened in 1889 for the World's Fair."
+    sentences = [same, "Octopuses have three hearts and blue blood.", "The tower opened in 1889."]
+    matrix = scorer.score_matrix(sentences, [PASSAGE, UNRELATED])
+    assert matrix.shape == (3, 2) and matrix.dtype == np.float32
+    assert ((matrix >= 0) & (matrix <= 1)).all()
+    assert supported(float(matrix[0, 0])) and matrix[0, 0] > 0.85
+    assert not supported(float(matrix[1, 0])) and not supported(float(matrix[1, 1]))
+    assert matrix[0, 0] > matrix[0, 1]
+
+
+def test_window_beats_the_diluted_whole_passage() -> None:
+    signals = SupportScorer(HashEncoder()).signals(
+        ["The tower opened in 1889 for the World's Fair."], [PASSAGE]
+    )
+    assert signals.window[0, 0] == pytest.approx(1.0, abs=1e-5)  # the identical window
+    assert signals.passage[0, 0] < 0.8
+    assert signals.dense[0, 0] == signals.window[0, 0]
+
+
+def test_containment_and_absent_count_content_words() -> None:
+    scorer = SupportScorer(HashEncoder())
+    sentence = "Gustave Eiffel designed the tower in Lyon."  # gustav eiffel design tower lyon
+    signals = scorer.signals([sentence, "the of and"], [PASSAGE, ""])
+    assert signals.containment[0, 0] == pytest.approx(4 / 5)
+    assert signals.absent[0, 0] == 1
+    assert signals.containment[0, 1] == 0 and signals.absent[0, 1] == 5
+    assert signals.containment[1, 0] == 0 and signals.absent[1, 0] == 0  # no content words
+    assert (evidence.blend(signals)[1] == 0).all()  # ...so no evidence, even from ""
+    # words about the text itself are not claims: "the passage mentions" costs nothing
+    meta = scorer.signals(["The passage mentions that the tower opened in 1889."], [PASSAGE])
+    assert meta.containment[0, 0] == 1.0 and meta.absent[0, 0] == 0
+
+
+def test_score_rises_with_every_matched_word() -> None:
+    """For one sentence, a passage holding more of its words never scores lower."""
+    for size in range(1, 30):
+        matched = np.arange(size + 1, dtype=np.float32)[:, None]
+        signals = evidence.SupportSignals(
+            window=np.full_like(matched, 0.6),
+            passage=np.full_like(matched, 0.5),
+            containment=matched / size,
+            absent=size - matched,
+        )
+        assert (np.diff(evidence.blend(signals)[:, 0]) > 0).all()
+
+
+def test_scores_are_deterministic() -> None:
+    sentences = ["Gustave Eiffel designed the tower.", UNRELATED]
+    first = SupportScorer(HashEncoder()).score_matrix(sentences, [PASSAGE, UNRELATED])
+    second = SupportScorer(HashEncoder()).score_matrix(sentences, [PASSAGE, UNRELATED])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_embeddings_are_cached_and_deduplicated() -> None:
+    encoder = CountingEncoder()
+    scorer = SupportScorer(encoder)
+    sentences = ["Gustave Eiffel designed the tower.", "Gustave Eiffel designed the tower."]
+    first = scorer.score_matrix(sentences, [PASSAGE, UNRELATED])
+    assert len(encoder.calls) == 1  # one batched call for sentences, passages and windows
+    assert len(encoder.calls[0]) == len(set(encoder.calls[0]))
+    second = scorer.score_matrix(sentences, [PASSAGE, UNRELATED])
+    assert len(encoder.calls) == 1  # everything came from the cache
+    np.testing.assert_array_equal(first, second)
+    assert scorer.missing([*sentences, "A new sentence."]) == ["A new sentence."]
+    key = evidence.embedding_key(encoder.model_id, sentences[0])
+    assert key in scorer.cache and scorer.cache[key].shape == (encoder.dim,)
+    # a persisted cache handed to a new scorer is reused as is
+    reused = SupportScorer(encoder, cache=scorer.cache)
+    reused.score_matrix(sentences, [PASSAGE])
+    assert len(encoder.calls) == 1
+
+
+def test_embedding_key_depends_on_model_and_text() -> None:
+    keys = {
+        evidence.embedding_key("m1", "text"),
+        evidence.embedding_key("m2", "text"),
+        evidence.embedding_key("m1", "text "),
+    }
+    assert len(keys) == 3 and all(len(k) == 64 for k in keys)
+
+
+# composite support -------------------------------------------------------------------------
+CHUNKS = [
+    "The Harbour Bridge was planned for decades. Construction finally began in 1923.",
+    "The bridge opened in 1932.",
+    "It carries six lanes of traffic across the harbour.",
+    "Goldfish swim slowly in a glass bowl on the kitchen table.",
+]
+
+
+def test_support_split_across_adjacent_chunks_is_composite() -> None:
+    scorer = SupportScorer(HashEncoder())
+    claim = "The bridge opened in 1932 and carries six lanes of traffic across the harbour."
+    singles = scorer.score_matrix([claim], CHUNKS)[0]
+    assert not any(supported(float(s)) for s in singles)
+    result = composite_support(scorer, claim, CHUNKS)
+    assert result.composite and result.chunks == (1, 2)
+    assert supported(result.score)
+
+
+def test_single_chunk_support_is_not_composite() -> None:
+    scorer = SupportScorer(HashEncoder())
+    result = composite_support(scorer, "The bridge opened to traffic in 1932.", CHUNKS)
+    assert supported(result.score) and not result.composite and result.chunks == (1,)
+
+
+def test_unsupported_claim_is_neither() -> None:
+    scorer = SupportScorer(HashEncoder())
+    result = composite_support(scorer, "Octopuses have three hearts and blue blood.", CHUNKS)
+    assert not supported(result.score) and not result.composite
+    assert composite_support(scorer, "Anything at all here.", []).chunks == ()
+
+
+# real model ---------------------------------------------------------------------------------
+@pytest.mark.model
+def test_real_minilm_supports_a_paraphrase_and_rejects_an_unrelated_claim() -> None:
+    scorer = SupportScorer(load_encoder("minilm"))
+    paraphrase = "Engineer Gustave Eiffel's company designed the Paris tower, opened in 1889."
+    unrelated = "The Great Wall of China was built to keep out northern invaders."
+    wrong_detail = "The tower was designed by Gustave Eiffel and opened in 1925 in Lyon."
+    scores = scorer.score_matrix([paraphrase, unrelated, wrong_detail], [PASSAGE])[:, 0]
+    assert scores[0] >= SUPPORT_THRESHOLD
+    assert scores[1] < SUPPORT_THRESHOLD
+    assert scores[2] < scores[0]
+
+
+# FaithBench labels ---------------------------------------------------------------------------
+@cache
+def _bench() -> ModuleType:
+    """bench/faithbench.py is a script, not a package: load it by path."""
+    spec = importlib.util.spec_from_file_location("faithbench", ROOT / "bench" / "faithbench.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.data
+def test_faithbench_labels_and_halves(shared_data: Path) -> None:
+    path = shared_data / "faithbench" / "samples.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here")
+    bench = _bench()
+    sources, samples, items, odd = bench.load(path)
+    assert (len(sources), len(samples)) == (75, 750)
+    assert odd["unwanted_uncovered"] == 0  # every Unwanted span lands on some sentence
+    assert 0.1 < np.mean([item.unwanted for item in items]) < 0.4
+    halves: dict[str, set[str]] = {}
+    for sample in samples:
+        halves.setdefault(bench.article_key(sources[sample.source]), set()).add(sample.half)
+    assert all(len(h) == 1 for h in halves.values())  # no article straddles the halves
+    assert len(halves) == 61 and {"A", "B"} == set().union(*halves.values())
+    # a summary with an Unwanted span has an unsupported sentence unless the span sits in a
+    # skipped fragment (FaithBench sometimes marks a "Here is a summary:" lead-in)
+    flagged = sum(any(items[k].unwanted for k in s.items) for s in samples)
+    assert sum(s.unwanted for s in samples) - odd["unwanted_in_skipped_sentence"] <= flagged
+
+
+def test_bench_auc_and_threshold_helpers() -> None:
+    bench = _bench()
+    labels = np.array([1, 1, 0, 0, 1, 0], dtype=bool)
+    assert bench.roc_auc(labels, np.array([0.9, 0.8, 0.1, 0.2, 0.7, 0.3])) == 1.0
+    assert bench.roc_auc(labels, np.zeros(6)) == 0.5  # all tied
+    support = np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.7])  # unsupported ones score low
+    threshold = bench.best_threshold(labels, support)
+    assert 0.3 < threshold < 0.7
