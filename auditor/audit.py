@@ -1,28 +1,28 @@
-"""One audit run: log → replay → metrics → store, streaming batch by batch.
+"""One audit run: log → replay → trace → diagnose → metrics → store, batch by batch.
 
-Memory stays bounded by one batch (plus the judgments): each batch is replayed, scored
-and written before the next is read.
+Memory stays bounded by one batch (plus the judgments): each batch is replayed, traced,
+diagnosed, scored and written before the next is read. The corpus pass (coverage and
+self-retrievability) runs once at the end, from what the store holds.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-
 from auditor import __version__
 from auditor.backends import Backend, open_backend
-from auditor.config import AuditSettings
+from auditor.config import AuditSettings, ConfigError
+from auditor.diagnose import QueryCase, SentenceSupport, Thresholds, diagnose, gather
 from auditor.logs import LoadCounts, read_log, read_qrels
-from auditor.metrics import Qrels, evaluate, metrics_for
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
 from auditor.store import RunStatus, Store
+from auditor.tables import BatchResult, batch_tables, judgments_for, quarantine_table
+from auditor.trace import AnswerTrace, Tracer
 
 Progress = Callable[[int], None]
 
@@ -36,10 +36,20 @@ class RunCounts:
     qrels_quarantined: int = 0
     replayed: int = 0
     by_status: dict[str, int] = field(default_factory=lambda: {"ok": 0, "empty": 0, "error": 0})
+    traced: int = 0
+    corpus: dict[str, Any] = field(default_factory=dict)
 
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+
+
+def thresholds(settings: AuditSettings) -> Thresholds:
+    return Thresholds(
+        k=settings.diagnose_k, slow_ms=settings.slow_ms, scatter_limit=settings.scatter_limit,
+        drift_overlap=settings.drift_overlap, crowded_share=settings.crowded_share,
+        duplicate_jaccard=settings.duplicate_jaccard, low_term_overlap=settings.low_term_overlap,
+    )
 
 
 def load_judgments(settings: AuditSettings) -> tuple[dict[str, dict[str, int]], list]:
@@ -56,53 +66,144 @@ def load_judgments(settings: AuditSettings) -> tuple[dict[str, dict[str, int]], 
     return by_query, bad
 
 
+class Audit:
+    """The pieces one run needs, built once."""
+
+    def __init__(self, settings: AuditSettings, backend: Backend | None = None) -> None:
+        if settings.log is None:
+            raise ConfigError("no query log given: set `log` in audit.toml or pass --log")
+        self.settings = settings
+        self.judgments, self.bad_qrels = load_judgments(settings)
+        self.backend = backend or open_backend(settings)
+        self.replayer = Replayer(self.backend, settings.mode, settings.depth)
+        self.tracer = self._tracer() if settings.trace else None
+        self.thresholds = thresholds(settings)
+
+    def _tracer(self) -> Tracer | None:
+        from auditor.embed import load_encoder
+        from auditor.evidence import SupportScorer
+
+        scorer = SupportScorer(load_encoder(self.settings.encoder))
+        return Tracer(self.backend, scorer, self.settings.k)
+
+    def batch(self, first_seq: int, records: list[LogRecord]) -> BatchResult:
+        rows = self.replayer.replay(records)
+        judged = {r.query_id: judgments_for(r, self.judgments) for r in records}
+        has_answers = any(r.answer for r in records)
+        traces = self.tracer.trace(rows) if self.tracer and has_answers else {}
+        served = self._served(rows)
+        cases = self._cases(rows, judged, traces, served)
+        if self.settings.ablations:
+            gather([c for c in cases if c.status != "error"], self.backend, self.settings.mode,
+                   self.thresholds, template=self.settings.mode == "template")
+        diagnoses = [d for case in cases for d in diagnose(case, self.thresholds)]
+        return BatchResult(first_seq, rows, judged, served, traces, diagnoses)
+
+    def _served(self, rows: list[Replayed]) -> dict[str, list[str]]:
+        """Served ids at the run's level (chunk ids map to their documents at doc level)."""
+        served = {row.record.query_id: row.record.served_ids() for row in rows
+                  if row.record.retrieved is not None}
+        if self.settings.level == "chunk":
+            return served
+        ids = sorted({i for values in served.values() for i in values})
+        known = self.backend.fetch(ids) if ids else {}
+        return {q: list(dict.fromkeys(known[i]["doc_id"] if i in known else i for i in values))
+                for q, values in served.items()}
+
+    def _cases(self, rows: list[Replayed], judged: dict[str, dict[str, int]],
+               traces: dict[str, AnswerTrace], served: dict[str, list[str]]) -> list[QueryCase]:
+        level = self.settings.level
+        targets: dict[str, tuple[list[str], bool]] = {}
+        for row in rows:
+            query_id = row.record.query_id
+            relevant = sorted(d for d, g in judged[query_id].items() if g >= 1)
+            trace = traces.get(query_id)
+            if relevant:
+                targets[query_id] = (relevant, False)
+            elif trace is not None:
+                silver = (trace.evidence_docs() if level == "doc" else sorted(
+                    {s.best_chunk_id for s in trace.sentences
+                     if s.status != "ungrounded" and s.best_chunk_id}))
+                targets[query_id] = (silver, True)
+            else:
+                targets[query_id] = ([], False)
+        every = sorted({t for ids, _ in targets.values() for t in ids})
+        present = dict(zip(every, self.backend.contains(every, level), strict=True)) if every \
+            else {}
+        cases = []
+        for row in rows:
+            query_id = row.record.query_id
+            ids, silver = targets[query_id]
+            trace = traces.get(query_id)
+            cases.append(QueryCase(
+                query_id=query_id, query=row.record.query, status=row.status, hits=row.hits,
+                depth=self.settings.depth, mode=self.settings.mode, level=level,
+                targets=ids, silver=silver, missing_targets=[t for t in ids if not present[t]],
+                served=served.get(query_id), latency_ms=row.latency_ms,
+                served_latency_ms=row.record.latency_ms,
+                sentences=_sentence_support(trace),
+                scatter_docs=trace.doc_cover.size if trace else None,
+                scatter_chunks=trace.chunk_cover.size if trace else None,
+            ))
+        return cases
+
+
+def _sentence_support(trace: AnswerTrace | None) -> list[SentenceSupport]:
+    if trace is None:
+        return []
+    return [
+        SentenceSupport(
+            index=s.index, text=s.text,
+            supported_served=any(u.origin == "served" for u in s.supports),
+            replayed_rank=s.replayed_rank,
+            supported_index=s.status != "ungrounded" and not (s.composite and not s.supports),
+            composite_only=s.composite and not s.supports,
+            best_chunk_id=s.best_chunk_id, best_doc_id=s.best_doc_id, best_score=s.best_score,
+        )
+        for s in trace.sentences
+    ]
+
+
 def run_audit(
     settings: AuditSettings,
     progress: Progress | None = None,
     backend: Backend | None = None,
 ) -> tuple[str, RunStatus]:
     """Audit ``settings.log``; returns the run id and its final status."""
-    if settings.log is None:
-        from auditor.config import ConfigError
-
-        raise ConfigError("no query log given: set `log` in audit.toml or pass --log")
-    judgments, bad_qrels = load_judgments(settings)
-    backend = backend or open_backend(settings)
+    audit = Audit(settings, backend)
     store = Store(settings.store)
     run_id = new_run_id()
     store.create_run(
-        run_id,
-        backend=backend.name,
-        mode=settings.mode,
-        level=settings.level,
-        config=settings.snapshot(),
-        fingerprint=backend.fingerprint().as_dict(),
+        run_id, backend=audit.backend.name, mode=settings.mode, level=settings.level,
+        config=settings.snapshot(), fingerprint=audit.backend.fingerprint().as_dict(),
         code_version=__version__,
     )
-    counts = RunCounts(qrels_quarantined=len(bad_qrels))
-    store.append({"quarantine": _quarantine_table(run_id, bad_qrels)})
+    counts = RunCounts(qrels_quarantined=len(audit.bad_qrels))
+    store.append({"quarantine": quarantine_table(run_id, audit.bad_qrels)})
     load = LoadCounts()
-    replayer = Replayer(backend, settings.mode, settings.depth)
     status: RunStatus = "failed"
     reason: str | None = None
     try:
-        seq = 0
         quarantined: list[QuarantineEntry] = []
-        accepted = _accepted(read_log(settings.log, load), quarantined)
-        for batch in batched(accepted, settings.batch_size):
-            rows = replayer.replay(batch)
-            tables = _batch_tables(run_id, seq, rows, judgments, settings)
-            tables["quarantine"] = _quarantine_table(run_id, quarantined)
+        records = _accepted(read_log(settings.log, load), quarantined)
+        for batch in batched(records, settings.batch_size):
+            result = audit.batch(counts.replayed, batch)
+            tables = batch_tables(run_id, result, settings)
+            tables["quarantine"] = quarantine_table(run_id, quarantined)
             store.append(tables)
             quarantined.clear()
-            seq += len(rows)
-            for row in rows:
+            counts.replayed += len(result.rows)
+            counts.traced += len(result.traces)
+            for row in result.rows:
                 counts.by_status[row.status] += 1
-            counts.replayed = seq
             if progress:
-                progress(len(rows))
-        store.append({"quarantine": _quarantine_table(run_id, quarantined)})
-        status, reason = _final_status(counts, replayer.abort_reason)
+                progress(len(result.rows))
+        store.append({"quarantine": quarantine_table(run_id, quarantined)})
+        if counts.by_status["ok"] + counts.by_status["empty"]:
+            from auditor.corpus import corpus_pass
+
+            counts.corpus = corpus_pass(run_id, store, audit.backend, settings)
+        status, reason = _final_status(counts, audit.replayer.abort_reason)
     except KeyboardInterrupt:
         status, reason = "partial", "interrupted"
         raise
@@ -116,7 +217,8 @@ def run_audit(
     return run_id, status
 
 
-def _accepted(items, quarantined: list[QuarantineEntry]):
+def _accepted(items: Iterable[LogRecord | QuarantineEntry],
+              quarantined: list[QuarantineEntry]) -> Iterator[LogRecord]:
     """Pass records through; set quarantine entries aside to be written with the batch."""
     for item in items:
         if isinstance(item, QuarantineEntry):
@@ -134,102 +236,3 @@ def _final_status(counts: RunCounts, abort_reason: str | None) -> tuple[RunStatu
     if errors:
         return "partial", f"{errors} of {counts.replayed} queries failed"
     return "complete", None
-
-
-def _judgments_for(record: LogRecord, judgments: dict[str, dict[str, int]]) -> dict[str, int]:
-    """The qrels file's judgments, overlaid with the record's inline ``relevant``."""
-    merged = dict(judgments.get(record.query_id, {}))
-    merged.update(record.relevant or {})
-    return merged
-
-
-def _batch_tables(
-    run_id: str,
-    first_seq: int,
-    rows: list[Replayed],
-    judgments: dict[str, dict[str, int]],
-    settings: AuditSettings,
-) -> dict[str, pa.Table]:
-    query_rows: list[dict[str, Any]] = []
-    hit_cols: dict[str, list[Any]] = {
-        "seq": [], "query_id": [], "rank": [], "chunk_id": [], "doc_id": [], "score": []
-    }
-    qrel_rows: list[tuple[str, str, int]] = []
-    for offset, row in enumerate(rows):
-        record = row.record
-        seq = first_seq + offset
-        query_rows.append(
-            {
-                "run_id": run_id,
-                "seq": seq,
-                "query_id": record.query_id,
-                "query": record.query,
-                "status": row.status,
-                "error": row.error,
-                "n_hits": len(row.hits),
-                "latency_ms": row.latency_ms,
-                "took_ms": row.took_ms,
-                "logged_at": record.timestamp,
-                "served_latency_ms": record.latency_ms,
-                "served": _json([i.model_dump() for i in record.retrieved or []] or None),
-                "answer": record.answer,
-                "cited": _json(record.cited),
-                "metadata": _json(record.metadata or None),
-            }
-        )
-        for hit in row.hits:
-            hit_cols["seq"].append(seq)
-            hit_cols["query_id"].append(record.query_id)
-            hit_cols["rank"].append(hit.rank)
-            hit_cols["chunk_id"].append(hit.chunk_id)
-            hit_cols["doc_id"].append(hit.doc_id)
-            hit_cols["score"].append(hit.score)
-        merged = _judgments_for(record, judgments)
-        qrel_rows.extend((record.query_id, doc, grade) for doc, grade in merged.items())
-    query_ids = [row.record.query_id for row in rows]
-    ids = hit_cols["doc_id"] if settings.level == "doc" else hit_cols["chunk_id"]
-    values = evaluate(
-        query_ids, hit_cols["query_id"], ids, Qrels.from_rows(qrel_rows), metrics_for(settings.k)
-    )
-    metric_cols: dict[str, list[Any]] = {"query_id": [], "metric": [], "value": []}
-    for name, column in values.items():
-        metric_cols["query_id"].extend(query_ids)
-        metric_cols["metric"].extend([name] * len(query_ids))
-        metric_cols["value"].extend(None if v != v else float(v) for v in column.tolist())
-    return {
-        "query_results": pa.Table.from_pylist(query_rows),
-        "hits": _with_run(run_id, pa.table(hit_cols)),
-        "judgments": _with_run(
-            run_id,
-            pa.table(
-                {
-                    "query_id": [q for q, _, _ in qrel_rows],
-                    "doc_id": [d for _, d, _ in qrel_rows],
-                    "relevance": pa.array([r for _, _, r in qrel_rows], pa.int32()),
-                }
-            ),
-        ),
-        "metrics": _with_run(run_id, pa.table(metric_cols)),
-    }
-
-
-def _with_run(run_id: str, table: pa.Table) -> pa.Table:
-    return table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
-
-
-def _quarantine_table(run_id: str, entries: list[QuarantineEntry]) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {"run_id": run_id, "source": e.source, "line": e.line, "field": e.field,
-             "reason": e.reason, "raw": e.raw}
-            for e in entries
-        ],
-        schema=pa.schema(
-            [("run_id", pa.string()), ("source", pa.string()), ("line", pa.int64()),
-             ("field", pa.string()), ("reason", pa.string()), ("raw", pa.string())]
-        ),
-    )
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)

@@ -164,29 +164,33 @@ def summary(store: Store, run_id: str) -> dict[str, Any]:
             row["metric"]: {"mean": row["mean"], "n": row["n"], "undefined": row["undefined"]}
             for row in store.metric_means(run_id)
         },
+        "causes": {row["cause"]: {"queries": row["queries"], "share": row["share"]}
+                   for row in store.cause_counts(run_id)},
+        "sentences": store.sentence_counts(run_id),
+        "corpus": (run_row["counts"] or {}).get("corpus", {}),
     }
 
 
-def _metrics_table(data: dict[str, Any]) -> Table:
+def _metrics_table(data: dict[str, Any], title: str, names: list[str]) -> Table:
     """Measures as rows, cut-offs as columns; n = queries where the measure is defined."""
-    from auditor.metrics import parse_metric
-
     grid: dict[str, dict[int, dict[str, Any]]] = {}
-    for name, value in data["metrics"].items():
-        metric = parse_metric(name)
-        grid.setdefault(metric.measure, {})[metric.k] = value
+    for name in names:
+        measure, _, k = name.partition("@")
+        grid.setdefault(measure, {})[int(k) if k else 0] = data["metrics"][name]
     ks = sorted({k for row in grid.values() for k in row})
-    table = Table(
-        title=f"{data['mode']} · {data['level']} level · mean over queries with judgments"
-    )
+    table = Table(title=title)
     table.add_column("measure")
     for k in ks:
-        table.add_column(f"@{k}", justify="right")
+        table.add_column(f"@{k}" if k else "", justify="right")
     table.add_column("n", justify="right")
     for measure, row in grid.items():
         cells = ["—" if row.get(k, {}).get("mean") is None else f"{row[k]['mean']:.4f}" for k in ks]
         table.add_row(measure, *cells, str(max(value["n"] for value in row.values())))
     return table
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _report(store: Store, run_id: str, as_json: bool) -> None:
@@ -205,7 +209,35 @@ def _report(store: Store, run_id: str, as_json: bool) -> None:
         f"quarantined {counts.get('quarantined', 0)}, blank {counts.get('blank', 0)}; "
         f"replayed {counts.get('replayed', 0)} {counts.get('by_status', {})}"
     )
-    out.print(_metrics_table(data))
+    from auditor.metrics import MEASURES
+
+    ranking = [n for n in data["metrics"] if n.partition("@")[0] in MEASURES]
+    others = [n for n in data["metrics"] if n not in ranking]
+    out.print(_metrics_table(
+        data, f"{data['mode']} · {data['level']} level · mean over queries with judgments",
+        ranking))
+    if others:
+        out.print(_metrics_table(data, "answers, scatter and drift (silver = from answer "
+                                       "evidence, not judgments)", others))
+    if data["sentences"]:
+        out.print("answer sentences: " + ", ".join(
+            f"{status} {n}" for status, n in sorted(data["sentences"].items())))
+    if data["causes"]:
+        causes = Table(title="why retrieval failed (queries per cause)")
+        for column in ("cause", "queries", "share"):
+            causes.add_column(column, justify="left" if column == "cause" else "right")
+        for cause, value in data["causes"].items():
+            causes.add_row(cause, str(value["queries"]), f"{value['share']:.0%}")
+        out.print(causes)
+    corpus = data["corpus"]
+    if corpus:
+        k = corpus["k"]
+        out.print(
+            f"corpus: {corpus['documents']} documents, coverage@{k} "
+            f"{_fmt(corpus.get(f'corpus_coverage@{k}'))}, gini {_fmt(corpus.get('gini'))}, "
+            f"never retrieved {corpus['never_retrieved_at_depth']} (at depth) / "
+            f"{corpus['never_retrieved_at_k']} (at {k}), unreachable {corpus['unreachable']}"
+        )
     bad = store.quarantine(run_id)
     if bad:
         out.print(f"[yellow]{len(bad)} records quarantined[/] (first 5):")
@@ -234,6 +266,65 @@ def runs(store: StoreOpt = None, config: ConfigOpt = None, as_json: bool = typer
             row["mode"], row["level"], str(counts.get("replayed", "")),
         )
     out.print(table)
+
+
+STATUS_STYLE = {"supported": "green", "retrievable_not_retrieved": "yellow",
+                "ungrounded": "red"}
+
+
+@app.command()
+def trace(
+    query_id: Annotated[str, typer.Argument(help="the logged query id")],
+    run_id: Annotated[str | None, typer.Option("--run", help="run id (default: latest)")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show one answer sentence by sentence with its sources, and why retrieval failed."""
+    from rich.markup import escape
+
+    settings = load_settings(config, store=store)
+    results = Store(settings.store)
+    run_id = run_id or results.latest_run_with(query_id)
+    data = results.query_trace(run_id, query_id)
+    if as_json:
+        typer.echo(json.dumps({"run_id": run_id, **data}, indent=2, default=str))
+        return
+    result = data["result"]
+    out.print(f"[bold]{escape(query_id)}[/] · run {run_id} · replay {result['status']}"
+              f" · {result['n_hits']} hits")
+    out.print(f"query: {escape(result['query'])}")
+    support: dict[int, list[dict[str, Any]]] = {}
+    for row in data["support"]:
+        support.setdefault(row["idx"], []).append(row)
+    if not data["sentences"]:
+        out.print("[dim]no answer logged (or no factual sentence in it)[/]")
+    for sentence in data["sentences"]:
+        style = STATUS_STYLE.get(sentence["status"], "white")
+        out.print(f"\n[{style}]■ {sentence['status']}[/] {escape(sentence['text'])}")
+        rows = support.get(sentence["idx"], [])
+        for row in [r for r in rows if r["origin"] != "index"][:6]:
+            out.print(f"    {row['origin']:<8} #{row['rank']:<3} {escape(row['chunk_id'])} "
+                      f"(doc {escape(row['doc_id'])}) score {row['score']:.3f}")
+        if sentence["status"] != "supported":
+            where = (f"replayed rank {sentence['replayed_rank']}" if sentence["replayed_rank"]
+                     else "not in the replayed top-k")
+            best = sentence["best_chunk_id"] or "—"
+            doc = escape(str(sentence["best_doc_id"]))
+            out.print(f"    best anywhere: {escape(best)} (doc {doc})"
+                      f" score {sentence['best_score']:.3f}, {where}"
+                      + (" · composite" if sentence["composite"] else ""))
+    out.print("\n[bold]causes[/]" if data["diagnoses"] else "\n[green]no failure cause[/]")
+    for row in data["diagnoses"]:
+        evidence = json.loads(row["evidence"]) if row["evidence"] else {}
+        target = f" {escape(row['target_id'])}" if row["target_id"] else ""
+        detail = ", ".join(f"{key}={_short(value)}" for key, value in evidence.items())
+        out.print(f"  [yellow]{row['cause']}[/]{target}: {escape(detail)}")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @app.command()

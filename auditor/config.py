@@ -45,6 +45,17 @@ class AuditSettings(BaseSettings):
     depth: int = Field(default=100, ge=1, le=10_000, description="hits fetched per query")
     level: Literal["doc", "chunk"] = "doc"
     batch_size: int = Field(default=128, ge=1, le=10_000)
+    # evidence and diagnosis
+    trace: bool = Field(default=True, description="trace logged answers to their sources")
+    ablations: bool = Field(default=True, description="replay misses in every mode for causes")
+    self_probe: bool = Field(default=True, description="probe every document with its title")
+    diagnose_k: int = Field(default=10, ge=1, description="cut-off at which misses are diagnosed")
+    slow_ms: float = Field(default=1000.0, gt=0, description="latency budget per query")
+    scatter_limit: int = Field(default=3, ge=1, description="documents an answer may need")
+    drift_overlap: float = Field(default=0.5, ge=0, le=1)
+    crowded_share: float = Field(default=0.5, gt=0, le=1)
+    duplicate_jaccard: float = Field(default=0.9, gt=0, le=1)
+    low_term_overlap: float = Field(default=0.2, ge=0, le=1)
     # embedded backend
     index: Path = Field(default=Path(".auditor/index"), description="embedded index directory")
     corpus: Path | None = Field(default=None, description="corpus to index (BEIR corpus.jsonl)")

@@ -55,6 +55,8 @@ BLEND_BIAS = 1.951
 # recall 0.743, F1 0.402. Summary level (min over sentences) ROC-AUC 0.601 against HHEM-2.1
 # English's 0.605 on the same 400 summaries. Details: bench/results/faithbench.json.
 SUPPORT_THRESHOLD = 0.7935
+PRUNE_KEEP = 1  # passages per sentence scored in full even when they cannot pass
+WINDOWS_PER_CELL = 2  # passage windows embedded per (sentence, passage) scored in full
 MIN_CONTENT_WORDS = 3
 
 
@@ -291,6 +293,58 @@ class SupportScorer:
     def score_matrix(self, sentences: Sequence[str], passages: Sequence[str]) -> np.ndarray:
         """S×P support scores in [0, 1]; compare with :data:`SUPPORT_THRESHOLD`."""
         return blend(self.signals(sentences, passages))
+
+    def score_pruned(self, sentences: Sequence[str], passages: Sequence[str],
+                     keep_best: int = PRUNE_KEEP) -> np.ndarray:
+        """Like :meth:`score_matrix`, embedding only what can matter.
+
+        Embedding dominates the cost, and the lexical signals bound the score: with the
+        best possible cosine (1.0) a passage missing too many of a sentence's words stays
+        under the threshold. Such cells get the lexical-only score (cosine 0), a lower bound
+        under the threshold, unless the passage is among the sentence's ``keep_best`` by
+        that bound. For the cells scored in full, only the ``WINDOWS_PER_CELL`` windows
+        sharing the most content words with the sentence are embedded: the best-matching
+        window is, in practice, one of those (a test checks decisions against the full
+        computation).
+        """
+        if not sentences or not passages:
+            return np.zeros((len(sentences), len(passages)), dtype=np.float32)
+        containment, absent = _lexical(sentences, passages)
+        ones, zeros = np.ones_like(containment), np.zeros_like(containment)
+        upper = blend(SupportSignals(ones, ones, containment, absent))
+        useful = upper >= SUPPORT_THRESHOLD
+        if keep_best:
+            order = np.argsort(-upper, axis=1, kind="stable")[:, :keep_best]
+            np.put_along_axis(useful, order, True, axis=1)
+        useful &= (containment > 0) | (absent > 0)  # wordless sentences stay at 0
+        scores = blend(SupportSignals(zeros, zeros, containment, absent))
+        cells = np.argwhere(useful)
+        if not len(cells):
+            return scores
+        words = [set(content_words(text)) for text in sentences]
+        windows: dict[int, list[tuple[str, set[str]]]] = {}
+        chosen: list[list[str]] = []
+        for row, col in cells.tolist():
+            if col not in windows:
+                windows[col] = [(w, set(content_words(w))) for w in passage_windows(passages[col])]
+            ranked = sorted(windows[col], key=lambda item: -len(item[1] & words[row]))
+            chosen.append([text for text, _ in ranked[:WINDOWS_PER_CELL]])
+        vectors = self._vectors([*sentences, *passages, *(w for ws in chosen for w in ws)])
+        dense = np.zeros(len(cells), dtype=np.float32)
+        for at, ((row, col), group) in enumerate(zip(cells.tolist(), chosen, strict=True)):
+            sentence = vectors[sentences[row]]
+            best = float(sentence @ vectors[passages[col]])
+            for window in group:
+                best = max(best, float(sentence @ vectors[window]))
+            dense[at] = min(max(best, 0.0), 1.0)
+        rows, cols = cells[:, 0], cells[:, 1]
+        full = blend(SupportSignals(dense, dense, containment[rows, cols], absent[rows, cols]))
+        scores[rows, cols] = full
+        return scores
+
+    def _vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        distinct = list(dict.fromkeys(texts))
+        return dict(zip(distinct, self.embed(distinct), strict=True))
 
 
 def _lexical(sentences: Sequence[str], passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

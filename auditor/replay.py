@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Literal
+from typing import Literal, TypeVar
 
 from auditor.backends import Backend, BackendError, Mode
 from auditor.records import Hit, LogRecord
 
 Status = Literal["ok", "empty", "error"]
 MAX_FAILED_BATCHES = 3
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class Replayed:
     error: str | None = None
 
 
-def batched(items: Iterable[LogRecord], size: int) -> Iterator[list[LogRecord]]:
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch

@@ -101,6 +101,65 @@ def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m002_evidence(con: duckdb.DuckDBPyConnection) -> None:
+    """Answer traces, diagnoses and corpus coverage (the diagnosis issue)."""
+    con.execute(
+        """
+        CREATE TABLE sentences (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            text VARCHAR NOT NULL,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            status VARCHAR NOT NULL,
+            served_score DOUBLE,
+            replayed_rank INTEGER,
+            best_chunk_id VARCHAR,
+            best_doc_id VARCHAR,
+            best_score DOUBLE NOT NULL,
+            composite BOOLEAN NOT NULL
+        );
+        CREATE TABLE support (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            origin VARCHAR NOT NULL,
+            chunk_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            rank INTEGER,
+            score DOUBLE NOT NULL
+        );
+        CREATE TABLE diagnoses (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            cause VARCHAR NOT NULL,
+            target_id VARCHAR,
+            evidence JSON NOT NULL
+        );
+        CREATE TABLE scatter (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            level VARCHAR NOT NULL,
+            size INTEGER,
+            approx BOOLEAN NOT NULL,
+            sources JSON NOT NULL
+        );
+        CREATE TABLE corpus_coverage (
+            run_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            title VARCHAR,
+            retrieved_at_k INTEGER NOT NULL,
+            retrieved_at_depth INTEGER NOT NULL,
+            best_rank INTEGER,
+            self_rank INTEGER,
+            reachable BOOLEAN
+        );
+        """
+    )
+
+
 class Store:
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""
 
@@ -218,10 +277,67 @@ class Store:
                     "SELECT metric, avg(value) AS mean, count(value) AS n, "
                     "count(*) - count(value) AS undefined FROM metrics WHERE run_id = ? "
                     "GROUP BY metric ORDER BY split_part(metric, '@', 1), "
-                    "CAST(split_part(metric, '@', 2) AS INTEGER)",
+                    "TRY_CAST(split_part(metric, '@', 2) AS INTEGER) NULLS FIRST",
                     [run_id],
                 )
             )
+
+    def cause_counts(self, run_id: str) -> list[dict[str, Any]]:
+        """Queries per cause, with the share of replayed queries."""
+        with self.connect(read_only=True) as con:
+            return _dicts(con.execute(
+                "SELECT cause, count(DISTINCT query_id) AS queries, count(DISTINCT query_id) / "
+                "(SELECT count(*) FROM query_results WHERE run_id = $1) AS share "
+                "FROM diagnoses WHERE run_id = $1 GROUP BY cause ORDER BY queries DESC, cause",
+                [run_id],
+            ))
+
+    def sentence_counts(self, run_id: str) -> dict[str, int]:
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT status, count(*) FROM sentences WHERE run_id = ? GROUP BY status",
+                [run_id],
+            ).fetchall()
+        return dict(rows)
+
+    def latest_run_with(self, query_id: str) -> str:
+        with self.connect(read_only=True) as con:
+            row = con.execute(
+                "SELECT r.run_id FROM runs r JOIN query_results q USING (run_id) "
+                "WHERE q.query_id = ? ORDER BY r.started_at DESC LIMIT 1", [query_id],
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"no run in {self.path} holds query {query_id!r}")
+        return row[0]
+
+    def query_trace(self, run_id: str, query_id: str) -> dict[str, Any]:
+        """Everything stored about one query of one run: result, sentences, support, causes."""
+        with self.connect(read_only=True) as con:
+            result = _dicts(con.execute(
+                "SELECT * FROM query_results WHERE run_id = ? AND query_id = ?",
+                [run_id, query_id]))
+            if not result:
+                raise StoreError(f"query {query_id!r} is not in run {run_id}")
+            args = [run_id, query_id]
+            return {
+                "result": result[0],
+                "hits": _dicts(con.execute(
+                    "SELECT rank, chunk_id, doc_id, score FROM hits WHERE run_id = ? AND "
+                    "query_id = ? ORDER BY rank LIMIT 20", args)),
+                "sentences": _dicts(con.execute(
+                    "SELECT * FROM sentences WHERE run_id = ? AND query_id = ? ORDER BY idx",
+                    args)),
+                "support": _dicts(con.execute(
+                    "SELECT idx, origin, chunk_id, doc_id, rank, score FROM support "
+                    "WHERE run_id = ? AND query_id = ? "
+                    "ORDER BY idx, origin DESC, score DESC", args)),
+                "diagnoses": _dicts(con.execute(
+                    "SELECT cause, target_id, evidence FROM diagnoses WHERE run_id = ? AND "
+                    "query_id = ? ORDER BY cause, target_id", args)),
+                "metrics": dict(con.execute(
+                    "SELECT metric, value FROM metrics WHERE run_id = ? AND query_id = ?",
+                    args).fetchall()),
+            }
 
     def quarantine(self, run_id: str) -> list[dict[str, Any]]:
         with self.connect(read_only=True) as con:

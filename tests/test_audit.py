@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from auditor.audit import run_audit
-from auditor.backends import BackendError, Fingerprint, SearchResult
+from auditor.backends import BackendError, SearchResult
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.config import load_settings
 from auditor.store import Store
@@ -65,10 +65,22 @@ def test_run_json_summary_parses(workdir: Path) -> None:
     assert data["status"] == "complete" and data["run_id"]
     assert data["counts"]["read"] == data["counts"]["accepted"] == 50
     assert data["counts"]["by_status"]["ok"] == 50
-    assert set(data["metrics"]) == {
+    assert {
         f"{m}@{k}" for m in ("recall", "precision", "hit", "mrr", "ndcg", "judged", "complete")
         for k in (1, 10, 100)
-    }
+    } <= set(data["metrics"])
+    # evidence, scatter and drift from the logged answers and served lists
+    for name in ("answer_coverage", "answer_coverage@10", "index_coverage", "silver_recall@10",
+                 "scatter_docs", "scatter_chunks", "gatherable@10", "effective_sources",
+                 "overlap@10", "rbo", "served_recall@10", "recall_delta@10"):
+        assert data["metrics"][name]["n"] > 0, name
+    assert 0 < data["metrics"]["index_coverage"]["mean"] <= 1
+    assert sum(data["sentences"].values()) > 50
+    assert data["sentences"]["ungrounded"] >= 1  # the fixtures plant ungrounded sentences
+    assert data["causes"]["unsupported_answer"]["queries"] >= 1
+    corpus = data["corpus"]
+    assert corpus["documents"] == 300 and 0 < corpus["corpus_coverage@10"] <= 1
+    assert 0 <= corpus["gini"] < 1
     recall = data["metrics"]["recall@100"]
     assert recall["n"] == 50 and 0.5 < recall["mean"] <= 1.0
     assert data["metrics"]["recall@1"]["mean"] <= data["metrics"]["recall@10"]["mean"]
@@ -144,21 +156,22 @@ def test_metrics_stored_per_query_with_nulls_for_unjudged(workdir: Path, tmp_pat
 
 
 class FlakyBackend:
-    """Wraps a real backend; fails the batches it is told to (fault injection)."""
+    """Wraps a real backend; fails the replay batches it is told to (fault injection)."""
 
     name = "flaky"
 
-    def __init__(self, inner: EmbeddedBackend, fail: set[int]) -> None:
-        self.inner, self.fail, self.calls = inner, fail, 0
+    def __init__(self, inner: EmbeddedBackend, fail: set[int], depth: int = 100) -> None:
+        self.inner, self.fail, self.depth, self.calls = inner, fail, depth, 0
 
     def search_many(self, queries: Sequence[str], mode, depth) -> list[SearchResult]:
-        self.calls += 1
-        if self.calls in self.fail:
-            raise BackendError("index unreachable")
+        if mode == "bm25" and depth == self.depth:  # replay batches, not trace or ablations
+            self.calls += 1
+            if self.calls in self.fail:
+                raise BackendError("index unreachable")
         return self.inner.search_many(queries, mode, depth)
 
-    def fingerprint(self) -> Fingerprint:
-        return self.inner.fingerprint()
+    def __getattr__(self, name: str):  # fetch, contains, analyze, doc_chunks, iter_ids, ...
+        return getattr(self.inner, name)
 
 
 def test_failed_batch_marks_queries_and_run_partial(workdir: Path, tmp_path: Path) -> None:
@@ -201,3 +214,28 @@ def test_demo_from_a_clean_directory(tmp_path: Path) -> None:
     assert (tmp_path / ".auditor" / "audit.duckdb").is_file()
     again = auditor("run", "--json", cwd=tmp_path)  # `auditor run` with no arguments works
     assert json.loads(again.stdout)["metrics"]["ndcg@10"]["n"] == 50
+
+
+def _planted(kind: str) -> str:
+    for line in (SCIFACT / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if kind in record["metadata"].get("planted", []):
+            return record["query_id"]
+    raise AssertionError(f"no planted {kind}")
+
+
+def test_trace_prints_the_answer_sentence_by_sentence(workdir: Path) -> None:
+    assert auditor("run", cwd=workdir).returncode == 0
+    query_id = _planted("ungrounded_sentence")
+    done = auditor("trace", query_id, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert "■ ungrounded" in done.stdout and "■ supported" in done.stdout
+    assert "unsupported_answer" in done.stdout
+    as_json = json.loads(auditor("trace", query_id, "--json", cwd=workdir).stdout)
+    statuses = [s["status"] for s in as_json["sentences"]]
+    assert statuses.count("ungrounded") >= 1
+    supported = [s for s in as_json["sentences"] if s["status"] == "supported"]
+    assert supported and all(s["best_doc_id"] for s in supported)
+    assert any(row["origin"] == "served" for row in as_json["support"])
+    missing = auditor("trace", "no-such-query", cwd=workdir)
+    assert missing.returncode == 2 and "no-such-query" in missing.stderr

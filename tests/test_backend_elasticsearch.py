@@ -264,8 +264,8 @@ def test_explain_and_analyze(tiny: ElasticsearchBackend) -> None:
     assert not tiny.explain("barking dog", "c1")["matched"]
     with pytest.raises(BackendError, match="'nope' is not in index"):
         tiny.explain("dog", "nope")
-    assert tiny.analyze("The Dog's BARKING!") == ["the", "dog's", "barking"]
-    assert tiny.analyze("Hello World", field="title") == ["hello", "world"]
+    assert tiny.analyze(["The Dog's BARKING!"]) == [["the", "dog's", "barking"]]
+    assert tiny.analyze(["Hello World"], field="title") == [["hello", "world"]]
 
 
 # attaching to an index the auditor did not build ----------------------------------------
@@ -349,3 +349,107 @@ def test_credentials_never_leak(es_url: str, tiny: ElasticsearchBackend) -> None
     with pytest.raises(BackendError) as caught:
         ElasticsearchBackend(settings(in_url, "auditor-test-absent"))
     assert SECRET not in str(caught.value) and "does not exist" in str(caught.value)
+
+
+# diagnosis ablations and primitives ---------------------------------------------------
+def test_strip_filters_removes_every_filter_and_says_where() -> None:
+    from auditor.backends.elasticsearch import strip_filters
+
+    body = {
+        "query": {"bool": {"must": [{"match": {"text": "q"}}],
+                           "filter": [{"term": {"doc_id": "A"}}],
+                           "must_not": [{"term": {"doc_id": "Z"}}]}},
+        "knn": [{"field": "embedding", "query_vector": [0.1], "k": 3, "num_candidates": 9,
+                 "filter": {"term": {"doc_id": "A"}}}],
+        "post_filter": {"term": {"lang": "en"}},
+        "aggs": {"f": {"filter": {"bool": {"filter": [{"term": {"x": 1}}]}}}},
+    }
+    stripped, removed = strip_filters(body)
+    assert removed == ["query.bool.filter", "knn[0].filter", "post_filter"]
+    assert stripped["query"]["bool"] == {"must": [{"match": {"text": "q"}}],
+                                         "must_not": [{"term": {"doc_id": "Z"}}]}
+    assert "filter" not in stripped["knn"][0] and "post_filter" not in stripped
+    assert stripped["aggs"] == body["aggs"]  # aggregations do not choose hits: untouched
+    assert "filter" in body["query"]["bool"]  # the input is not changed
+    # should-only bools keep their semantics: without a filter ES would require a should
+    nested, removed = strip_filters({"query": {"bool": {"should": [{"match": {"t": "q"}}],
+                                                        "filter": {"term": {"d": 1}}}},
+                                     "retriever": {"standard": {"filter": {"term": {"d": 1}}}}})
+    assert nested["query"]["bool"] == {"should": [{"match": {"t": "q"}}],
+                                       "minimum_should_match": 0}
+    assert removed == ["query.bool.filter", "retriever.standard.filter"]
+    assert strip_filters({"query": {"constant_score": {"filter": {"term": {"d": 1}}}}}) == (
+        {"query": {"constant_score": {"filter": {"term": {"d": 1}}}}}, [])
+
+
+def test_unfiltered_runs_the_template_without_its_filters(es_url: str,
+                                                          tiny: ElasticsearchBackend) -> None:
+    template = ('{"query": {"bool": {"must": {"match": {"text": "{{query}}"}}, '
+                '"filter": {"term": {"doc_id": "A"}}}}, "post_filter": {"term": {"doc_id": "A"}}}')
+    backend = ElasticsearchBackend(settings(es_url, tiny.index, es_template=template))
+    assert ids(backend, "cat dog", "template") == ["a1"]
+    assert ids(backend, "cat dog", "unfiltered") == ["a1", "b1"]
+    knn = ('{"knn": {"field": "embedding", "query_vector": {{query_vector}}, "k": 5, '
+           '"num_candidates": 10, "filter": {"term": {"doc_id": "C"}}}}')
+    backend = ElasticsearchBackend(settings(es_url, tiny.index, es_template=knn),
+                                   load_encoder("hash"))
+    assert ids(backend, "dog barks", "template") == ["c1"]
+    assert ids(backend, "dog barks", "unfiltered")[0] == "b1"
+
+
+def test_exact_knn_uses_the_flat_copy(tiny: ElasticsearchBackend) -> None:
+    (exact,), (dense,) = (tiny.search_many(["dog barks"], m, 5) for m in ("exact", "dense"))
+    assert [h.chunk_id for h in exact.hits] == [h.chunk_id for h in dense.hits]
+    assert exact.hits[0].score == pytest.approx(dense.hits[0].score, abs=1e-5)  # cosine too
+    assert tiny.fingerprint().params["knn"]["exact"] == "flat copy"
+
+
+def test_exact_knn_without_a_flat_copy_or_painless(es_url: str, index_name: str,
+                                                   client: Any) -> None:
+    """The test node has no painless: without the flat copy, exact kNN is refused with a
+    message that says ann_loss cannot be checked and how to fix it."""
+    client.indices.create(index=index_name, mappings={"properties": {
+        "chunk_id": {"type": "keyword"}, "doc_id": {"type": "keyword"},
+        "text": {"type": "text"},
+        "embedding": {"type": "dense_vector", "dims": 384, "similarity": "cosine"}}})
+    encoder = load_encoder("hash")
+    client.index(index=index_name, id="x", refresh=True, document={
+        "chunk_id": "x", "doc_id": "X", "text": "cat", "embedding": encoder.encode(["cat"])[0]
+        .tolist()})
+    backend = ElasticsearchBackend(settings(es_url, index_name), encoder)
+    assert ids(backend, "cat", "dense") == ["x"]
+    if backend.node.has("lang-painless"):  # a full node: the script_score fallback answers
+        assert ids(backend, "cat", "exact") == ["x"]
+        return
+    with pytest.raises(BackendError, match="ann_loss cannot be checked"):
+        backend.search_many(["cat"], "exact", 3)
+
+
+def test_analyze_in_batches_equals_analyze_one_by_one(es_url: str,
+                                                      tiny: ElasticsearchBackend) -> None:
+    """_mtermvectors (batched) against _analyze (one text a call) as the oracle."""
+    texts = ["The Dog's BARKING! dog", "", "\U0001f600 naïve café, e-mail x@y.org", "a b a",
+             "Kittens chase a ball of yarn " * 20]
+    small = ElasticsearchBackend(settings(es_url, tiny.index))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("auditor.backends.elasticsearch.ANALYZE_BATCH", 2)
+        batched = small.analyze(texts)
+    assert batched == [small._analyze_one(text, "text") for text in texts]
+    assert batched[0] == ["the", "dog's", "barking", "dog"] and batched[1] == []
+
+
+def test_doc_chunks_and_explain_many(es_url: str, index_name: str,
+                                     tiny: ElasticsearchBackend) -> None:
+    rows = [(f"c{i:04d}", f"doc-{i % 3}", "", f"text {i}") for i in range(2100)]
+    rows = list(reversed(rows))  # positions run against chunk id order
+    backend = ElasticsearchBackend.build(settings(es_url, index_name), chunks(rows), None)
+    found = backend.doc_chunks(["doc-1", "doc-9", "doc-0"])
+    assert set(found) == {"doc-0", "doc-1"} and len(found["doc-1"]) == 700  # across pages
+    assert found["doc-0"][:3] == ["c2097", "c2094", "c2091"]  # by position, not by id
+    pairs = [("dog barks", "b1"), ("dog barks", "c1"), ("goldfish bowl", "c1")]
+    explained = tiny.explain_many(pairs)
+    assert [e["matched"] for e in explained] == [True, False, True]
+    for (query, chunk), one in zip(pairs, explained, strict=True):
+        assert one["chunk_id"] == chunk
+        assert one["score"] == pytest.approx(tiny.explain(query, chunk)["score"], rel=1e-6)
+    assert {t["term"] for t in explained[0]["terms"]} >= {"dog", "barks"}

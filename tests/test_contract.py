@@ -137,3 +137,36 @@ def test_embedded_and_elasticsearch_agree_on_bm25_top_hits(
 
         with Elasticsearch(es_url) as client:
             client.options(ignore_status=404).indices.delete(index=name)
+
+
+# diagnosis primitives: analysis, a document's chunks, exact kNN ----------------------------
+def test_analyze_gives_the_index_terms_of_each_text(backend: Backend) -> None:
+    """One list per text, in order; lowercased; an empty text gives no terms. (Stemming and
+    stop words are each index's own: bm25s stems, Elasticsearch's standard analyzer does not.)"""
+    analyzed = backend.analyze(["SATURN Rings", "", "oolong tea"])
+    assert len(analyzed) == 3
+    assert analyzed[0][0] == "saturn" and analyzed[0][1].startswith("ring")
+    assert analyzed[1] == []
+    assert analyzed[2] == ["oolong", "tea"]
+    assert backend.analyze([]) == []
+
+
+def test_doc_chunks_in_position_order_and_unknown_documents_absent(backend: Backend) -> None:
+    """Position order, not id order (dup-b sits before dup-a); unknown documents are absent."""
+    found = backend.doc_chunks(["dupes", "planets", "no-such-doc", "tea"])
+    assert found == {"dupes": ["dup-b", "dup-a"], "planets": ["p1", "p2"], "tea": ["t1", "t2"]}
+    assert backend.doc_chunks([]) == {}
+
+
+def test_exact_knn_agrees_with_dense_on_unambiguous_queries(backend: Backend) -> None:
+    for query, expected in UNAMBIGUOUS.items():
+        assert top(backend, query, "exact")[0] == expected == top(backend, query, "dense")[0]
+    (exact,), (dense,) = (backend.search_many(["tea planet"], m, 7) for m in ("exact", "dense"))
+    assert [h.score for h in exact.hits] == pytest.approx([h.score for h in dense.hits], abs=1e-5)
+
+
+def test_unfiltered_needs_a_template(backend: Backend) -> None:
+    from auditor.backends import BackendError
+
+    with pytest.raises(BackendError):
+        backend.search_many(["tea"], "unfiltered", 5)

@@ -30,3 +30,17 @@ def test_shipped_config_only_uses_known_settings() -> None:
 def test_quickstart_is_the_two_make_commands_and_ci_runs_make_test() -> None:
     assert "make demo" in README and "make test" in README
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_cause_has_its_rule_line() -> None:
+    from auditor.diagnose import RULES
+
+    missing = [c for c, rule in RULES.items() if f"| `{c}` | {rule} |" not in README]
+    assert not missing, f"causes missing from README: {missing}"
+
+
+def test_every_stored_metric_family_is_in_the_glossary() -> None:
+    for name in ("answer_coverage", "answer_coverage@k", "index_coverage", "silver_recall@k",
+                 "scatter_docs", "scatter_chunks", "gatherable@k", "effective_sources",
+                 "overlap@k", "rbo", "served_recall@k", "recall_delta@k"):
+        assert f"| `{name}` |" in README, name

@@ -83,3 +83,15 @@ def test_effective_sources() -> None:
         math.exp(-(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)))
     )
     assert effective_sources({}) is None
+
+
+def test_gini_and_probe_text() -> None:
+    import numpy as np
+
+    from auditor.metrics.corpus import gini, probe_text
+
+    assert gini(np.array([3, 3, 3])) == pytest.approx(0.0)
+    assert gini(np.array([0, 0, 0, 10])) == pytest.approx(0.75)  # (n-1)/n at full concentration
+    assert gini(np.array([])) is None and gini(np.array([0, 0])) is None
+    assert probe_text(" Title ", "Body. More.") == "Title"
+    assert probe_text("", "First sentence here. Second one.") == "First sentence here."

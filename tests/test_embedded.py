@@ -142,3 +142,17 @@ def test_real_minilm_finds_paraphrases(tmp_path: Path) -> None:
     assert ids(backend, "a kitten lying in the sun", "dense")[0] == "a"
     assert ids(backend, "aquarium pets", "dense")[0] == "c"
     assert ids(backend, "kitten", "bm25") == []  # the lexical miss dense search repairs
+
+
+def test_exact_is_dense_and_unfiltered_needs_elasticsearch(tiny: EmbeddedBackend) -> None:
+    exact = tiny.search_many(["cat", "dog barks"], "exact", 3)
+    assert exact == tiny.search_many(["cat", "dog barks"], "dense", 3)
+    with pytest.raises(BackendError, match="needs Elasticsearch"):
+        tiny.search_many(["cat"], "unfiltered", 3)
+
+
+def test_analyze_is_the_bm25_tokenization(tiny: EmbeddedBackend, tmp_path: Path) -> None:
+    assert tiny.analyze(["The cats were RUNNING", "of the"]) == [["cat", "were", "run"], []]
+    plain = EmbeddedBackend.build([Chunk(chunk_id="x", doc_id="X", text="cats")],
+                                  tmp_path / "plain", None, stemmer="none")
+    assert plain.analyze(["The cats were RUNNING"]) == [["cats", "were", "running"]]

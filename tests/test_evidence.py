@@ -342,3 +342,35 @@ def test_bench_auc_and_threshold_helpers() -> None:
     support = np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.7])  # unsupported ones score low
     threshold = bench.best_threshold(labels, support)
     assert 0.3 < threshold < 0.7
+
+
+def test_pruned_scores_make_the_same_decisions_and_embed_less() -> None:
+    from auditor.evidence import SUPPORT_THRESHOLD, SupportScorer
+
+    class Counting:
+        model_id, dim = "hash-bow-384", 384
+
+        def __init__(self) -> None:
+            from auditor.embed import load_encoder
+
+            self.inner, self.texts = load_encoder("hash"), 0
+
+        def encode(self, texts):
+            self.texts += len(texts)
+            return self.inner.encode(texts)
+
+    sentences = ["The cat sat on the warm mat today.", "Paris is the capital of France."]
+    passages = [
+        "The cat sat on the warm mat today. It purred.",
+        "Paris is the capital of France and its largest city.",
+        "Quantum chromodynamics describes the strong interaction between quarks.",
+        "Volcanic eruptions release ash, gases and lava flows into valleys.",
+        "Tea ceremonies in Kyoto follow precise seasonal rituals and utensils.",
+    ]
+    full_encoder, pruned_encoder = Counting(), Counting()
+    full = SupportScorer(full_encoder).score_matrix(sentences, passages)
+    pruned = SupportScorer(pruned_encoder).score_pruned(sentences, passages, keep_best=1)
+    assert ((full >= SUPPORT_THRESHOLD) == (pruned >= SUPPORT_THRESHOLD)).all()
+    assert (pruned <= full + 1e-6).all()  # pruned cells are lower bounds
+    assert abs(pruned[0, 0] - full[0, 0]) < 1e-6 and abs(pruned[1, 1] - full[1, 1]) < 1e-6
+    assert pruned_encoder.texts < full_encoder.texts

@@ -15,8 +15,13 @@ from auditor.records import Hit
 if TYPE_CHECKING:
     from auditor.config import AuditSettings
 
-Mode = Literal["bm25", "dense", "hybrid", "template"]
-MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid", "template")
+# bm25, dense (approximate kNN where the index has it), hybrid (client-side RRF of both),
+# template (the production request body). Two more exist for diagnosis ablations: exact
+# (brute-force kNN: what dense would return without approximation) and unfiltered (the
+# template with its filter clauses stripped); both may also be run on their own.
+Mode = Literal["bm25", "dense", "hybrid", "template", "exact", "unfiltered"]
+MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid", "template", "exact", "unfiltered")
+VECTOR_MODES: tuple[Mode, ...] = ("dense", "hybrid", "exact")  # always need the encoder
 MODE_SYNONYMS = {"knn": "dense"}  # Elasticsearch users say knn
 RRF_K = 60
 
@@ -84,6 +89,30 @@ class Backend(Protocol):
         """Document count, content hash, model id and analyzer parameters."""
         ...
 
+    def analyze(self, texts: Sequence[str]) -> list[list[str]]:
+        """The index's own analysis of each text (its lexical terms, in text order), one list
+        per text. Why: ``vocabulary_mismatch`` names the query terms a document lacks, and
+        only the index's analyzer (stemming, stop words, lowercasing) knows what matches."""
+        ...
+
+    def doc_chunks(self, doc_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Chunk ids of each document in position order (ties by chunk id); an unknown
+        document is absent from the answer. Why: composite support joins adjacent chunks,
+        and a document-level target is judged on the text of all its chunks."""
+        ...
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """A backend that can say why its lexical query scores a chunk as it does (Elasticsearch
+    ``_explain``); optional, so it is not part of :class:`Backend`."""
+
+    def explain_many(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, object]]:
+        """For each ``(query, chunk_id)``: ``{"chunk_id", "matched", "score", "explanation"}``
+        of the ``bm25`` query, in order; a chunk the query does not match has
+        ``matched = False`` and no explanation."""
+        ...
+
 
 def fuse_rrf(rankings: Iterable[list[Hit]], depth: int, k: int = RRF_K) -> list[Hit]:
     """Reciprocal rank fusion: score = sum over rankings of 1 / (k + rank).
@@ -104,11 +133,14 @@ def fuse_rrf(rankings: Iterable[list[Hit]], depth: int, k: int = RRF_K) -> list[
 
 
 def open_backend(settings: AuditSettings) -> Backend:
-    """The configured backend, with an encoder only when the mode needs one."""
+    """The configured backend, with an encoder when the mode needs one or when ablations are
+    on (the dense and exact ablations of a miss embed its query; the encoder is loaded once
+    per process and shared with the tracer)."""
     from auditor.embed import load_encoder
 
-    needs_vectors = settings.mode in ("dense", "hybrid") or (
-        settings.mode == "template" and "{{query_vector}}" in (settings.es_template or "")
+    needs_vectors = settings.mode in VECTOR_MODES or settings.ablations or (
+        settings.mode in ("template", "unfiltered")
+        and "{{query_vector}}" in (settings.es_template or "")
     )
     encoder = load_encoder(settings.encoder) if needs_vectors else None
     if settings.backend == "elasticsearch":

@@ -11,6 +11,12 @@ the production request body ``es_template``: ``{{query}}`` becomes the JSON-esca
 is set to the depth and hits are re-sorted by (score desc, chunk id asc) unless the template
 sorts by something else.
 
+Two modes exist for diagnosis ablations. ``exact`` is brute-force kNN: a top-level ``knn``
+on the ``flat``-indexed copy ``<vector>_exact`` that ``es_index`` writes; on an index without
+it, a ``script_score`` with ``cosineSimilarity`` when the node has painless (or does not say
+which modules it has); otherwise a BackendError says exact kNN (hence ``ann_loss``) is not
+available. ``unfiltered`` is the template with its filters stripped (:func:`strip_filters`).
+
 Queries go in ``_msearch`` batches of ``batch_size``, ``es_concurrency`` batches at a time.
 A search that fails inside a batch becomes that query's error; others are unaffected.
 Connection, retries and error messages: see ``es_index``.
@@ -35,6 +41,7 @@ from auditor.backends import (
     fuse_rrf,
 )
 from auditor.backends.es_index import (
+    EXACT_SUFFIX,
     MODULES,
     Connection,
     backoff,
@@ -56,13 +63,71 @@ log = logging.getLogger(__name__)
 
 KEYWORD_TYPES = ("keyword", "constant_keyword")
 TEXT_TYPES = ("text", "match_only_text")
+NUMERIC_TYPES = ("long", "integer", "short", "byte", "unsigned_long", "double", "float")
 LOOKUP_BATCH = 1000
+ANALYZE_BATCH = 200  # artificial documents per _mtermvectors request
 MAX_CANDIDATES = 10_000
+TEMPLATE_MODES = ("template", "unfiltered")
+# painless: cosine + 1 keeps script scores non-negative, as script_score requires
+EXACT_SCRIPT = "cosineSimilarity(params.query_vector, params.field) + 1.0"
 
 
 def _first(hit: dict[str, Any], field: str) -> str | None:
     values = hit.get("fields", {}).get(field)
     return str(values[0]) if values else None
+
+
+def strip_filters(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of a search body without its filters, and the JSON paths of what was removed.
+
+    Removed: the top-level ``post_filter``; the ``filter`` of every ``bool`` query; the
+    ``filter`` of every ``knn`` (the top-level section, one object or a list, the ``knn``
+    query and the ``knn`` retriever) and of every ``standard`` retriever, at any depth except
+    inside aggregations (which do not choose hits). Kept: ``must_not`` (query logic, not a
+    filter), ``constant_score.filter`` (it is the query itself), ``min_score``. A ``bool``
+    with ``should`` but no ``must`` gets ``minimum_should_match: 0`` (unless it sets one),
+    since without its filter Elasticsearch would start to require a ``should`` match.
+    """
+    removed: list[str] = []
+
+    def walk(node: Any, path: str, parent: str | None) -> Any:
+        if isinstance(node, list):
+            return [walk(item, f"{path}[{i}]", parent) for i, item in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            inner = f"{path}.{key}" if path else key
+            if key in ("aggs", "aggregations") or (key == "post_filter" and not path):
+                if key == "post_filter":
+                    removed.append(inner)
+                else:
+                    out[key] = value
+                continue
+            if key == "filter" and parent in ("bool", "knn", "standard"):
+                removed.append(inner)
+                continue
+            out[key] = walk(value, inner, key)
+        if parent == "bool" and "filter" in node and "should" in out and "must" not in out:
+            out.setdefault("minimum_should_match", 0)
+        return out
+
+    stripped = walk(body, "", None)
+    return stripped, removed
+
+
+def _flatten_explanation(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The term weights of an explanation tree: ``weight(field:term in doc)`` leaves."""
+    found = []
+    description = str(node.get("description", ""))
+    if description.startswith("weight(") and ":" in description:
+        field, _, rest = description[len("weight("):].partition(":")
+        term = rest.split(" in ", 1)[0]
+        found.append({"field": field, "term": term, "score": float(node.get("value", 0.0))})
+        return found
+    for child in node.get("details", []):
+        found.extend(_flatten_explanation(child))
+    return found
 
 
 def _dotted(source: dict[str, Any], path: str) -> Any:
@@ -127,6 +192,11 @@ class ElasticsearchBackend:
         if self.vector is not None and self.vector.get("type") != "dense_vector":
             kind = self.vector.get("type", "object")
             raise BackendError(self._field_problem("vector", f"is a {kind}, not a dense_vector"))
+        exact = field_mapping(self.properties, self.fields["vector"] + EXACT_SUFFIX)
+        self.exact_vector = exact if (exact or {}).get("type") == "dense_vector" else None
+        position = field_mapping(self.properties, self.fields["position"])
+        self.position_field = (self.fields["position"] if (position or {}).get("type")
+                               in NUMERIC_TYPES else None)
 
     def _check_field(self, index: str, properties: dict[str, Any], role: str,
                      types: tuple[str, ...], required: bool) -> bool:
@@ -166,9 +236,11 @@ class ElasticsearchBackend:
             raise BackendError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if not 1 <= depth <= MAX_CANDIDATES:
             raise BackendError(f"depth {depth} is out of range: use 1 to {MAX_CANDIDATES}")
-        if mode == "template" and self._template is None:
-            raise BackendError("template mode needs es_template: set it to the production "
+        if mode in TEMPLATE_MODES and self._template is None:
+            raise BackendError(f"{mode} mode needs es_template: set it to the production "
                                "request body with {{query}} (and {{query_vector}})")
+        if mode == "exact":
+            self._exact_strategy()  # fails the whole call when no exact kNN is possible
         size = self.settings.batch_size
         batches = [list(queries[start:start + size]) for start in range(0, len(queries), size)]
         workers = min(self.settings.es_concurrency, len(batches))
@@ -181,8 +253,8 @@ class ElasticsearchBackend:
 
     def _search_batch(self, queries: list[str], mode: Mode, depth: int) -> list[SearchResult]:
         vectors: list[list[float]] = []
-        if mode in ("dense", "hybrid") or (
-            mode == "template" and "{{query_vector}}" in (self._template or "")
+        if mode in ("dense", "hybrid", "exact") or (
+            mode in TEMPLATE_MODES and "{{query_vector}}" in (self._template or "")
         ):
             vectors = self._require_encoder(mode).encode(queries).tolist()
         bodies: list[dict[str, Any]] = []
@@ -191,8 +263,11 @@ class ElasticsearchBackend:
                 bodies.append({"query": self.bm25_query(query), **self._common(depth)})
             if mode in ("dense", "hybrid"):
                 bodies.append({"knn": self._knn(vectors[row], depth), **self._common(depth)})
-            if mode == "template":
-                bodies.append(self._template_body(query, vectors[row] if vectors else None, depth))
+            if mode == "exact":
+                bodies.append({**self._exact(vectors[row], depth), **self._common(depth)})
+            if mode in TEMPLATE_MODES:
+                body = self._template_body(query, vectors[row] if vectors else None, depth)
+                bodies.append(strip_filters(body)[0] if mode == "unfiltered" else body)
         answers = self._msearch(bodies)
         if mode != "hybrid":
             return [self._result(answer, mode) for answer in answers]
@@ -231,6 +306,29 @@ class ElasticsearchBackend:
     def _knn(self, vector: list[float], depth: int) -> dict[str, Any]:
         return {"field": self.fields["vector"], "query_vector": vector, "k": depth,
                 "num_candidates": min(MAX_CANDIDATES, max(100, 2 * depth))}
+
+    def _exact_strategy(self) -> Literal["flat", "script"]:
+        """How exact kNN runs here: the flat copy, else painless, else not at all."""
+        if self.exact_vector is not None:
+            return "flat"
+        if self.vector is not None and (not self.node.modules or self.node.has("lang-painless")):
+            return "script"
+        exact = self.fields["vector"] + EXACT_SUFFIX
+        raise BackendError(
+            f"exact kNN is not available on index {self.index}: it has no flat-indexed copy "
+            f"{exact!r} of the vectors and the node has no painless for script_score, so "
+            "ann_loss cannot be checked; rebuild the index with `auditor index build` or add "
+            f"a dense_vector field {exact!r} with index_options type flat")
+
+    def _exact(self, vector: list[float], depth: int) -> dict[str, Any]:
+        if self._exact_strategy() == "flat":
+            knn = self._knn(vector, depth)
+            knn["field"] = self.fields["vector"] + EXACT_SUFFIX
+            return {"knn": knn}
+        script = {"source": EXACT_SCRIPT,
+                  "params": {"query_vector": vector, "field": self.fields["vector"]}}
+        return {"query": {"script_score": {
+            "query": {"exists": {"field": self.fields["vector"]}}, "script": script}}}
 
     def _template_body(self, query: str, vector: list[float] | None, depth: int) -> dict[str, Any]:
         text = (self._template or "").replace("{{query}}", json.dumps(query)[1:-1])
@@ -292,25 +390,34 @@ class ElasticsearchBackend:
             if "script" in reason and not self.node.has("lang-painless"):
                 reason += f" (this node has no lang-painless module: {MODULES['lang-painless']})"
             return SearchResult(hits=[], error=self.conn.scrub(reason))
-        to_cosine = mode == "dense" and (self.vector or {}).get("similarity") in (
-            "cosine", "dot_product")
+        to_cosine = self._to_cosine(mode)
         scored = []
         for hit in answer["hits"]["hits"]:
             score = hit.get("_score")
-            if score is not None and to_cosine:
-                score = 2.0 * score - 1.0
-            if mode == "template":
+            if score is not None and to_cosine is not None:
+                score = to_cosine(score)
+            if mode in TEMPLATE_MODES:
                 chunk_id = _first(hit, self.fields["chunk_id"]) or hit["_id"]
                 doc_id = _first(hit, self.fields["doc_id"]) or ""
             else:
                 _, chunk_id, doc_id = hit["sort"]
             scored.append((str(chunk_id), str(doc_id or ""), score))
-        if not (mode == "template" and self._template_sorts) and all(s is not None for *_, s in
-                                                                     scored):
+        if not (mode in TEMPLATE_MODES and self._template_sorts) and all(
+                s is not None for *_, s in scored):
             scored.sort(key=lambda item: (-item[2], item[0]))
         hits = [Hit(chunk_id, doc_id, rank, float(score or 0.0))
                 for rank, (chunk_id, doc_id, score) in enumerate(scored, start=1)]
         return SearchResult(hits=hits, took_ms=float(answer.get("took", 0)))
+
+    def _to_cosine(self, mode: str) -> Callable[[float], float] | None:
+        """Dense scores back to cosine: kNN gives (1 + cos) / 2, the exact script cos + 1."""
+        if mode == "exact" and self._exact_strategy() == "script":
+            return lambda score: score - 1.0
+        vector = self.exact_vector if mode == "exact" else self.vector
+        if mode in ("dense", "exact") and (vector or {}).get("similarity") in (
+                "cosine", "dot_product"):
+            return lambda score: 2.0 * score - 1.0
+        return None
 
     # lookups -------------------------------------------------------------------------
     def _search(self, body: dict[str, Any], what: str) -> dict[str, Any]:
@@ -411,7 +518,8 @@ class ElasticsearchBackend:
             {"uuids": uuids, "max_seq_no": max_seq_no, "chunks": chunk_count,
              "mapping": mapping_hash})
         settings = next(iter(self.indices.values()))["settings"]["index"]
-        model_id = self.meta.get("model_id") or (self._encoder.model_id if self._encoder else "")
+        model_id = self.meta.get("model_id") or (
+            self._encoder.model_id if self._encoder and self.vector is not None else "")
         return Fingerprint(
             backend=self.name,
             document_count=int(docs),
@@ -434,7 +542,9 @@ class ElasticsearchBackend:
                          "fields": self.lexical_fields},
                 "knn": {"num_candidates": "max(100, 2*depth) capped at 10000",
                         "index_options": (self.vector or {}).get("index_options"),
-                        "similarity": (self.vector or {}).get("similarity")},
+                        "similarity": (self.vector or {}).get("similarity"),
+                        "exact": ("flat copy" if self.exact_vector is not None
+                                  else "script_score or unavailable")},
                 "hybrid": {"fusion": "rrf", "k": 60},
                 "template_sha256": canonical_sha256(self._template) if self._template else None,
                 "node_modules": list(self.node.modules),
@@ -457,12 +567,85 @@ class ElasticsearchBackend:
         return {"chunk_id": chunk_id, "matched": bool(body.get("matched")),
                 "score": float(explanation.get("value", 0.0)), "explanation": explanation}
 
-    def analyze(self, text: str, field: str = "text") -> list[str]:
-        """The tokens the index makes of ``text`` in a field (a role name or a field name)."""
+    def explain_many(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """``_explain`` of the bm25 query for many ``(query, chunk_id)`` pairs in ``_msearch``
+        batches: each search is the bm25 query with a ``post_filter`` on the chunk id (a
+        post filter changes neither scores nor explanations) and ``explain: true``."""
+        bodies = [{"query": self.bm25_query(query), "size": 1, "explain": True,
+                   "_source": False, "post_filter": {"term": {self.fields["chunk_id"]: chunk}}}
+                  for query, chunk in pairs]
+        explained = []
+        for start in range(0, len(bodies), self.settings.batch_size):
+            batch = pairs[start:start + self.settings.batch_size]
+            answers = self._msearch(bodies[start:start + self.settings.batch_size])
+            for (_, chunk_id), answer in zip(batch, answers, strict=True):
+                if "error" in answer:
+                    explained.append({"chunk_id": chunk_id, "matched": False, "score": 0.0,
+                                      "explanation": None,
+                                      "error": self.conn.scrub(error_reason(answer["error"]))})
+                    continue
+                hits = answer["hits"]["hits"]
+                explanation = hits[0].get("_explanation") if hits else None
+                explained.append({
+                    "chunk_id": chunk_id, "matched": bool(hits),
+                    "score": float(hits[0]["_score"]) if hits else 0.0,
+                    "terms": _flatten_explanation(explanation) if explanation else [],
+                    "explanation": explanation,
+                })
+        return explained
+
+    def analyze(self, texts: Sequence[str], field: str = "text") -> list[list[str]]:
+        """The tokens the index makes of each text in a field (a role name or a field name),
+        in order, via ``_mtermvectors`` of artificial documents (``ANALYZE_BATCH`` a request).
+        The field's own analyzer runs on each text; tokens come back by position. Should the
+        node refuse term vectors for the field, each text goes to ``_analyze`` instead."""
         name = self.fields.get(field, field)
+        index = next(iter(self.indices))
+        tokens: list[list[str]] = []
+        for start in range(0, len(texts), ANALYZE_BATCH):
+            batch = list(texts[start:start + ANALYZE_BATCH])
+            docs = [{"_index": index, "doc": {name: text}, "fields": [name], "positions": True,
+                     "offsets": True, "term_statistics": False, "field_statistics": False}
+                    for text in batch]
+            body = self.conn.call(lambda d=docs: self.client.mtermvectors(docs=d),
+                                  "analyzing text").body
+            for text, doc in zip(batch, body["docs"], strict=True):
+                if "error" in doc:
+                    tokens.append(self._analyze_one(text, name))
+                    continue
+                terms = doc.get("term_vectors", {}).get(name, {}).get("terms", {})
+                placed = sorted((token.get("position", 0), token.get("start_offset", 0), term)
+                                for term, entry in terms.items() for token in entry["tokens"])
+                tokens.append([term for *_, term in placed])
+        return tokens
+
+    def _analyze_one(self, text: str, name: str) -> list[str]:
         body = self.conn.call(lambda: self.client.indices.analyze(
             index=next(iter(self.indices)), field=name, text=text), "analyzing text").body
         return [token["token"] for token in body.get("tokens", [])]
+
+    def doc_chunks(self, doc_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Chunk ids by document: a terms query on the doc id field, sorted by doc id, then
+        position (when the index maps a numeric ``position`` field; es_fields can name it),
+        then chunk id, paged with ``search_after``. Unknown documents are absent."""
+        doc, chunk = self.fields["doc_id"], self.fields["chunk_id"]
+        sort: list[dict[str, str]] = [{doc: "asc"}, {chunk: "asc"}]
+        if self.position_field is not None:
+            sort.insert(1, {self.position_field: "asc"})
+        wanted = list(dict.fromkeys(doc_ids))
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(wanted), LOOKUP_BATCH):
+            body: dict[str, Any] = {"query": {"terms": {doc: wanted[start:start + LOOKUP_BATCH]}},
+                                    "size": LOOKUP_BATCH, "sort": sort, "_source": False,
+                                    "stored_fields": "_none_", "track_total_hits": False}
+            while True:
+                hits = self._search(body, "listing a document's chunks")["hits"]["hits"]
+                for hit in hits:
+                    found.setdefault(str(hit["sort"][0]), []).append(str(hit["sort"][-1]))
+                if len(hits) < LOOKUP_BATCH:
+                    break
+                body["search_after"] = hits[-1]["sort"]
+        return found
 
     def close(self) -> None:
         self.client.close()

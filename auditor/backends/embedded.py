@@ -1,5 +1,9 @@
 """The embedded in-process index: bm25s for lexical search, exact cosine for dense search.
 
+Dense search is already exact, so ``exact`` mode answers exactly as ``dense`` (an ablation
+that finds no ANN loss here, by construction). ``template`` and ``unfiltered`` need
+Elasticsearch.
+
 On disk an index is a directory of inspectable files, no pickle:
 
 - ``manifest.json``: format, model id, BM25 parameters, counts, content hash;
@@ -91,6 +95,7 @@ class EmbeddedBackend:
         ]
         self.position = {chunk.chunk_id: row for row, chunk in enumerate(self.chunks)}
         self.doc_ids = {chunk.doc_id for chunk in self.chunks}
+        self._doc_chunks: dict[str, list[str]] | None = None
         ids = np.array([chunk.chunk_id for chunk in self.chunks], dtype=object)
         self.id_order = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
         self._encoder = encoder
@@ -158,7 +163,7 @@ class EmbeddedBackend:
     def search_many(self, queries: Sequence[str], mode: Mode, depth: int) -> list[SearchResult]:
         if mode == "bm25":
             rankings = self._bm25_rankings(queries, depth)
-        elif mode == "dense":
+        elif mode in ("dense", "exact"):
             rankings = self._dense_rankings(queries, depth)
         elif mode == "hybrid":
             lexical = self._bm25_rankings(queries, depth)
@@ -166,7 +171,8 @@ class EmbeddedBackend:
             rankings = [fuse_rrf([a, b], depth) for a, b in zip(lexical, dense, strict=True)]
         else:
             raise BackendError(
-                f"mode {mode!r} needs Elasticsearch; the embedded index has bm25, dense, hybrid"
+                f"mode {mode!r} needs Elasticsearch; the embedded index has bm25, dense, "
+                "hybrid and exact"
             )
         return [SearchResult(hits=hits) for hits in rankings]
 
@@ -237,6 +243,25 @@ class EmbeddedBackend:
     def contains(self, ids: Sequence[str], level: Literal["doc", "chunk"]) -> list[bool]:
         known = self.doc_ids if level == "doc" else self.position
         return [item in known for item in ids]
+
+    def analyze(self, texts: Sequence[str]) -> list[list[str]]:
+        """The BM25 index's own terms: bm25s tokens (lowercased, English stop words out),
+        stemmed as at build time."""
+        if not texts:
+            return []
+        return _tokenize(list(texts), self.manifest["bm25"]["stemmer"])
+
+    def doc_chunks(self, doc_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Chunk ids by document in (position, chunk id) order; unknown documents absent."""
+        if self._doc_chunks is None:
+            by_doc: dict[str, list[Chunk]] = {}
+            for chunk in self.chunks:
+                by_doc.setdefault(chunk.doc_id, []).append(chunk)
+            self._doc_chunks = {
+                doc: [c.chunk_id for c in sorted(rows, key=lambda c: (c.position, c.chunk_id))]
+                for doc, rows in by_doc.items()
+            }
+        return {doc: list(self._doc_chunks[doc]) for doc in doc_ids if doc in self._doc_chunks}
 
     def iter_ids(self) -> Iterator[tuple[str, str]]:
         for chunk in self.chunks:

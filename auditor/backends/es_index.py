@@ -9,8 +9,10 @@ own backoff. Credentials live in the client only: messages are scrubbed of them.
 
 The index. ``build_index`` writes one primary shard (BM25 statistics, hence scores, do not
 depend on how documents fall into shards), ``_id`` = chunk id, title and text as ``text``
-with the standard analyzer, the embedding twice (HNSW for kNN, ``flat`` for exact search),
-and records in the mapping's ``_meta`` the model and the corpus hash.
+with the standard analyzer, the chunk's ``position`` in its document, the embedding twice
+(``<vector>`` indexed with HNSW for kNN, ``<vector>_exact`` with ``flat`` so that ``exact``
+mode is a brute-force kNN that needs no painless), and records in the mapping's ``_meta``
+the model and the corpus hash.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = "auditor-es/1"
-ROLES = ("chunk_id", "doc_id", "title", "text", "vector")
+ROLES = ("chunk_id", "doc_id", "title", "text", "vector", "position")
 DEFAULT_FIELDS = {"chunk_id": "chunk_id", "doc_id": "doc_id", "title": "title", "text": "text",
-                  "vector": "embedding"}
+                  "vector": "embedding", "position": "position"}
+EXACT_SUFFIX = "_exact"  # <vector>_exact: the flat-indexed copy that exact mode searches
 RETRY_STATUSES = (429, 502, 503, 504)
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 8.0
@@ -312,7 +315,7 @@ def index_mapping(fields: dict[str, str], dim: int | None) -> dict[str, Any]:
     properties: dict[str, Any] = {
         fields["chunk_id"]: {"type": "keyword"},
         fields["doc_id"]: {"type": "keyword"},
-        "position": {"type": "integer"},
+        fields["position"]: {"type": "integer"},
         fields["title"]: {"type": "text", "analyzer": "standard"},
         fields["text"]: {"type": "text", "analyzer": "standard"},
     }
@@ -320,7 +323,7 @@ def index_mapping(fields: dict[str, str], dim: int | None) -> dict[str, Any]:
         vector = {"type": "dense_vector", "dims": dim, "index": True, "similarity": "cosine"}
         properties[fields["vector"]] = {
             **vector, "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100}}
-        properties[f"{fields['vector']}_exact"] = {**vector, "index_options": {"type": "flat"}}
+        properties[fields["vector"] + EXACT_SUFFIX] = {**vector, "index_options": {"type": "flat"}}
     return {"dynamic": "strict", "properties": properties}
 
 
@@ -358,11 +361,11 @@ def _actions(chunks: Iterable[Chunk], fields: dict[str, str], index: str,
         for row, chunk in enumerate(batch):
             source: dict[str, Any] = {
                 fields["chunk_id"]: chunk.chunk_id, fields["doc_id"]: chunk.doc_id,
-                "position": chunk.position, fields["title"]: chunk.title,
+                fields["position"]: chunk.position, fields["title"]: chunk.title,
                 fields["text"]: chunk.text,
             }
             if vectors is not None:
-                source[fields["vector"]] = source[f"{fields['vector']}_exact"] = vectors[row]
+                source[fields["vector"]] = source[fields["vector"] + EXACT_SUFFIX] = vectors[row]
             yield {"_op_type": "index", "_index": index, "_id": chunk.chunk_id, "_source": source}
         if progress:
             progress(len(batch))

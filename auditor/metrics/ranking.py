@@ -84,78 +84,73 @@ class Qrels:
         )
 
 
-def _keys(query_ids: pa.Array, doc_ids: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(query_ids, doc_ids, "\x1f")
-
-
 def evaluate(
     query_ids: Sequence[str],
     hit_query_ids: pa.Array | Sequence[str],
     hit_ids: pa.Array | Sequence[str],
     qrels: Qrels,
     metrics: Sequence[Metric],
+    collapse: bool = True,
 ) -> dict[str, np.ndarray]:
     """Per-query values of ``metrics``: ``{"recall@10": float64[len(query_ids)], ...}``.
 
+    Hits come grouped by query, in the order of ``query_ids``, each group in rank order.
+    ``hit_ids`` may be strings or a dictionary-encoded Arrow array (as Parquet and DuckDB
+    hand them out); then each distinct id is hashed once instead of once per hit.
     ``hit_ids`` are document ids for document-level evaluation (a chunk ranking collapses
-    to its first occurrence per document here) or chunk ids for chunk-level evaluation.
+    to its first occurrence per document) or chunk ids for chunk-level evaluation. Callers
+    whose ids are already distinct within each query pass ``collapse=False`` and skip the
+    costliest step (hashing every id).
     """
     queries = pa.array(list(query_ids), pa.string())
     n_queries = len(queries)
     hit_q = pa.array(hit_query_ids, pa.string())
-    hit_d = pa.array(hit_ids, pa.string())
-    qidx = pc.index_in(hit_q, value_set=queries)
-    if qidx.null_count:
-        raise ValueError("hits name a query that is not in query_ids")
-    qidx_np = qidx.to_numpy(zero_copy_only=False).astype(np.int64)
+    hit_d = _id_array(hit_ids)
+    qidx = _query_index(hit_q, queries)
+    if collapse and len(qidx):
+        keep = _first_occurrence(qidx, hit_d)
+        qidx, hit_d = qidx[keep], hit_d.filter(pa.array(keep))
+    hits_per_query = np.bincount(qidx, minlength=n_queries)
+    starts = np.repeat(np.cumsum(hits_per_query) - hits_per_query, hits_per_query)
+    rank = np.arange(len(qidx), dtype=np.int64) - starts + 1
 
-    keep = _first_occurrence(qidx_np, hit_d)
-    qidx_np = qidx_np[keep]
-    hit_keys = _keys(hit_q.filter(pa.array(keep)), hit_d.filter(pa.array(keep)))
-    starts = np.searchsorted(qidx_np, qidx_np, side="left")
-    rank = np.arange(len(qidx_np), dtype=np.int64) - starts + 1
-
-    position = pc.index_in(hit_keys, value_set=_keys(qrels.query_id, qrels.doc_id))
-    judged = position.is_valid().to_numpy(zero_copy_only=False)
-    grade = np.zeros(len(qidx_np), dtype=np.float64)
-    grade[judged] = qrels.relevance[position.drop_null().to_numpy()]
+    rows, grade = _judged(qidx, hit_d, queries, qrels)
+    judged_q, judged_rank = qidx[rows], rank[rows]
+    relevant = grade >= 1
+    rel_q, rel_rank = judged_q[relevant], judged_rank[relevant]
+    first_q, first_at = np.unique(rel_q, return_index=True)  # rows ascend: first = best rank
+    first_rank = np.full(n_queries, np.inf)
+    first_rank[first_q] = rel_rank[first_at]
+    gain = np.maximum(grade, 0.0) / np.log2(judged_rank + 1.0)  # negative grades gain nothing
 
     num_rel, ideal_q, ideal_rank, ideal_gain = _ideal(queries, qrels)
     undefined = num_rel == 0
-    relevant = grade >= 1
-    rel_ranks = rank[relevant]
-    first_q, first_at = np.unique(qidx_np[relevant], return_index=True)
-    first_rank = np.full(n_queries, np.inf)
-    first_rank[first_q] = rel_ranks[first_at]
-    hits_per_query = np.bincount(qidx_np, minlength=n_queries)
-    discount = 1.0 / np.log2(rank + 1.0)
-    gain = np.maximum(grade, 0.0) * discount  # negative grades gain nothing
     ideal_discounted = ideal_gain / np.log2(ideal_rank + 1.0)
 
     out: dict[str, np.ndarray] = {}
     for metric in metrics:
         k = metric.k
-        within = rank <= k
-        found = np.bincount(qidx_np, weights=(relevant & within), minlength=n_queries)
+        found_k = np.bincount(rel_q[rel_rank <= k], minlength=n_queries).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             if metric.measure == "recall":
-                value = found / num_rel
+                value = found_k / num_rel
             elif metric.measure == "precision":
-                value = found / k
+                value = found_k / k
             elif metric.measure == "hit":
-                value = (found > 0).astype(np.float64)
+                value = (found_k > 0).astype(np.float64)
             elif metric.measure == "complete":
-                value = (found == num_rel).astype(np.float64)
+                value = (found_k == num_rel).astype(np.float64)
             elif metric.measure == "mrr":
                 value = np.where(first_rank <= k, 1.0 / first_rank, 0.0)
             elif metric.measure == "ndcg":
-                dcg = np.bincount(qidx_np, weights=gain * within, minlength=n_queries)
+                within = judged_rank <= k
+                dcg = np.bincount(judged_q[within], weights=gain[within], minlength=n_queries)
                 idcg = np.bincount(
                     ideal_q, weights=ideal_discounted * (ideal_rank <= k), minlength=n_queries
                 )
                 value = np.where(idcg > 0, dcg / idcg, 0.0)
             else:  # judged
-                counted = np.bincount(qidx_np, weights=(judged & within), minlength=n_queries)
+                counted = np.bincount(judged_q[judged_rank <= k], minlength=n_queries)
                 value = counted / np.minimum(hits_per_query, k)
         value = value.astype(np.float64)
         value[undefined] = np.nan
@@ -163,8 +158,66 @@ def evaluate(
     return out
 
 
+def _judged(qidx: np.ndarray, hit_d: pa.Array, queries: pa.Array, qrels: Qrels
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (ascending) of the hits that carry a judgment, and their grades.
+
+    Every id is hashed once (``index_in`` against the judged ids); the (query, id) join then
+    runs on integer keys, and only for hits whose id is judged for some query.
+    """
+    judged_ids = pc.unique(qrels.doc_id)
+    width = max(len(judged_ids), 1)
+    if pa.types.is_dictionary(hit_d.type):  # hash the distinct ids only, then look up codes
+        per_value = pc.fill_null(pc.index_in(hit_d.dictionary, value_set=judged_ids), -1)
+        code = per_value.to_numpy().astype(np.int64)[hit_d.indices.to_numpy(zero_copy_only=False)]
+    else:
+        code = pc.fill_null(pc.index_in(hit_d, value_set=judged_ids), -1).to_numpy()
+    maybe = np.flatnonzero(code >= 0)
+    hit_key = qidx[maybe] * width + code[maybe]
+    qpos = pc.index_in(qrels.query_id, value_set=queries)
+    in_run = qpos.is_valid().to_numpy(zero_copy_only=False)
+    qcode = pc.index_in(qrels.doc_id, value_set=judged_ids).to_numpy(zero_copy_only=False)
+    qrel_key = qpos.drop_null().to_numpy().astype(np.int64) * width + qcode[in_run]
+    order = np.argsort(qrel_key, kind="stable")
+    sorted_keys = qrel_key[order]
+    at = np.searchsorted(sorted_keys, hit_key)
+    at_clipped = np.minimum(at, max(len(sorted_keys) - 1, 0))
+    match = (at < len(sorted_keys)) & (sorted_keys[at_clipped] == hit_key) if len(sorted_keys) \
+        else np.zeros(len(hit_key), dtype=bool)
+    grades = qrels.relevance[in_run][order[at_clipped[match]]].astype(np.float64)
+    return maybe[match], grades
+
+
+def _query_index(hit_q: pa.Array, queries: pa.Array) -> np.ndarray:
+    """Position in ``queries`` of every hit's query, looked up once per group of hits."""
+    if not len(hit_q):
+        return np.zeros(0, dtype=np.int64)
+    runs = pc.run_end_encode(hit_q)
+    position = pc.index_in(runs.values, value_set=queries)
+    if position.null_count:
+        raise ValueError("hits name a query that is not in query_ids")
+    group = position.to_numpy(zero_copy_only=False).astype(np.int64)
+    if np.any(group[1:] <= group[:-1]):
+        raise ValueError("hits must be grouped by query in the order of query_ids")
+    ends = runs.run_ends.to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.repeat(group, np.diff(ends, prepend=0))
+
+
+def _id_array(ids: pa.Array | Sequence[str]) -> pa.Array:
+    """Ids as one Arrow array: dictionary-encoded arrays stay encoded, the rest are strings."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if isinstance(ids, pa.Array) and pa.types.is_dictionary(ids.type):
+        if ids.type.value_type != pa.string():
+            ids = ids.cast(pa.dictionary(ids.type.index_type, pa.string()))
+        return ids
+    return pa.array(ids, pa.string())
+
+
 def _first_occurrence(qidx: np.ndarray, ids: pa.Array) -> np.ndarray:
     """Mask keeping the first row of each (query, id): a chunk ranking → document ranking."""
+    if pa.types.is_dictionary(ids.type):
+        ids = ids.dictionary_decode()  # a dictionary may repeat a value: compare the strings
     codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False).astype(np.int64)
     combined = qidx * (int(codes.max(initial=0)) + 1) + codes
     _, first = np.unique(combined, return_index=True)

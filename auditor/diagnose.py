@@ -1,0 +1,597 @@
+"""Why retrieval failed: causes per query, multi-label, each with the evidence behind it.
+
+Two steps. :func:`gather` collects, in batches, what the rules need for the queries that
+miss something at ``k``: the same queries replayed in other modes (ablations), texts,
+analyzed terms and, on Elasticsearch, ``_explain``. :func:`diagnose` is pure: one rule per
+cause, registered in ``RULES`` (the rule in words, one README line) next to its function.
+
+Vocabulary. A *target* is an id that should be retrieved (judged relevant, else silver
+evidence), compared at the case's level: at ``doc`` level a ranked chunk list collapses to
+documents by first occurrence. A target is *missed* when it is in the index but not in the
+replayed top-``k``; a sentence is *uncovered* when some chunk of the index supports it but
+no replayed chunk within rank ``k`` does. Target causes give one row per target
+(``target_id`` set); query causes one row per query (``target_id`` null). Ranks are
+1-based; a rank outside the searched depth is null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from auditor.backends import Backend, BackendError, Explainer
+from auditor.metrics.drift import overlap_at_k, rbo
+from auditor.records import Hit
+
+Cause = Literal[
+    "not_indexed",
+    "ranked_below_k",
+    "not_retrieved",
+    "vocabulary_mismatch",
+    "semantic_miss",
+    "ann_loss",
+    "fusion_loss",
+    "filtered_out",
+    "scattered",
+    "chunk_split",
+    "crowded_out",
+    "unsupported_answer",
+    "drifted",
+    "empty_result",
+    "slow",
+]
+CAUSES: tuple[Cause, ...] = get_args(Cause)
+ANN_MODES = ("dense", "hybrid", "template")  # runs whose ranking uses approximate kNN
+EMPTY_CAUSES: tuple[Cause, ...] = ("not_indexed", "empty_result")  # all an empty query gets
+MAX_DOC_CHUNKS = 64  # chunks of a document-level target read for its terms
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every configurable number a rule uses (settings carry the same names)."""
+
+    k: int = 10  # the cut-off at which misses are diagnosed
+    slow_ms: float = 1000.0
+    scatter_limit: int = 3
+    drift_overlap: float = 0.5  # overlap@k below this (served vs replayed) is drift
+    crowded_share: float = 0.5  # one document or one duplicate group holding this share of top-k
+    duplicate_jaccard: float = 0.9  # content-word Jaccard at which two chunks are near-duplicates
+    low_term_overlap: float = 0.2  # share of query terms in the document below which = mismatch
+
+
+@dataclass
+class SentenceSupport:
+    """What the trace found for one factual answer sentence (see ``auditor.trace``)."""
+
+    index: int
+    text: str
+    supported_served: bool
+    replayed_rank: int | None  # best replayed rank of a supporting chunk, None if none
+    supported_index: bool  # supported by some chunk anywhere in the index
+    composite_only: bool  # supported only by adjacent chunks joined
+    best_chunk_id: str | None
+    best_doc_id: str | None
+    best_score: float
+
+
+@dataclass
+class QueryCase:
+    """Everything known about one replayed query when it is diagnosed."""
+
+    query_id: str
+    query: str
+    status: str  # ok | empty | error
+    hits: list[Hit]  # replayed ranking (mode of the run), to the probe depth
+    depth: int
+    mode: str
+    level: Literal["doc", "chunk"]
+    targets: list[str]  # ids that should be retrieved: judged relevant, else silver evidence
+    silver: bool  # targets come from answer evidence, not judgments
+    missing_targets: list[str]  # targets not in the index at all (membership check)
+    served: list[str] | None  # what production served (ids at the run's level), if logged
+    latency_ms: float | None
+    served_latency_ms: float | None
+    sentences: list[SentenceSupport] = field(default_factory=list)
+    scatter_docs: int | None = None
+    scatter_chunks: int | None = None
+    ablations: dict[str, list[Hit]] = field(default_factory=dict)  # "bm25", "dense", "exact", ...
+    texts: dict[str, str] = field(default_factory=dict)  # chunk id → title + text, for evidence
+    query_terms: list[str] = field(default_factory=list)  # analyzed query terms
+    target_terms: dict[str, list[str]] = field(default_factory=dict)  # target id → analyzed terms
+    explain: dict[str, Any] = field(default_factory=dict)  # target id → _explain (Elasticsearch)
+    notes: dict[str, str] = field(default_factory=dict)  # what gather could not get → why
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    query_id: str
+    cause: Cause
+    target_id: str | None
+    evidence: dict[str, Any]
+
+
+# rankings at the case's level ----------------------------------------------------------
+@dataclass(frozen=True)
+class Ranking:
+    """A hit list at one level: ids in rank order, each with its rank, best score and chunk."""
+
+    ids: list[str]
+    ranks: dict[str, int]
+    score: dict[str, float]
+    chunk: dict[str, str]
+
+    @classmethod
+    def of(cls, hits: list[Hit], level: str) -> Ranking:
+        score: dict[str, float] = {}
+        chunk: dict[str, str] = {}
+        for hit in hits:  # in rank order: the first occurrence is the best
+            key = hit.doc_id if level == "doc" else hit.chunk_id
+            if key not in score:
+                score[key], chunk[key] = hit.score, hit.chunk_id
+        ids = list(score)
+        return cls(ids, {item: rank for rank, item in enumerate(ids, start=1)}, score, chunk)
+
+    def rank(self, item: str) -> int | None:
+        return self.ranks.get(item)
+
+    def within(self, item: str, k: int) -> bool:
+        rank = self.rank(item)
+        return rank is not None and rank <= k
+
+
+def missed_targets(case: QueryCase, k: int) -> list[str]:
+    """Targets in the index but not in the replayed top-k, in target order."""
+    replayed = Ranking.of(case.hits, case.level)
+    missing = set(case.missing_targets)
+    return [t for t in case.targets if t not in missing and not replayed.within(t, k)]
+
+
+def uncovered_sentences(case: QueryCase, k: int) -> list[SentenceSupport]:
+    """Sentences the index supports that no replayed chunk within rank k supports."""
+    return [s for s in case.sentences if s.supported_index
+            and (s.replayed_rank is None or s.replayed_rank > k)]
+
+
+def term_overlap(case: QueryCase, target: str) -> float | None:
+    """Share of the distinct analyzed query terms found among the target's terms."""
+    terms = set(case.query_terms)
+    if not terms or target not in case.target_terms:
+        return None
+    return len(terms & set(case.target_terms[target])) / len(terms)
+
+
+# gathering -------------------------------------------------------------------------------
+def gather(cases: list[QueryCase], backend: Backend, mode: str, thresholds: Thresholds,
+           template: bool) -> None:
+    """Fill ablations, texts, terms and explanations of the cases that miss at ``k``.
+
+    Ablations replay the missing cases' queries at their depth in ``bm25``, ``dense``,
+    ``exact`` (runs in ``ANN_MODES``) and ``unfiltered`` (``template`` runs), one
+    ``search_many`` per mode and depth; the run's own mode reuses its hits. Texts: the
+    missed targets' chunks (a document's first ``MAX_DOC_CHUNKS``) and the top-k chunks.
+    Terms: the backend's analysis of the query and of each missed target's text. ``_explain``
+    (backends that have it; bm25 and hybrid runs, where it explains the lexical ranking): the
+    best chunk of each missed target found within depth. What cannot be gathered is noted
+    in ``case.notes`` and the rules that need it stay silent; nothing here raises.
+    """
+    k = thresholds.k
+    todo = [c for c in cases if c.status == "ok" and c.hits
+            and (missed_targets(c, k) or uncovered_sentences(c, k))]
+    if not todo:
+        return
+    modes: list[str] = ["bm25", "dense"]
+    modes += ["exact"] if mode in ANN_MODES else []
+    modes += ["unfiltered"] if template else []
+    for depth in sorted({c.depth for c in todo}):
+        group = [c for c in todo if c.depth == depth]
+        for ablation in modes:
+            _ablate(group, backend, ablation, depth, reuse=ablation == mode)
+    _gather_texts(todo, backend, k)
+    if isinstance(backend, Explainer) and mode in ("bm25", "hybrid"):
+        _gather_explanations(todo, backend, k)
+
+
+def _ablate(group: list[QueryCase], backend: Backend, ablation: str, depth: int,
+            reuse: bool) -> None:
+    if reuse:
+        for case in group:
+            case.ablations[ablation] = list(case.hits)
+        return
+    queries = list(dict.fromkeys(case.query for case in group))
+    try:
+        results = backend.search_many(queries, ablation, depth)  # type: ignore[arg-type]
+    except BackendError as exc:
+        for case in group:
+            case.notes[ablation] = str(exc)
+        return
+    by_query = dict(zip(queries, results, strict=True))
+    for case in group:
+        result = by_query[case.query]
+        if result.error is not None:
+            case.notes[ablation] = result.error
+        else:
+            case.ablations[ablation] = result.hits
+
+
+def _gather_texts(cases: list[QueryCase], backend: Backend, k: int) -> None:
+    missed = {c.query_id: missed_targets(c, k) for c in cases}
+    doc_targets = sorted({t for c in cases if c.level == "doc" for t in missed[c.query_id]})
+    try:
+        doc_chunks = backend.doc_chunks(doc_targets) if doc_targets else {}
+        wanted: set[str] = set()
+        for case in cases:
+            replayed = Ranking.of(case.hits, case.level)
+            wanted.update(replayed.chunk[i] for i in replayed.ids[:k])
+            for target in missed[case.query_id]:
+                wanted.update(doc_chunks.get(target, [])[:MAX_DOC_CHUNKS]
+                              if case.level == "doc" else [target])
+        fetched = backend.fetch(sorted(wanted))
+    except BackendError as exc:
+        for case in cases:
+            case.notes["texts"] = str(exc)
+        return
+    texts = {cid: f"{row['title']} {row['text']}".strip() for cid, row in fetched.items()}
+    documents: dict[tuple[str, str], str] = {}  # (case level, target) → the text analyzed
+    for case in cases:
+        replayed = Ranking.of(case.hits, case.level)
+        for item in replayed.ids[:k]:
+            if replayed.chunk[item] in texts:
+                case.texts[replayed.chunk[item]] = texts[replayed.chunk[item]]
+        for target in missed[case.query_id]:
+            chunks = doc_chunks.get(target, []) if case.level == "doc" else [target]
+            if case.level == "doc" and len(chunks) > MAX_DOC_CHUNKS:
+                case.notes["target_terms"] = (f"documents over {MAX_DOC_CHUNKS} chunks: terms "
+                                              f"of their first {MAX_DOC_CHUNKS} chunks only")
+            parts = [texts[c] for c in chunks[:MAX_DOC_CHUNKS] if c in texts]
+            case.texts.update({c: texts[c] for c in chunks[:MAX_DOC_CHUNKS] if c in texts})
+            if parts:
+                documents[(case.level, target)] = "\n".join(parts)
+    queries = sorted({c.query for c in cases})
+    keys = sorted(documents)
+    try:
+        analyzed = backend.analyze(queries + [documents[key] for key in keys])
+    except BackendError as exc:
+        for case in cases:
+            case.notes["terms"] = str(exc)
+        return
+    query_terms = dict(zip(queries, analyzed[:len(queries)], strict=True))
+    target_terms = dict(zip(keys, analyzed[len(queries):], strict=True))
+    for case in cases:
+        case.query_terms = query_terms[case.query]
+        for target in missed[case.query_id]:
+            if (case.level, target) in target_terms:
+                case.target_terms[target] = target_terms[(case.level, target)]
+
+
+def _gather_explanations(cases: list[QueryCase], backend: Explainer, k: int) -> None:
+    wanted: list[tuple[QueryCase, str, str]] = []
+    for case in cases:
+        replayed = Ranking.of(case.hits, case.level)
+        wanted += [(case, t, replayed.chunk[t]) for t in missed_targets(case, k)
+                   if replayed.rank(t) is not None]
+    if not wanted:
+        return
+    try:
+        explained = backend.explain_many([(case.query, chunk) for case, _, chunk in wanted])
+    except BackendError as exc:
+        for case, _, _ in wanted:
+            case.notes["explain"] = str(exc)
+        return
+    for (case, target, _), explanation in zip(wanted, explained, strict=True):
+        case.explain[target] = explanation
+
+
+# rules -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Facts:
+    """What every rule looks at, computed once per case."""
+
+    replayed: Ranking
+    ablations: dict[str, Ranking]
+    missed: list[str]
+    uncovered: list[SentenceSupport]
+
+    def ranks(self, target: str, *modes: str) -> dict[str, int | None]:
+        found = {"replayed": self.replayed, **self.ablations}
+        return {f"{mode}_rank": found[mode].rank(target) if mode in found else None
+                for mode in modes}
+
+
+Rule = Callable[[QueryCase, Thresholds, Facts], list[Diagnosis]]
+RULE_FUNCTIONS: dict[Cause, Rule] = {}
+RULES: dict[Cause, str] = {}  # cause → the rule in words, with its threshold names
+
+
+def rule(cause: Cause, text: str) -> Callable[[Rule], Rule]:
+    """Register the rule of ``cause``; ``text`` is the rule in words, one README line."""
+    if not text or "\n" in text or cause in RULES:
+        raise ValueError(f"rule {cause}: one rule, one line of text")
+
+    def register(function: Rule) -> Rule:
+        RULE_FUNCTIONS[cause], RULES[cause] = function, text
+        return function
+
+    return register
+
+
+def _row(case: QueryCase, cause: Cause, target: str | None, **evidence: Any) -> Diagnosis:
+    return Diagnosis(case.query_id, cause, target, evidence)
+
+
+@rule("not_indexed", "a target (judged relevant or silver evidence id) is absent from the index")
+def _not_indexed(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    return [_row(case, "not_indexed", target, missing_ids=list(case.missing_targets),
+                 level=case.level, silver=case.silver) for target in case.missing_targets]
+
+
+@rule(
+    "ranked_below_k",
+    "a target in the index is not in the replayed top-k but further down, at rank r with k < "
+    "r ≤ depth",
+)
+def _ranked_below_k(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    rows = []
+    for target in f.missed:
+        rank = f.replayed.rank(target)
+        if rank is None:
+            continue
+        score, at_k = f.replayed.score[target], f.replayed.score[f.replayed.ids[t.k - 1]]
+        rows.append(_row(case, "ranked_below_k", target, rank=rank, k=t.k, depth=case.depth,
+                         score=score, score_at_k=at_k, score_gap=at_k - score,
+                         chunk_id=f.replayed.chunk[target], explain=case.explain.get(target)))
+    return rows
+
+
+@rule(
+    "not_retrieved",
+    "a target in the index is not in the replayed list at all (not within depth)",
+)
+def _not_retrieved(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    rows = []
+    dense = f.ablations.get("dense")
+    for target in f.missed:
+        if f.replayed.rank(target) is not None:
+            continue
+        rows.append(_row(case, "not_retrieved", target, depth=case.depth,
+                         term_overlap=term_overlap(case, target),
+                         dense_similarity=dense.score.get(target) if dense else None,
+                         **f.ranks(target, "bm25", "dense")))
+    return rows
+
+
+@rule(
+    "vocabulary_mismatch",
+    "a missed target is outside the bm25 ablation's top-k while the dense ablation has it in "
+    "top-k, or holds less than low_term_overlap of the analyzed query terms (and bm25 misses "
+    "it too)",
+)
+def _vocabulary_mismatch(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    bm25, dense = f.ablations.get("bm25"), f.ablations.get("dense")
+    rows = []
+    for target in f.missed:
+        lexical_miss = bm25 is None or not bm25.within(target, t.k)
+        by = []
+        if bm25 is not None and dense is not None and lexical_miss and dense.within(target, t.k):
+            by.append("ablation")
+        overlap = term_overlap(case, target)
+        if overlap is not None and overlap < t.low_term_overlap and lexical_miss:
+            by.append("term_overlap")
+        if not by:
+            continue
+        terms = case.target_terms.get(target)
+        absent = None if terms is None else [
+            w for w in dict.fromkeys(case.query_terms) if w not in set(terms)]
+        rows.append(_row(case, "vocabulary_mismatch", target, by=by, term_overlap=overlap,
+                         missing_terms=absent, query_terms=list(case.query_terms),
+                         **f.ranks(target, "bm25", "dense")))
+    return rows
+
+
+@rule(
+    "semantic_miss",
+    "a missed target is in the bm25 ablation's top-k but not in the dense ablation's top-k",
+)
+def _semantic_miss(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    bm25, dense = f.ablations.get("bm25"), f.ablations.get("dense")
+    if bm25 is None or dense is None:
+        return []
+    at_k = dense.score[dense.ids[t.k - 1]] if len(dense.ids) >= t.k else None
+    return [_row(case, "semantic_miss", target, dense_similarity=dense.score.get(target),
+                 dense_similarity_at_k=at_k, **f.ranks(target, "bm25", "dense"))
+            for target in f.missed if bm25.within(target, t.k) and not dense.within(target, t.k)]
+
+
+@rule(
+    "ann_loss",
+    "dense, hybrid or template run: a missed target is in the exact-kNN ablation's top-k but "
+    "not in the approximate dense ablation's top-k",
+)
+def _ann_loss(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    exact, dense = f.ablations.get("exact"), f.ablations.get("dense")
+    if case.mode not in ANN_MODES or exact is None or dense is None:
+        return []
+    return [_row(case, "ann_loss", target, exact_similarity=exact.score.get(target),
+                 **f.ranks(target, "exact", "dense"))
+            for target in f.missed if exact.within(target, t.k) and not dense.within(target, t.k)]
+
+
+@rule(
+    "fusion_loss",
+    "hybrid run: a missed target is in the top-k of a component ablation (bm25 or dense) but "
+    "not in the fused top-k",
+)
+def _fusion_loss(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    if case.mode != "hybrid":
+        return []
+    components = [f.ablations[m] for m in ("bm25", "dense") if m in f.ablations]
+    return [_row(case, "fusion_loss", target, **f.ranks(target, "bm25", "dense", "replayed"))
+            for target in f.missed if any(c.within(target, t.k) for c in components)]
+
+
+@rule(
+    "filtered_out",
+    "template run: a missed target is in the top-k of the template with its filters stripped",
+)
+def _filtered_out(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    unfiltered = f.ablations.get("unfiltered")
+    if case.mode != "template" or unfiltered is None:
+        return []
+    return [_row(case, "filtered_out", target, **f.ranks(target, "unfiltered", "replayed"))
+            for target in f.missed if unfiltered.within(target, t.k)]
+
+
+@rule(
+    "scattered",
+    "the answer's support needs more than k chunks (not gatherable at k) or more than "
+    "scatter_limit documents",
+)
+def _scattered(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    chunks, docs = case.scatter_chunks, case.scatter_docs
+    if not ((chunks is not None and chunks > t.k) or (docs is not None and docs > t.scatter_limit)):
+        return []
+    supported = [s for s in case.sentences if s.supported_index or s.composite_only]
+    return [_row(case, "scattered", None, scatter_docs=docs, scatter_chunks=chunks, k=t.k,
+                 scatter_limit=t.scatter_limit, gatherable=chunks is not None and chunks <= t.k,
+                 docs=sorted({s.best_doc_id for s in supported if s.best_doc_id}),
+                 chunks=sorted({s.best_chunk_id for s in supported if s.best_chunk_id}))]
+
+
+def _sentence_rows(sentences: list[SentenceSupport]) -> list[dict[str, Any]]:
+    return [{"index": s.index, "text": s.text, "best_chunk_id": s.best_chunk_id,
+             "best_doc_id": s.best_doc_id, "best_score": s.best_score} for s in sentences]
+
+
+@rule(
+    "chunk_split",
+    "an answer sentence is supported only by adjacent chunks of one document joined, by no "
+    "single chunk",
+)
+def _chunk_split(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    split = [s for s in case.sentences if s.composite_only]
+    return [_row(case, "chunk_split", None, sentences=_sentence_rows(split))] if split else []
+
+
+@rule(
+    "crowded_out",
+    "something is missed at k while one document (chunk level) or one group of "
+    "near-duplicates (content-word Jaccard ≥ duplicate_jaccard) fills at least crowded_share "
+    "of the k slots",
+)
+def _crowded_out(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    if not (f.missed or f.uncovered):
+        return []
+    units = [f.replayed.chunk[i] for i in f.replayed.ids[:t.k]]  # one chunk per top-k item
+    evidence: dict[str, Any] = {"k": t.k}
+    shares = []
+    if case.level == "chunk":
+        docs = [hit.doc_id for hit in case.hits[:t.k]]
+        top_doc = max(sorted(set(docs)), key=docs.count, default=None)
+        if top_doc is not None:
+            share = docs.count(top_doc) / t.k
+            evidence["dominant_doc"] = {"doc_id": top_doc, "chunks": docs.count(top_doc),
+                                        "share": share}
+            shares.append(share)
+    groups = duplicate_groups({u: case.texts[u] for u in units if u in case.texts},
+                              t.duplicate_jaccard)
+    if groups:
+        evidence["duplicate_groups"] = groups
+        shares.append(len(groups[0]) / t.k)
+    if not shares or max(shares) < t.crowded_share:
+        return []
+    evidence["share"] = max(shares)
+    return [_row(case, "crowded_out", None, missed=f.missed,
+                 uncovered_sentences=[s.index for s in f.uncovered], **evidence)]
+
+
+def duplicate_groups(texts: dict[str, str], threshold: float) -> list[list[str]]:
+    """Groups (two or more) of texts linked by content-word Jaccard ≥ threshold, largest
+    first; members in the given order."""
+    from auditor.evidence import content_words
+
+    ids = list(texts)
+    words = [set(content_words(texts[i])) for i in ids]
+    parent = list(range(len(ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a in range(len(ids)):
+        for b in range(a + 1, len(ids)):
+            union = words[a] | words[b]
+            if union and len(words[a] & words[b]) / len(union) >= threshold:
+                parent[root(b)] = root(a)
+    groups: dict[int, list[str]] = {}
+    for i, item in enumerate(ids):
+        groups.setdefault(root(i), []).append(item)
+    return sorted((g for g in groups.values() if len(g) > 1), key=len, reverse=True)
+
+
+@rule(
+    "unsupported_answer",
+    "a factual answer sentence is supported by no chunk of the index, single or adjacent "
+    "chunks joined",
+)
+def _unsupported_answer(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    alone = [s for s in case.sentences if not s.supported_index and not s.composite_only]
+    if not alone:
+        return []
+    return [_row(case, "unsupported_answer", None, sentences=_sentence_rows(alone),
+                 share=len(alone) / len(case.sentences))]
+
+
+@rule("drifted", "a served list is logged and overlap@k(served, replayed) is below drift_overlap")
+def _drifted(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    if case.served is None:
+        return []
+    overlap = overlap_at_k(case.served, f.replayed.ids, t.k)
+    if overlap is None or overlap >= t.drift_overlap:
+        return []
+    return [_row(case, "drifted", None, overlap=overlap, rbo=rbo(case.served, f.replayed.ids),
+                 k=t.k, served_top_k=case.served[:t.k], replayed_top_k=f.replayed.ids[:t.k])]
+
+
+@rule("empty_result", "replay returned no hits (then no other cause but not_indexed is looked for)")
+def _empty_result(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    if not _is_empty(case):
+        return []
+    return [_row(case, "empty_result", None, mode=case.mode, latency_ms=case.latency_ms,
+                 served=None if case.served is None else len(case.served))]
+
+
+@rule("slow", "the replay latency or the served latency is over slow_ms")
+def _slow(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    over = [name for name, value in (("replay", case.latency_ms),
+                                     ("served", case.served_latency_ms))
+            if value is not None and value > t.slow_ms]
+    if not over:
+        return []
+    return [_row(case, "slow", None, over=over, latency_ms=case.latency_ms,
+                 served_latency_ms=case.served_latency_ms, slow_ms=t.slow_ms)]
+
+
+def _is_empty(case: QueryCase) -> bool:
+    return case.status == "empty" or (case.status == "ok" and not case.hits)
+
+
+def diagnose(case: QueryCase, thresholds: Thresholds) -> list[Diagnosis]:
+    """Every cause whose rule holds for ``case``, in ``CAUSES`` order, targets in order.
+
+    A query with status ``error`` gets none (its error is recorded with the replay); an
+    empty one only ``EMPTY_CAUSES``. Rules whose ablation is missing (see ``case.notes``)
+    stay silent rather than guess.
+    """
+    if case.status == "error":
+        return []
+    facts = Facts(
+        replayed=Ranking.of(case.hits, case.level),
+        ablations={m: Ranking.of(hits, case.level) for m, hits in case.ablations.items()},
+        missed=missed_targets(case, thresholds.k),
+        uncovered=uncovered_sentences(case, thresholds.k),
+    )
+    causes = EMPTY_CAUSES if _is_empty(case) else CAUSES
+    return [row for cause in causes for row in RULE_FUNCTIONS[cause](case, thresholds, facts)]
+

@@ -1,0 +1,248 @@
+"""Trace answers to their sources, sentence by sentence, for a batch of replayed queries.
+
+For every factual sentence of a logged answer we score support by three pools of chunks:
+what production served, what replay returns now (top ``max(k)``), and the best candidates
+anywhere in the index (a deep search with the sentence itself as the query, lexical and
+dense). Everything the dashboard shows about an answer comes from the rows made here, so
+nothing is recomputed at display time.
+
+Sentence classes (``status``):
+
+- ``supported``: a served chunk supports it (or, without a served list, a replayed one);
+- ``retrievable_not_retrieved``: not supported by what was retrieved, but some chunk of the
+  index supports it (its replayed rank, if any, is kept);
+- ``ungrounded``: no chunk of the index supports it, not even two adjacent chunks joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from auditor.backends import Backend, BackendError
+from auditor.evidence import (
+    SupportScorer,
+    composite_support,
+    is_factual,
+    split_sentences,
+    supported,
+)
+from auditor.metrics.scatter import Cover, effective_sources, min_cover
+from auditor.replay import Replayed
+
+Origin = Literal["served", "replayed", "index"]
+SentenceStatus = Literal["supported", "retrievable_not_retrieved", "ungrounded"]
+EVIDENCE_DEPTH = 20  # deep-search hits per sentence and per lexical/dense mode
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """A chunk that supports a sentence (score at or above the threshold)."""
+
+    chunk_id: str
+    doc_id: str
+    score: float
+    origin: Origin
+    rank: int | None  # rank in the served or replayed list; None for index-only support
+
+
+@dataclass
+class SentenceTrace:
+    index: int
+    text: str
+    start: int
+    end: int
+    status: SentenceStatus
+    served_score: float | None  # best score among served chunks (None: nothing served)
+    replayed_rank: int | None  # best replayed rank of a supporting chunk
+    best_chunk_id: str | None  # best support anywhere (index-wide)
+    best_doc_id: str | None
+    best_score: float
+    composite: bool = False  # supported only by adjacent chunks joined
+    supports: list[Support] = field(default_factory=list)
+
+
+@dataclass
+class AnswerTrace:
+    query_id: str
+    has_served: bool  # the log carried a served list
+    sentences: list[SentenceTrace]
+    doc_cover: Cover  # scatter in documents
+    chunk_cover: Cover  # scatter in chunks
+    effective_sources: float | None
+
+    def evidence_docs(self) -> list[str]:
+        """Silver labels: the best-supporting document of each supported sentence."""
+        return sorted({s.best_doc_id for s in self.sentences if s.status != "ungrounded"
+                       and s.best_doc_id is not None})
+
+
+def _passage(entry: dict[str, str]) -> str:
+    title = entry.get("title") or ""
+    return f"{title}. {entry['text']}" if title else entry["text"]
+
+
+class Tracer:
+    """Traces the answers of replayed batches against one backend."""
+
+    def __init__(self, backend: Backend, scorer: SupportScorer, ks: Sequence[int]) -> None:
+        self.backend = backend
+        self.scorer = scorer
+        self.top = max(ks)
+
+    def trace(self, rows: list[Replayed]) -> dict[str, AnswerTrace]:
+        sentences = {
+            row.record.query_id: [s for s in split_sentences(row.record.answer or "")
+                                  if is_factual(s)]
+            for row in rows
+        }
+        texts = [s.text for group in sentences.values() for s in group]
+        if not texts:
+            return {}
+        deep = self._deep_search(texts)
+        served = {row.record.query_id: self._served_chunks(row.record.served_ids())
+                  for row in rows}
+        pool = {cid for chunk_ids in served.values() for cid in chunk_ids}
+        pool |= {hit.chunk_id for row in rows for hit in row.hits[: self.top]}
+        pool |= {cid for hits in deep for cid in hits}
+        entries = self.backend.fetch(sorted(pool))
+        traces: dict[str, AnswerTrace] = {}
+        cursor = 0
+        for row in rows:
+            group = sentences[row.record.query_id]
+            if not group:
+                continue
+            candidates = deep[cursor : cursor + len(group)]
+            cursor += len(group)
+            traces[row.record.query_id] = self._trace_one(
+                row, group, served[row.record.query_id], candidates, entries
+            )
+        return traces
+
+    def _deep_search(self, texts: list[str]) -> list[list[str]]:
+        """Candidate chunk ids per sentence: lexical and dense hits with the sentence as query."""
+        found: list[list[str]] = [[] for _ in texts]
+        for mode in ("bm25", "dense"):
+            try:
+                results = self.backend.search_many(texts, mode, EVIDENCE_DEPTH)
+            except BackendError:  # e.g. a BM25-only index: lexical evidence still counts
+                continue
+            for slot, result in zip(found, results, strict=True):
+                slot.extend(hit.chunk_id for hit in result.hits if hit.chunk_id not in slot)
+        return found
+
+    def _served_chunks(self, served_ids: list[str]) -> list[str]:
+        """Served ids as chunk ids: chunk ids stay, document ids expand to their chunks."""
+        if not served_ids:
+            return []
+        is_chunk = self.backend.contains(served_ids, "chunk")
+        chunk_ids = [sid for sid, known in zip(served_ids, is_chunk, strict=True) if known]
+        docs = [sid for sid, known in zip(served_ids, is_chunk, strict=True) if not known]
+        if docs:
+            by_doc = self.backend.doc_chunks(docs)
+            chunk_ids += [cid for doc in docs for cid in by_doc.get(doc, [])]
+        return chunk_ids
+
+    def _trace_one(
+        self,
+        row: Replayed,
+        group: list,
+        served_chunks: list[str],
+        deep: list[list[str]],
+        entries: dict[str, dict[str, str]],
+    ) -> AnswerTrace:
+        replayed_rank = {hit.chunk_id: hit.rank for hit in row.hits[: self.top]}
+        served_rank = {cid: rank for rank, cid in enumerate(served_chunks, start=1)}
+        candidates = list(dict.fromkeys(
+            [*served_chunks, *replayed_rank, *(cid for hits in deep for cid in hits)]
+        ))
+        candidates = [cid for cid in candidates if cid in entries]
+        scores = (
+            self.scorer.score_pruned([s.text for s in group],
+                                     [_passage(entries[cid]) for cid in candidates])
+            if candidates else np.zeros((len(group), 0))
+        )
+        traced = [
+            self._sentence(sentence, scores[i], candidates, entries, served_rank, replayed_rank,
+                           has_served=bool(row.record.retrieved))
+            for i, sentence in enumerate(group)
+        ]
+        doc_support: dict[str, set[int]] = {}
+        chunk_support: dict[str, set[int]] = {}
+        for sentence in traced:
+            for support in sentence.supports:
+                doc_support.setdefault(support.doc_id, set()).add(sentence.index)
+                chunk_support.setdefault(support.chunk_id, set()).add(sentence.index)
+        best = {s.index: s.best_doc_id for s in traced if s.status != "ungrounded"
+                and s.best_doc_id is not None}
+        return AnswerTrace(row.record.query_id, bool(row.record.retrieved), traced,
+                           min_cover(doc_support),
+                           min_cover(chunk_support), effective_sources(best))
+
+    def _sentence(self, sentence, row_scores: np.ndarray, candidates: list[str],
+                  entries: dict[str, dict[str, str]], served_rank: dict[str, int],
+                  replayed_rank: dict[str, int], has_served: bool) -> SentenceTrace:
+        supports: list[Support] = []
+        for cid, score in zip(candidates, row_scores.tolist(), strict=True):
+            if not supported(score):
+                continue
+            doc = entries[cid]["doc_id"]
+            if cid in served_rank:
+                supports.append(Support(cid, doc, score, "served", served_rank[cid]))
+            if cid in replayed_rank:
+                supports.append(Support(cid, doc, score, "replayed", replayed_rank[cid]))
+            if cid not in served_rank and cid not in replayed_rank:
+                supports.append(Support(cid, doc, score, "index", None))
+        best_at = int(np.argmax(row_scores)) if len(candidates) else None
+        best_score = float(row_scores[best_at]) if best_at is not None else 0.0
+        best_chunk = candidates[best_at] if best_at is not None else None
+        served_scores = [s for cid, s in zip(candidates, row_scores.tolist(), strict=True)
+                         if cid in served_rank]
+        ranks = [s.rank for s in supports if s.origin == "replayed" and s.rank is not None]
+        composite = False
+        if not supports and best_chunk is not None:
+            composite = self._composite(sentence.text, entries[best_chunk]["doc_id"])
+        if any(s.origin == "served" for s in supports) or (not has_served and ranks):
+            status: SentenceStatus = "supported"
+        elif supports or composite:
+            status = "retrievable_not_retrieved"
+        else:
+            status = "ungrounded"
+        return SentenceTrace(
+            index=sentence.index, text=sentence.text, start=sentence.start, end=sentence.end,
+            status=status,
+            served_score=max(served_scores) if served_scores else None,
+            replayed_rank=min(ranks) if ranks else None,
+            best_chunk_id=best_chunk,
+            best_doc_id=entries[best_chunk]["doc_id"] if best_chunk else None,
+            best_score=best_score, composite=composite, supports=supports,
+        )
+
+    def _composite(self, sentence: str, doc_id: str) -> bool:
+        """Adjacent chunks of the best document joined: support split by chunking."""
+        chunk_ids = self.backend.doc_chunks([doc_id]).get(doc_id, [])
+        if len(chunk_ids) < 2:
+            return False
+        entries = self.backend.fetch(chunk_ids)
+        texts = [entries[cid]["text"] for cid in chunk_ids if cid in entries]
+        return composite_support(self.scorer, sentence, texts).composite
+
+
+def coverage(trace: AnswerTrace, k: int | None) -> float | None:
+    """Share of sentences supported by served chunks (k None) or by the replayed top-k."""
+    if not trace.sentences or (k is None and not trace.has_served):
+        return None
+    if k is None:
+        hits = sum(any(s.origin == "served" for s in t.supports) for t in trace.sentences)
+    else:
+        hits = sum(t.replayed_rank is not None and t.replayed_rank <= k for t in trace.sentences)
+    return hits / len(trace.sentences)
+
+
+def index_coverage(trace: AnswerTrace) -> float | None:
+    if not trace.sentences:
+        return None
+    return sum(t.status != "ungrounded" for t in trace.sentences) / len(trace.sentences)
