@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import __version__
+from auditor.ablations import gather
 from auditor.backends import Backend, open_backend
 from auditor.config import AuditSettings, ConfigError
-from auditor.diagnose import QueryCase, SentenceSupport, Thresholds, diagnose, gather
+from auditor.diagnose import QueryCase, SentenceSupport, Thresholds, diagnose
 from auditor.logs import LoadCounts, read_log, read_qrels
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched

@@ -69,6 +69,9 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
                                                   f"recall_delta@{k}": delta})
     for row in rows:
         query_id = row.record.query_id
+        relevant = sum(grade >= 1 for grade in batch.judgments.get(query_id, {}).values())
+        if relevant:  # with judgments, scatter is the relevant documents the answer needs
+            metric_rows.append((query_id, "scatter_judged", float(relevant)))
         served = batch.served.get(query_id)
         if served:
             replayed = ranked_ids(row, settings.level)

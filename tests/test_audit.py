@@ -71,7 +71,8 @@ def test_run_json_summary_parses(workdir: Path) -> None:
     } <= set(data["metrics"])
     # evidence, scatter and drift from the logged answers and served lists
     for name in ("answer_coverage", "answer_coverage@10", "index_coverage", "silver_recall@10",
-                 "scatter_docs", "scatter_chunks", "gatherable@10", "effective_sources",
+                 "scatter_docs", "scatter_chunks", "scatter_judged", "gatherable@10",
+                 "effective_sources",
                  "overlap@10", "rbo", "served_recall@10", "recall_delta@10"):
         assert data["metrics"][name]["n"] > 0, name
     assert 0 < data["metrics"]["index_coverage"]["mean"] <= 1

@@ -13,6 +13,7 @@ from typing import Any, get_args
 
 import pytest
 
+from auditor.ablations import gather
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.diagnose import (
     CAUSES,
@@ -24,7 +25,6 @@ from auditor.diagnose import (
     Thresholds,
     diagnose,
     duplicate_groups,
-    gather,
 )
 from auditor.embed import load_encoder
 from auditor.records import Chunk, Hit

@@ -41,6 +41,7 @@ def test_every_cause_has_its_rule_line() -> None:
 
 def test_every_stored_metric_family_is_in_the_glossary() -> None:
     for name in ("answer_coverage", "answer_coverage@k", "index_coverage", "silver_recall@k",
-                 "scatter_docs", "scatter_chunks", "gatherable@k", "effective_sources",
+                 "scatter_docs", "scatter_chunks", "scatter_judged", "gatherable@k",
+                 "effective_sources",
                  "overlap@k", "rbo", "served_recall@k", "recall_delta@k"):
         assert f"| `{name}` |" in README, name
