@@ -106,16 +106,15 @@ def evaluate(
     n_queries = len(queries)
     hit_q = pa.array(hit_query_ids, pa.string())
     hit_d = _id_array(hit_ids)
-    qidx = _query_index(hit_q, queries)
-    if collapse and len(qidx):
-        keep = _first_occurrence(qidx, hit_d)
-        qidx, hit_d = qidx[keep], hit_d.filter(pa.array(keep))
-    hits_per_query = np.bincount(qidx, minlength=n_queries)
-    starts = np.repeat(np.cumsum(hits_per_query) - hits_per_query, hits_per_query)
-    rank = np.arange(len(qidx), dtype=np.int64) - starts + 1
+    groups = _query_groups(hit_q, queries)
+    if collapse and len(hit_d):
+        keep = _first_occurrence(groups.expand(), hit_d)
+        hit_d = hit_d.filter(pa.array(keep))
+        groups = groups.keeping(keep)
+    hits_per_query = np.zeros(n_queries, dtype=np.int64)
+    hits_per_query[groups.query] = groups.size
 
-    rows, grade = _judged(qidx, hit_d, queries, qrels)
-    judged_q, judged_rank = qidx[rows], rank[rows]
+    judged_q, judged_rank, grade = _judged(groups, hit_d, queries, qrels)
     relevant = grade >= 1
     rel_q, rel_rank = judged_q[relevant], judged_rank[relevant]
     first_q, first_at = np.unique(rel_q, return_index=True)  # rows ascend: first = best rank
@@ -158,9 +157,9 @@ def evaluate(
     return out
 
 
-def _judged(qidx: np.ndarray, hit_d: pa.Array, queries: pa.Array, qrels: Qrels
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (ascending) of the hits that carry a judgment, and their grades.
+def _judged(groups: _Groups, hit_d: pa.Array, queries: pa.Array, qrels: Qrels
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Query position, rank and grade of every hit that carries a judgment, in row order.
 
     Every id is hashed once (``index_in`` against the judged ids); the (query, id) join then
     runs on integer keys, and only for hits whose id is judged for some query.
@@ -173,7 +172,8 @@ def _judged(qidx: np.ndarray, hit_d: pa.Array, queries: pa.Array, qrels: Qrels
     else:
         code = pc.fill_null(pc.index_in(hit_d, value_set=judged_ids), -1).to_numpy()
     maybe = np.flatnonzero(code >= 0)
-    hit_key = qidx[maybe] * width + code[maybe]
+    maybe_q, maybe_rank = groups.locate(maybe)
+    hit_key = maybe_q * width + code[maybe]
     qpos = pc.index_in(qrels.query_id, value_set=queries)
     in_run = qpos.is_valid().to_numpy(zero_copy_only=False)
     qcode = pc.index_in(qrels.doc_id, value_set=judged_ids).to_numpy(zero_copy_only=False)
@@ -185,13 +185,42 @@ def _judged(qidx: np.ndarray, hit_d: pa.Array, queries: pa.Array, qrels: Qrels
     match = (at < len(sorted_keys)) & (sorted_keys[at_clipped] == hit_key) if len(sorted_keys) \
         else np.zeros(len(hit_key), dtype=bool)
     grades = qrels.relevance[in_run][order[at_clipped[match]]].astype(np.float64)
-    return maybe[match], grades
+    return maybe_q[match], maybe_rank[match], grades
 
 
-def _query_index(hit_q: pa.Array, queries: pa.Array) -> np.ndarray:
-    """Position in ``queries`` of every hit's query, looked up once per group of hits."""
+@dataclass(frozen=True)
+class _Groups:
+    """The hits' runs of one query each: which query, and where each run ends.
+
+    Keeps the per-hit query index and rank implicit: they are looked up for the few rows
+    that need them (judged hits) instead of materialised for every hit.
+    """
+
+    query: np.ndarray  # position in query_ids of each run, ascending
+    end: np.ndarray  # exclusive end row of each run
+
+    @property
+    def size(self) -> np.ndarray:
+        return np.diff(self.end, prepend=0)
+
+    def locate(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Query position and 1-based rank of each row."""
+        run = np.searchsorted(self.end, rows, side="right")
+        return self.query[run], rows - (self.end[run] - self.size[run]) + 1
+
+    def expand(self) -> np.ndarray:
+        return np.repeat(self.query, self.size)
+
+    def keeping(self, keep: np.ndarray) -> _Groups:
+        """The runs after dropping rows (each run keeps at least its first row)."""
+        kept = np.add.reduceat(keep.astype(np.int64), self.end - self.size)
+        return _Groups(self.query, np.cumsum(kept))
+
+
+def _query_groups(hit_q: pa.Array, queries: pa.Array) -> _Groups:
+    """The runs of hits by query, each query looked up once per run."""
     if not len(hit_q):
-        return np.zeros(0, dtype=np.int64)
+        return _Groups(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     runs = pc.run_end_encode(hit_q)
     position = pc.index_in(runs.values, value_set=queries)
     if position.null_count:
@@ -199,8 +228,7 @@ def _query_index(hit_q: pa.Array, queries: pa.Array) -> np.ndarray:
     group = position.to_numpy(zero_copy_only=False).astype(np.int64)
     if np.any(group[1:] <= group[:-1]):
         raise ValueError("hits must be grouped by query in the order of query_ids")
-    ends = runs.run_ends.to_numpy(zero_copy_only=False).astype(np.int64)
-    return np.repeat(group, np.diff(ends, prepend=0))
+    return _Groups(group, runs.run_ends.to_numpy(zero_copy_only=False).astype(np.int64))
 
 
 def _id_array(ids: pa.Array | Sequence[str]) -> pa.Array:
