@@ -31,6 +31,8 @@ fixtures: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/metrics_speed.py
 	$(BIN)/python bench/beir.py
+	$(BIN)/python bench/elasticsearch.py
+	$(BIN)/python bench/faithbench.py
 
 es-start:
 	scripts/elasticsearch.sh start
