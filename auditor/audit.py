@@ -51,6 +51,7 @@ def thresholds(settings: AuditSettings) -> Thresholds:
         k=settings.diagnose_k, slow_ms=settings.slow_ms, scatter_limit=settings.scatter_limit,
         drift_overlap=settings.drift_overlap, crowded_share=settings.crowded_share,
         duplicate_jaccard=settings.duplicate_jaccard, low_term_overlap=settings.low_term_overlap,
+        high_term_overlap=settings.high_term_overlap,
     )
 
 

@@ -56,6 +56,7 @@ class AuditSettings(BaseSettings):
     crowded_share: float = Field(default=0.5, gt=0, le=1)
     duplicate_jaccard: float = Field(default=0.9, gt=0, le=1)
     low_term_overlap: float = Field(default=0.2, ge=0, le=1)
+    high_term_overlap: float = Field(default=0.5, ge=0, le=1)
     # embedded backend
     index: Path = Field(default=Path(".auditor/index"), description="embedded index directory")
     corpus: Path | None = Field(default=None, description="corpus to index (BEIR corpus.jsonl)")

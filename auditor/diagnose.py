@@ -44,6 +44,7 @@ Cause = Literal[
 CAUSES: tuple[Cause, ...] = get_args(Cause)
 ANN_MODES = ("dense", "hybrid", "template")  # runs whose ranking uses approximate kNN
 EMPTY_CAUSES: tuple[Cause, ...] = ("not_indexed", "empty_result")  # all an empty query gets
+MIN_EDIT_WORDS = 10  # texts this long that differ by one replaced word are near-duplicates
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Thresholds:
     crowded_share: float = 0.5  # one document or one duplicate group holding this share of top-k
     duplicate_jaccard: float = 0.9  # content-word Jaccard at which two chunks are near-duplicates
     low_term_overlap: float = 0.2  # share of query terms in the document below which = mismatch
+    high_term_overlap: float = 0.5  # at or above it, a lexical miss is not about vocabulary
 
 
 @dataclass
@@ -240,9 +242,9 @@ def _not_retrieved(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
 
 @rule(
     "vocabulary_mismatch",
-    "a missed target is outside the bm25 ablation's top-k while the dense ablation has it in "
-    "top-k, or holds less than low_term_overlap of the analyzed query terms (and bm25 misses "
-    "it too)",
+    "a missed target is outside the bm25 top-k while dense has it in top-k and it holds less "
+    "than high_term_overlap of the analyzed query terms, or less than low_term_overlap (bm25 "
+    "missing it too)",
 )
 def _vocabulary_mismatch(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
     bm25, dense = f.ablations.get("bm25"), f.ablations.get("dense")
@@ -250,9 +252,10 @@ def _vocabulary_mismatch(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagn
     for target in f.missed:
         lexical_miss = bm25 is None or not bm25.within(target, t.k)
         by = []
-        if bm25 is not None and dense is not None and lexical_miss and dense.within(target, t.k):
-            by.append("ablation")
         overlap = term_overlap(case, target)
+        if (bm25 is not None and dense is not None and lexical_miss and dense.within(target, t.k)
+                and (overlap is None or overlap < t.high_term_overlap)):
+            by.append("ablation")
         if overlap is not None and overlap < t.low_term_overlap and lexical_miss:
             by.append("term_overlap")
         if not by:
@@ -353,8 +356,8 @@ def _chunk_split(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
 @rule(
     "crowded_out",
     "something is missed at k while one document (chunk level) or one group of "
-    "near-duplicates (content-word Jaccard ≥ duplicate_jaccard) fills at least crowded_share "
-    "of the k slots",
+    "near-duplicates (content-word Jaccard ≥ duplicate_jaccard, or one word edited) fills at "
+    "least crowded_share of the k slots",
 )
 def _crowded_out(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
     if not (f.missed or f.uncovered):
@@ -400,7 +403,10 @@ def duplicate_groups(texts: dict[str, str], threshold: float) -> list[list[str]]
     for a in range(len(ids)):
         for b in range(a + 1, len(ids)):
             union = words[a] | words[b]
-            if union and len(words[a] & words[b]) / len(union) >= threshold:
+            shared = len(words[a] & words[b])
+            edited = (len(union) >= MIN_EDIT_WORDS and len(words[a] - words[b]) <= 1
+                      and len(words[b] - words[a]) <= 1)  # at most one word replaced
+            if union and (shared / len(union) >= threshold or edited):
                 parent[root(b)] = root(a)
     groups: dict[int, list[str]] = {}
     for i, item in enumerate(ids):

@@ -187,13 +187,21 @@ _LEAD_IN = re.compile(
 )
 
 
+def _is_question(text: str) -> bool:
+    """Ends with '?' outside quotation marks: 'Who wrote it?' is a question; 'taken from
+    the rhyme "What Are Little Boys Made Of?' (closing quote stripped or cut off) is not."""
+    if not text.endswith("?"):
+        return False
+    return text.count('"') % 2 == 0 and text.count("\u201c") <= text.count("\u201d")
+
+
 def is_factual(sentence: Sentence | str) -> bool:
     """False for questions, courtesy and lead-in boilerplate, headings ending in ':' and
     fragments with fewer than three content words once a lead-in such as "Based on the
     provided context," is removed: these carry no claim to check against a source."""
     text = sentence.text if isinstance(sentence, Sentence) else sentence
     text = text.strip().strip("*_#>\"'\u201c\u201d ").strip()
-    if not text or text.endswith(("?", ":")) or _BOILERPLATE.match(text):
+    if not text or text.endswith(":") or _is_question(text) or _BOILERPLATE.match(text):
         return False
     return len(content_words(_LEAD_IN.sub("", text, count=1))) >= MIN_CONTENT_WORDS
 
@@ -329,7 +337,8 @@ class SupportScorer:
                 windows[col] = [(w, set(content_words(w))) for w in passage_windows(passages[col])]
             ranked = sorted(windows[col], key=lambda item: -len(item[1] & words[row]))
             chosen.append([text for text, _ in ranked[:WINDOWS_PER_CELL]])
-        vectors = self._vectors([*sentences, *passages, *(w for ws in chosen for w in ws)])
+        used = [passages[col] for col in windows]  # only passages with a cell scored in full
+        vectors = self._vectors([*sentences, *used, *(w for ws in chosen for w in ws)])
         dense = np.zeros(len(cells), dtype=np.float32)
         for at, ((row, col), group) in enumerate(zip(cells.tolist(), chosen, strict=True)):
             sentence = vectors[sentences[row]]

@@ -388,3 +388,10 @@ def test_gather_on_elasticsearch_filtered_out(es_index: tuple[str, str]) -> None
     assert [h.doc_id for h in query.ablations["unfiltered"]][:2] == ["dogs", "cats"]
     (row,) = [d for d in diagnose(query, T) if d.cause == "filtered_out"]
     assert row.target_id == "dogs" and row.evidence["unfiltered_rank"] == 1
+
+
+def test_one_typo_copies_of_a_short_text_are_near_duplicates() -> None:
+    text = "the harbour town hosts a famous surf contest every spring with big waves"
+    typo = text.replace("famous", "famuos")
+    groups = duplicate_groups({"a": text, "b": typo, "c": "an unrelated note on tea"}, 0.9)
+    assert ["a", "b"] in groups

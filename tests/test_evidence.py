@@ -374,3 +374,10 @@ def test_pruned_scores_make_the_same_decisions_and_embed_less() -> None:
     assert (pruned <= full + 1e-6).all()  # pruned cells are lower bounds
     assert abs(pruned[0, 0] - full[0, 0]) < 1e-6 and abs(pruned[1, 1] - full[1, 1]) < 1e-6
     assert pruned_encoder.texts < full_encoder.texts
+
+
+def test_a_quoted_title_ending_in_a_question_mark_is_still_a_claim() -> None:
+    from auditor.evidence import is_factual
+
+    assert is_factual('The rhyme is also known as "What Are Little Boys Made Of?"')
+    assert not is_factual("What are little boys made of, and where does the rhyme come from?")
