@@ -103,8 +103,8 @@ class Tracer:
         if not texts:
             return {}
         deep = self._deep_search(texts)
-        served = {row.record.query_id: self._served_chunks(row.record.served_ids())
-                  for row in rows}
+        served = self._served_chunks({row.record.query_id: row.record.served_ids()
+                                      for row in rows})
         pool = {cid for chunk_ids in served.values() for cid in chunk_ids}
         pool |= {hit.chunk_id for row in rows for hit in row.hits[: self.top]}
         pool |= {cid for hits in deep for cid in hits}
@@ -134,17 +134,19 @@ class Tracer:
                 slot.extend(hit.chunk_id for hit in result.hits if hit.chunk_id not in slot)
         return found
 
-    def _served_chunks(self, served_ids: list[str]) -> list[str]:
-        """Served ids as chunk ids: chunk ids stay, document ids expand to their chunks."""
-        if not served_ids:
-            return []
-        is_chunk = self.backend.contains(served_ids, "chunk")
-        chunk_ids = [sid for sid, known in zip(served_ids, is_chunk, strict=True) if known]
-        docs = [sid for sid, known in zip(served_ids, is_chunk, strict=True) if not known]
-        if docs:
-            by_doc = self.backend.doc_chunks(docs)
-            chunk_ids += [cid for doc in docs for cid in by_doc.get(doc, [])]
-        return chunk_ids
+    def _served_chunks(self, served: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Served ids as chunk ids, in served order: chunk ids stay, document ids expand to
+        their chunks. One membership call and one lookup for the whole batch."""
+        ids = sorted({i for values in served.values() for i in values})
+        if not ids:
+            return {query_id: [] for query_id in served}
+        is_chunk = dict(zip(ids, self.backend.contains(ids, "chunk"), strict=True))
+        docs = [i for i in ids if not is_chunk[i]]
+        by_doc = self.backend.doc_chunks(docs) if docs else {}
+        return {
+            query_id: [c for i in values for c in ([i] if is_chunk[i] else by_doc.get(i, []))]
+            for query_id, values in served.items()
+        }
 
     def _trace_one(
         self,
