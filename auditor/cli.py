@@ -126,17 +126,21 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
 ) -> None:
     """Replay the log against the index, score it, store the run, print a summary."""
-    from auditor.audit import run_audit
-
     settings = load_settings(
         config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
         k=_parse_ks(k), depth=depth, level=level, index=index,
     )
-    total = _count_lines(settings.log)
+    _report(Store(settings.store), _audit(settings), as_json)
+
+
+def _audit(settings: AuditSettings) -> str:
+    """One audit run behind a progress bar; returns its run id."""
+    from auditor.audit import run_audit
+
     with _progress() as bar:
-        task = bar.add_task(f"replaying ({settings.mode})", total=total)
+        task = bar.add_task(f"replaying ({settings.mode})", total=_count_lines(settings.log))
         run_id, _ = run_audit(settings, progress=lambda n: bar.advance(task, n))
-    _report(Store(settings.store), run_id, as_json)
+    return run_id
 
 
 def _parse_ks(text: str | None) -> list[int] | None:
@@ -337,12 +341,7 @@ def demo(
     out.print(f"[bold]1/2[/] indexing {settings.corpus} → {settings.index}")
     out.print(build_index(settings))
     out.print(f"[bold]2/2[/] auditing {settings.log} ({settings.mode})")
-    from auditor.audit import run_audit
-
-    with _progress() as bar:
-        task = bar.add_task(f"replaying ({settings.mode})", total=_count_lines(settings.log))
-        run_id, _ = run_audit(settings, progress=lambda n: bar.advance(task, n))
-    _report(Store(settings.store), run_id, as_json=False)
+    _report(Store(settings.store), _audit(settings), as_json=False)
     if not no_dashboard and sys.stdin.isatty() and sys.stdout.isatty():
         out.print("The dashboard arrives in a later release; run `auditor runs` to list runs.")
 

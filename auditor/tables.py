@@ -51,9 +51,8 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
     rows = batch.rows
     query_ids = [row.record.query_id for row in rows]
     metric_rows: list[tuple[str, str, float | None]] = []
-    replay_values = _ranking(rows, batch.judgments, settings, {
-        q: ranked_ids(row, settings.level) for q, row in zip(query_ids, rows, strict=True)
-    })
+    ranked = {q: ranked_ids(row, settings.level) for q, row in zip(query_ids, rows, strict=True)}
+    replay_values = _ranking(rows, batch.judgments, settings, ranked, collapse=False)
     _extend(metric_rows, query_ids, replay_values)
     served_rows = {q: ids for q, ids in batch.served.items() if ids}
     if served_rows:
@@ -74,7 +73,7 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
             metric_rows.append((query_id, "scatter_judged", float(relevant)))
         served = batch.served.get(query_id)
         if served:
-            replayed = ranked_ids(row, settings.level)
+            replayed = ranked[query_id]
             for k in settings.k:
                 metric_rows.append((query_id, f"overlap@{k}", overlap_at_k(served, replayed, k)))
             metric_rows.append((query_id, "rbo", rbo(served, replayed)))
@@ -119,15 +118,14 @@ def answer_metrics(trace: AnswerTrace, ks: Sequence[int]) -> dict[str, float | N
 
 
 def _ranking(rows: list[Replayed], judgments: dict[str, dict[str, int]],
-             settings: AuditSettings, ranked: dict[str, list[str]], only: str | None = None
-             ) -> dict[str, Any]:
+             settings: AuditSettings, ranked: dict[str, list[str]], only: str | None = None,
+             collapse: bool = True) -> dict[str, Any]:
     query_ids = [row.record.query_id for row in rows]
     hit_q = [q for q in query_ids for _ in ranked.get(q, [])]
     hit_ids = [i for q in query_ids for i in ranked.get(q, [])]
     qrels = Qrels.from_rows([(q, d, g) for q in query_ids for d, g in judgments.get(q, {}).items()])
-    measures = [only] if only else None
-    metrics = metrics_for(settings.k, measures) if measures else metrics_for(settings.k)
-    return evaluate(query_ids, hit_q, hit_ids, qrels, metrics)
+    metrics = metrics_for(settings.k, [only]) if only else metrics_for(settings.k)
+    return evaluate(query_ids, hit_q, hit_ids, qrels, metrics, collapse=collapse)
 
 
 def _silver_recall(rows: list[Replayed], traces: dict[str, AnswerTrace],
