@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint fixtures bench es-start es-stop clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test install lint fixtures bench es-start es-stop clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -16,10 +18,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's chromium, for the tests that look at the HTML report and the dashboard in a real
+# browser (playwright drives it; no browser download). Needs root or sudo.
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null; }
+
+browser: $(CHROMIUM)
+
 demo: $(STAMP)
 	$(BIN)/auditor demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

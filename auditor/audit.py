@@ -7,22 +7,30 @@ self-retrievability) runs once at the end, from what the store holds.
 
 from __future__ import annotations
 
+import copy
 import gc
+import hashlib
+import itertools
+import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from auditor import __version__
 from auditor.ablations import gather
-from auditor.backends import Backend, open_backend
+from auditor.backends import Backend, needs_vectors, open_backend
 from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import QueryCase, SentenceSupport, Thresholds, diagnose
+from auditor.embed import CachedEncoder, CacheStats
+from auditor.evidence import SUPPORT_THRESHOLD
 from auditor.logs import LoadCounts, read_log, read_qrels
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
-from auditor.store import RunStatus, Store
+from auditor.store import RunStatus, Store, StoreError
 from auditor.tables import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.trace import AnswerTrace, Tracer
 
@@ -35,11 +43,22 @@ class RunCounts:
     accepted: int = 0
     quarantined: int = 0
     blank: int = 0
+    skipped: int = 0  # lines that are not queries (e.g. non-retriever spans)
     qrels_quarantined: int = 0
     replayed: int = 0
     by_status: dict[str, int] = field(default_factory=lambda: {"ok": 0, "empty": 0, "error": 0})
     traced: int = 0
     corpus: dict[str, Any] = field(default_factory=dict)
+    embedding_cache: dict[str, Any] = field(default_factory=dict)
+
+    def after(self, result: BatchResult) -> RunCounts:
+        """The counts once ``result`` is stored (a copy: they are written with the batch)."""
+        counts = copy.deepcopy(self)
+        counts.replayed += len(result.rows)
+        counts.traced += len(result.traces)
+        for row in result.rows:
+            counts.by_status[row.status] += 1
+        return counts
 
 
 def new_run_id() -> str:
@@ -76,18 +95,36 @@ class Audit:
         if settings.log is None:
             raise ConfigError("no query log given: set `log` in audit.toml or pass --log")
         self.settings = settings
+        self.store = Store(settings.store)
         self.judgments, self.bad_qrels = load_judgments(settings)
-        self.backend = backend or open_backend(settings)
+        self.encoder = self._encoder(backend)
+        self.backend = backend or open_backend(settings, self.encoder)
         self.replayer = Replayer(self.backend, settings.mode, settings.depth)
         self.tracer = self._tracer() if settings.trace else None
         self.thresholds = thresholds(settings)
 
-    def _tracer(self) -> Tracer | None:
+    def _encoder(self, backend: Backend | None) -> CachedEncoder | None:
+        """The model behind the store's embedding cache, when anything will embed."""
+        if not (self.settings.trace or (backend is None and needs_vectors(self.settings))):
+            return None
         from auditor.embed import load_encoder
+
+        return CachedEncoder(load_encoder(self.settings.encoder), self.store)
+
+    def _tracer(self) -> Tracer | None:
         from auditor.evidence import SupportScorer
 
-        scorer = SupportScorer(load_encoder(self.settings.encoder))
-        return Tracer(self.backend, scorer, self.settings.k)
+        assert self.encoder is not None
+        return Tracer(self.backend, SupportScorer(self.encoder), self.settings.k)
+
+    def new_embeddings(self) -> pa.Table | None:
+        """Vectors encoded since the last batch, to store with it. The scorer's own memo
+        is dropped too: the store now holds them, and memory stays bounded by a batch."""
+        if self.encoder is None:
+            return None
+        if self.tracer is not None:
+            self.tracer.scorer.cache.clear()
+        return self.encoder.take_pending()
 
     def batch(self, first_seq: int, records: list[LogRecord]) -> BatchResult:
         rows = self.replayer.replay(records)
@@ -171,22 +208,43 @@ def run_audit(
     settings: AuditSettings,
     progress: Progress | None = None,
     backend: Backend | None = None,
+    resume: str | None = None,
 ) -> tuple[str, RunStatus]:
-    """Audit ``settings.log``; returns the run id and its final status."""
+    """Audit ``settings.log``; returns the run id and its final status.
+
+    ``resume`` continues that run after its last stored batch (see :func:`resume_settings`).
+    """
     audit = Audit(settings, backend)
     # The index, the judgments and the model live for the whole run; without this the
     # collector walks them again and again (it tripled client CPU per query in
     # bench/elasticsearch.py). Unfrozen when the run ends.
     gc.freeze()
     try:
-        return _run(audit, settings, progress)
+        return _run(audit, settings, progress, resume)
     finally:
         gc.unfreeze()
 
 
-def _run(audit: Audit, settings: AuditSettings, progress: Progress | None
-         ) -> tuple[str, RunStatus]:
-    store = Store(settings.store)
+def resume_settings(store: Store, run_id: str) -> dict[str, Any]:
+    """The stored settings of an unfinished run, to rebuild ``AuditSettings`` from.
+
+    Secrets were never stored: they come from the environment again.
+    """
+    row = store.run(run_id)
+    if row["status"] == "complete":
+        raise StoreError(f"run {run_id} is already complete: there is nothing to resume")
+    config = dict(row["config"])
+    for key in ("es_credentials", "webhook"):
+        config.pop(key, None)
+    return config
+
+
+def _start(audit: Audit, settings: AuditSettings, resume: str | None) -> tuple[str, RunCounts]:
+    store = audit.store
+    if resume is not None:
+        counts = RunCounts(**(store.run(resume)["counts"] or {}))
+        store.reopen_run(resume)
+        return resume, counts
     run_id = new_run_id()
     store.create_run(
         run_id, backend=audit.backend.name, mode=settings.mode, level=settings.level,
@@ -194,23 +252,35 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None
         code_version=__version__,
     )
     counts = RunCounts(qrels_quarantined=len(audit.bad_qrels))
-    store.append({"quarantine": quarantine_table(run_id, audit.bad_qrels)})
+    store.append({"quarantine": quarantine_table(run_id, audit.bad_qrels)},
+                 checkpoint=(run_id, asdict(counts)))
+    return run_id, counts
+
+
+def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
+         resume: str | None) -> tuple[str, RunStatus]:
+    store = audit.store
+    run_id, counts = _start(audit, settings, resume)
+    done = counts.replayed
+    if audit.encoder is not None and counts.embedding_cache:
+        previous = counts.embedding_cache
+        audit.encoder.stats = CacheStats(previous["lookups"], previous["hits"],
+                                         previous["encoded"])
     load = LoadCounts()
     status: RunStatus = "failed"
     reason: str | None = None
     try:
         quarantined: list[QuarantineEntry] = []
-        records = _accepted(read_log(settings.log, load), quarantined)
-        for batch in batched(records, settings.batch_size):
+        stored = store.quarantined_lines(run_id) if resume else set()
+        records = _accepted(read_log(settings.log, load), quarantined, stored)
+        for batch in batched(itertools.islice(records, done, None), settings.batch_size):
             result = audit.batch(counts.replayed, batch)
             tables = batch_tables(run_id, result, settings)
             tables["quarantine"] = quarantine_table(run_id, quarantined)
-            store.append(tables)
+            counts = _with_cache(counts.after(result), audit)
+            tables["embeddings"] = audit.new_embeddings()
+            store.append(tables, checkpoint=(run_id, asdict(counts)))
             quarantined.clear()
-            counts.replayed += len(result.rows)
-            counts.traced += len(result.traces)
-            for row in result.rows:
-                counts.by_status[row.status] += 1
             if progress:
                 progress(len(result.rows))
         store.append({"quarantine": quarantine_table(run_id, quarantined)})
@@ -218,6 +288,8 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None
             from auditor.corpus import corpus_pass
 
             counts.corpus = corpus_pass(run_id, store, audit.backend, settings)
+        counts = _with_cache(counts, audit)
+        store.append({"embeddings": audit.new_embeddings()})
         status, reason = _final_status(counts, audit.replayer.abort_reason)
     except KeyboardInterrupt:
         status, reason = "partial", "interrupted"
@@ -228,16 +300,63 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None
     finally:
         counts.read, counts.accepted = load.read, load.accepted
         counts.quarantined, counts.blank = load.quarantined, load.blank
+        counts.skipped = load.skipped
         store.finish_run(run_id, status, reason, asdict(counts))
+        store.set_manifest(run_id, manifest(audit, settings, store, run_id, counts))
     return run_id, status
 
 
-def _accepted(items: Iterable[LogRecord | QuarantineEntry],
-              quarantined: list[QuarantineEntry]) -> Iterator[LogRecord]:
-    """Pass records through; set quarantine entries aside to be written with the batch."""
+def _with_cache(counts: RunCounts, audit: Audit) -> RunCounts:
+    if audit.encoder is not None:
+        counts.embedding_cache = audit.encoder.stats.as_dict()
+    return counts
+
+
+def manifest(audit: Audit, settings: AuditSettings, store: Store, run_id: str,
+             counts: RunCounts) -> dict[str, Any]:
+    """What every stored number of the run can be traced to."""
+    config = settings.snapshot()
+    with store.connect(read_only=True) as con:
+        first, last = con.execute(
+            "SELECT min(logged_at), max(logged_at) FROM query_results WHERE run_id = ?",
+            [run_id]).fetchone()
+    fingerprint = store.run(run_id)["fingerprint"]  # taken when the run started
+    return {
+        "config_digest": hashlib.sha256(
+            json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        "index": fingerprint,
+        "embedding_model": (audit.encoder.model_id if audit.encoder
+                            else fingerprint.get("model_id") or None),
+        "thresholds": {**asdict(audit.thresholds), "support": SUPPORT_THRESHOLD},
+        "code_version": code_version(),
+        "log": {"path": str(settings.log), "first_logged_at": first, "last_logged_at": last},
+        "counts": asdict(counts),
+    }
+
+
+def code_version() -> str:
+    """Package version, plus the git commit when run from a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+            timeout=5, cwd=Path(__file__).parent, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{commit}"
+
+
+def _accepted(items: Iterable[LogRecord | QuarantineEntry], quarantined: list[QuarantineEntry],
+              stored: set[tuple[str, int]]) -> Iterator[LogRecord]:
+    """Pass records through; set quarantine entries aside to be written with the batch
+    (unless a resumed run stored them already)."""
     for item in items:
         if isinstance(item, QuarantineEntry):
-            quarantined.append(item)
+            if (item.source, item.line) not in stored:
+                quarantined.append(item)
         else:
             yield item
 

@@ -4,11 +4,12 @@ decides exit codes: 0 ok, 1 a gate failed, 2 an error (one sentence, no tracebac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +21,9 @@ from auditor.config import AuditSettings, ConfigError, load_settings
 from auditor.logs import InputError
 from auditor.metrics import MetricNameError
 from auditor.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from auditor.nightly import Verdict
 
 app = typer.Typer(
     help="Replay logged RAG queries against an index and measure what retrieval gives the model.",
@@ -86,13 +90,14 @@ def index_build(
 
 
 def build_index(settings: AuditSettings, vectors: bool = True) -> str:
-    from auditor.embed import load_encoder
+    from auditor.embed import CachedEncoder, load_encoder
     from auditor.logs import read_corpus
 
     if settings.corpus is None:
         raise ConfigError("no corpus given: set `corpus` in audit.toml or pass --corpus")
     chunks = list(read_corpus(settings.corpus, settings.chunk_words))
-    encoder = load_encoder(settings.encoder) if vectors else None
+    results = Store(settings.store)
+    encoder = CachedEncoder(load_encoder(settings.encoder), results) if vectors else None
     with _progress() as bar:
         task = bar.add_task("embedding chunks" if vectors else "indexing", total=len(chunks))
         if settings.backend == "elasticsearch":
@@ -108,7 +113,15 @@ def build_index(settings: AuditSettings, vectors: bool = True) -> str:
             )
             where = str(settings.index)
         bar.update(task, completed=len(chunks))
-    return f"{len(chunks)} chunks into {where}"
+    if encoder is None:
+        return f"{len(chunks)} chunks into {where}"
+    results.append({"embeddings": encoder.take_pending()})
+    rate = encoder.stats.hit_rate or 0.0
+    return f"{len(chunks)} chunks into {where} (embedding cache: {rate:.0%} hits)"
+
+
+BaselineOpt = Annotated[str | None, typer.Option(
+    help="gate against: last | last-passing | RUN_ID | none")]
 
 
 @app.command()
@@ -123,24 +136,60 @@ def run(
     depth: Annotated[int | None, typer.Option(help="hits fetched per query")] = None,
     level: Annotated[str | None, typer.Option(help="doc | chunk")] = None,
     index: Annotated[Path | None, typer.Option(help="embedded index directory")] = None,
+    baseline: BaselineOpt = None,
+    resume: Annotated[str | None, typer.Option(
+        help="continue this unfinished run (its stored settings are used)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
 ) -> None:
-    """Replay the log against the index, score it, store the run, print a summary."""
-    settings = load_settings(
-        config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
-        k=_parse_ks(k), depth=depth, level=level, index=index,
-    )
-    _report(Store(settings.store), _audit(settings), as_json)
+    """Replay the log against the index, score it, store the run, gate it against the
+    baseline, write its reports, print a summary. Exit 1 when a gate fails."""
+    if resume is not None:
+        from auditor.audit import resume_settings
+
+        where = load_settings(config, store=store).store
+        stored = resume_settings(Store(where), resume)
+        settings = load_settings(config, **{**stored, "store": where, "baseline": baseline})
+    else:
+        settings = load_settings(
+            config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
+            k=_parse_ks(k), depth=depth, level=level, index=index, baseline=baseline,
+        )
+    results = Store(settings.store)
+    run_id = _audit(settings, resume)
+    verdict = _verdict(results, run_id, settings, quiet=as_json)
+    _report(results, run_id, as_json, verdict)
+    if not verdict.passed:
+        raise typer.Exit(1)
 
 
-def _audit(settings: AuditSettings) -> str:
+def _audit(settings: AuditSettings, resume: str | None = None) -> str:
     """One audit run behind a progress bar; returns its run id."""
     from auditor.audit import run_audit
 
+    total = _count_lines(settings.log)
     with _progress() as bar:
-        task = bar.add_task(f"replaying ({settings.mode})", total=_count_lines(settings.log))
-        run_id, _ = run_audit(settings, progress=lambda n: bar.advance(task, n))
+        task = bar.add_task(f"replaying ({settings.mode})", total=total)
+        if resume is not None:
+            done = (Store(settings.store).run(resume)["counts"] or {}).get("replayed", 0)
+            bar.update(task, completed=done)
+        run_id, _ = run_audit(settings, progress=lambda n: bar.advance(task, n), resume=resume)
     return run_id
+
+
+def _verdict(store: Store, run_id: str, settings: AuditSettings, quiet: bool = False
+             ) -> Verdict:
+    """Gate the run, write its reports, alert when a gate failed."""
+    from auditor.nightly import judge, publish
+
+    verdict = publish(store, judge(store, run_id, settings), settings)
+    if verdict.alert is not None and not quiet:
+        alert = verdict.alert
+        if alert.delivered:
+            out.print(f"alert posted to the webhook ({alert.attempts} attempt(s))")
+        else:
+            err.print(f"[yellow]alert not delivered[/] after {alert.attempts} attempt(s): "
+                      f"{alert.error}")
+    return verdict
 
 
 def _parse_ks(text: str | None) -> list[int] | None:
@@ -150,29 +199,6 @@ def _parse_ks(text: str | None) -> list[int] | None:
         return [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
         raise ConfigError(f"--k takes comma-separated whole numbers, got {text!r}") from None
-
-
-def summary(store: Store, run_id: str) -> dict[str, Any]:
-    """The machine-readable summary of a run (what ``--json`` prints)."""
-    run_row = store.run(run_id)
-    return {
-        "run_id": run_id,
-        "status": run_row["status"],
-        "status_reason": run_row["status_reason"],
-        "store": str(store.path),
-        "backend": run_row["backend"],
-        "mode": run_row["mode"],
-        "level": run_row["level"],
-        "counts": run_row["counts"],
-        "metrics": {
-            row["metric"]: {"mean": row["mean"], "n": row["n"], "undefined": row["undefined"]}
-            for row in store.metric_means(run_id)
-        },
-        "causes": {row["cause"]: {"queries": row["queries"], "share": row["share"]}
-                   for row in store.cause_counts(run_id)},
-        "sentences": store.sentence_counts(run_id),
-        "corpus": (run_row["counts"] or {}).get("corpus", {}),
-    }
 
 
 def _metrics_table(data: dict[str, Any], title: str, names: list[str]) -> Table:
@@ -197,8 +223,12 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _report(store: Store, run_id: str, as_json: bool) -> None:
-    data = summary(store, run_id)
+def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = None) -> None:
+    from auditor.report import run_summary
+
+    data = run_summary(store, run_id)
+    if verdict is not None:
+        data["verdict"] = _verdict_data(verdict)
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
@@ -242,12 +272,61 @@ def _report(store: Store, run_id: str, as_json: bool) -> None:
             f"never retrieved {corpus['never_retrieved_at_depth']} (at depth) / "
             f"{corpus['never_retrieved_at_k']} (at {k}), unreachable {corpus['unreachable']}"
         )
+    cache = counts.get("embedding_cache") or {}
+    if cache.get("lookups"):
+        out.print(f"embedding cache: {cache['hit_rate']:.0%} hits ({cache['hits']} of "
+                  f"{cache['lookups']} texts; {cache['encoded']} embedded)")
     bad = store.quarantine(run_id)
     if bad:
         out.print(f"[yellow]{len(bad)} records quarantined[/] (first 5):")
         for row in bad[:5]:
             out.print(f"  {row['source']}:{row['line']} [{row['field']}] {row['reason']}")
     out.print(f"stored in {store.path}")
+    if verdict is not None:
+        _print_verdict(verdict)
+
+
+def _verdict_data(verdict: Verdict) -> dict[str, Any]:
+    comparison = verdict.comparison
+    return {
+        "passed": verdict.passed,
+        "baseline_run_id": verdict.baseline_run_id,
+        "gates": [g.as_dict() for g in verdict.gates],
+        "regressed": [q.query_id for q in comparison.regressed] if comparison else [],
+        "regressed_total": comparison.regressed_total if comparison else 0,
+        "improved_total": comparison.improved_total if comparison else 0,
+        "new_causes": sorted({c.cause for c in comparison.new_causes}) if comparison else [],
+        "reports": {kind: str(path) for kind, path in verdict.reports.items()},
+        "alert": None if verdict.alert is None else {
+            "delivered": verdict.alert.delivered, "attempts": verdict.alert.attempts},
+    }
+
+
+def _print_verdict(verdict: Verdict) -> None:
+    from rich.markup import escape
+
+    comparison = verdict.comparison
+    if comparison is None:
+        out.print("[dim]no baseline run to compare with yet[/]")
+    else:
+        out.print(f"compared with baseline {comparison.baseline_run_id} on "
+                  f"{comparison.shared_queries} shared queries: {comparison.regressed_total} "
+                  f"regressed, {comparison.improved_total} improved")
+        for change in comparison.regressed[:10]:
+            out.print(f"  [red]▼[/] {escape(change.query_id)} {change.metric} "
+                      f"{change.baseline:.3f} → {change.current:.3f}"
+                      + (f" · causes: {', '.join(change.causes_after)}"
+                         if change.causes_after else ""))
+        new = sorted({c.cause for c in comparison.new_causes})
+        if new:
+            out.print(f"  new causes: {', '.join(new)}")
+    for gate in verdict.gates:
+        mark = "[green]PASS[/]" if gate.passed else "[red]FAIL[/]"
+        out.print(f"{mark} {escape(gate.gate)}: {escape(gate.reason)}")
+    for kind, path in verdict.reports.items():
+        out.print(f"report ({kind}): {path}")
+    if not verdict.passed:
+        out.print(f"[red bold]{len(verdict.failed)} gate(s) failed[/]")
 
 
 @app.command()
@@ -341,15 +420,193 @@ def demo(
     out.print(f"[bold]1/2[/] indexing {settings.corpus} → {settings.index}")
     out.print(build_index(settings))
     out.print(f"[bold]2/2[/] auditing {settings.log} ({settings.mode})")
-    _report(Store(settings.store), _audit(settings), as_json=False)
+    results = Store(settings.store)
+    run_id = _audit(settings)
+    _report(results, run_id, as_json=False, verdict=_verdict(results, run_id, settings))
     if not no_dashboard and sys.stdin.isatty() and sys.stdout.isatty():
-        out.print("The dashboard arrives in a later release; run `auditor runs` to list runs.")
+        _serve_dashboard(settings.store, port=8501)
+
+
+@app.command()
+def compare(
+    baseline_run: Annotated[str, typer.Argument(help="the earlier run (A)")],
+    run_id: Annotated[str, typer.Argument(help="the later run (B)")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    metrics: Annotated[str | None, typer.Option(help="comma-separated metrics to test")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Compare two runs on their shared queries: deltas with 95% CIs and Holm-corrected
+    paired randomization p-values, regressed and improved queries, causes, drift."""
+    from auditor.compare import compare_runs
+    from auditor.nightly import headline
+
+    settings = load_settings(config, store=store)
+    names = metrics.split(",") if metrics else None
+    comparison = compare_runs(Store(settings.store), baseline_run, run_id,
+                              metrics=names or headline(settings.diagnose_k),
+                              k=settings.diagnose_k)
+    if as_json:
+        typer.echo(json.dumps(comparison.to_dict(), indent=2, default=str))
+        return
+    _print_comparison(comparison)
+
+
+def _print_comparison(comparison: Any) -> None:
+    from rich.markup import escape
+
+    table = Table(title=f"{comparison.baseline_run_id} → {comparison.run_id} · "
+                        f"{comparison.shared_queries} shared queries")
+    for column in ("metric", "n", "A", "B", "Δ", "95% CI", "p", "p (Holm)"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for m in comparison.metrics:
+        ci = "—" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
+        significant = m.p_holm is not None and m.p_holm < comparison.alpha
+        delta = "—" if m.delta is None else f"{m.delta:+.4f}"
+        table.add_row(m.metric, str(m.n), _fmt(m.baseline_mean), _fmt(m.current_mean),
+                      f"[bold]{delta}[/]" if significant else delta, ci,
+                      _fmt(m.p_value), _fmt(m.p_holm))
+    out.print(table)
+    out.print(f"regressed {comparison.regressed_total}, improved {comparison.improved_total}")
+    for label, changes in (("▼", comparison.regressed[:15]), ("▲", comparison.improved[:5])):
+        for c in changes:
+            out.print(f"  {label} {escape(c.query_id)} {c.metric} {c.baseline:.3f} → "
+                      f"{c.current:.3f}  {escape(', '.join(c.causes_after))}")
+    for label, causes in (("new", comparison.new_causes), ("resolved", comparison.resolved_causes)):
+        if causes:
+            counted: dict[str, int] = {}
+            for c in causes:
+                counted[c.cause] = counted.get(c.cause, 0) + 1
+            out.print(f"{label} causes: " + ", ".join(f"{k} ({v})" for k, v in counted.items()))
+    drift = comparison.drift
+    if drift.get("n"):
+        out.print(f"result lists: overlap@{drift['k']} {_fmt(drift['overlap'])}, RBO "
+                  f"{_fmt(drift['rbo'])}, {drift['changed']} of {drift['n']} changed")
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="run id (see `auditor runs`)")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md | html | json | junit")] = "md",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="write here instead of stdout")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Render a run's report: Markdown, self-contained HTML with charts, JSON or JUnit XML."""
+    from auditor import report as reporting
+
+    renderers = {"md": reporting.render_markdown, "html": reporting.render_html,
+                 "json": reporting.render_json, "junit": reporting.render_junit}
+    if fmt not in renderers:
+        raise ConfigError(f"--format takes md, html, json or junit, not {fmt!r}")
+    settings = load_settings(config, store=store)
+    text = renderers[fmt](reporting.build_report(Store(settings.store), run_id))
+    if output is None:
+        typer.echo(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def gate(
+    run_id: Annotated[str, typer.Argument(help="run id (see `auditor runs`)")],
+    baseline: BaselineOpt = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Judge a stored run again (new gates or another baseline). Exit 1 when a gate fails."""
+    settings = load_settings(config, store=store, baseline=baseline)
+    results = Store(settings.store)
+    verdict = _verdict(results, run_id, settings, quiet=as_json)
+    if as_json:
+        typer.echo(json.dumps(_verdict_data(verdict), indent=2, default=str))
+    else:
+        _print_verdict(verdict)
+    if not verdict.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(help="run id (see `auditor runs`)")],
+    run_file: Annotated[Path, typer.Option(help="TREC run file to write")],
+    qrels_file: Annotated[Path | None, typer.Option(help="TREC qrels file to write")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write a run's ranked lists (and its judgments) as TREC files for trec_eval or ranx."""
+    from auditor.interop import export_trec
+
+    settings = load_settings(config, store=store)
+    results = Store(settings.store)
+    level = results.run(run_id)["level"]
+    rows, judged = export_trec(results, run_id, run_file, qrels_file, level=level)
+    out.print(f"wrote {rows} ranked rows to {run_file}"
+              + (f" and {judged} judgments to {qrels_file}" if qrels_file else ""))
+
+
+@app.command()
+def schedule(
+    cron: Annotated[str | None, typer.Option(help='crontab line, e.g. "0 2 * * *"')] = None,
+    config: ConfigOpt = None,
+    run_now: Annotated[bool, typer.Option(help="also run once right away")] = False,
+    max_runs: Annotated[int | None, typer.Option(help="stop after this many runs")] = None,
+    timezone: Annotated[str | None, typer.Option(help="e.g. Europe/Berlin (default: local)")
+                        ] = None,
+) -> None:
+    """Run the configured audit on a schedule (gates, reports, alerts) and keep running."""
+    from auditor.schedule import serve
+
+    settings = load_settings(config, cron=cron)
+
+    def nightly() -> None:
+        fresh = load_settings(config, cron=cron)  # pick up edits to the config each night
+        results = Store(fresh.store)
+        run_id = _audit(fresh)
+        verdict = _verdict(results, run_id, fresh)
+        out.print(f"run {run_id}: {verdict.status}, gates "
+                  + ("passed" if verdict.passed else
+                     f"FAILED ({'; '.join(g.reason for g in verdict.failed)})"))
+
+    serve(settings.cron, nightly, run_now=run_now, max_runs=max_runs, timezone=timezone,
+          say=lambda line: out.print(line, highlight=False))
+
+
+@app.command()
+def dashboard(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
+    address: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+) -> None:
+    """Open the Streamlit dashboard on a results store (read-only)."""
+    settings = load_settings(config, store=store)
+    _serve_dashboard(settings.store, port=port, address=address)
+
+
+def _serve_dashboard(store: Path, port: int, address: str = "127.0.0.1") -> None:
+    import subprocess
+
+    app_file = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
+    if not app_file.is_file():
+        raise ConfigError(f"the dashboard app is missing ({app_file}): reinstall the package")
+    out.print(f"dashboard on http://{address}:{port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_file),
+               "--server.headless", "true", "--server.address", address,
+               "--server.port", str(port), "--browser.gatherUsageStats", "false",
+               "--", "--store", str(store.resolve())]
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the dashboard, not an error
+        subprocess.run(command, check=False)
 
 
 def main() -> None:
     _quiet_libraries()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code in this mode
     except USER_ERRORS as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise SystemExit(2) from None
@@ -368,6 +625,8 @@ def main() -> None:
             exc.show()
             raise SystemExit(2) from None
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ from pydantic_settings import (
 )
 
 from auditor.backends import MODE_SYNONYMS, Mode
+from auditor.gates import DEFAULT_GATES, Gate
 
 DEFAULT_CONFIG = Path("audit.toml")
-SECRET_FIELDS = ("es_username", "es_password", "es_api_key")
+SECRET_FIELDS = ("es_username", "es_password", "es_api_key", "webhook_url")
 
 
 class ConfigError(Exception):
@@ -87,10 +88,28 @@ class AuditSettings(BaseSettings):
         description="production request body (JSON) with {{query}} and {{query_vector}}",
     )
 
+    # nightly: baseline, gates, reports, alerts, schedule
+    baseline: str | None = Field(
+        default="last-passing",
+        description="compare with: last | last-passing | a run id | none")
+    gates: list[Gate] = Field(
+        default_factory=lambda: list(DEFAULT_GATES),
+        description="[[gates]] tables: metric and one of min, max, max_drop (with alpha)")
+    reports: Path | None = Field(
+        default=Path(".auditor/reports"), description="directory for each run's reports")
+    webhook_url: SecretStr | None = Field(
+        default=None, description="POST a JSON alert here when a gate fails (Slack-compatible)")
+    cron: str = Field(default="0 2 * * *", description="schedule for `auditor schedule`")
+
     @field_validator("mode", mode="before")
     @classmethod
     def _mode_synonyms(cls, value: Any) -> Any:
         return MODE_SYNONYMS.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("baseline")
+    @classmethod
+    def _no_baseline(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in ("", "none") else value
 
     @field_validator("k")
     @classmethod
@@ -113,7 +132,8 @@ class AuditSettings(BaseSettings):
     def snapshot(self) -> dict[str, Any]:
         """The settings as stored with a run: JSON-safe, secrets left out."""
         data = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
-        data["es_credentials"] = "set" if any(getattr(self, f) for f in SECRET_FIELDS) else None
+        data["es_credentials"] = "set" if any(getattr(self, f) for f in SECRET_FIELDS[:3]) else None
+        data["webhook"] = "set" if self.webhook_url else None
         return data
 
 

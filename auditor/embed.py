@@ -10,10 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from auditor.store import Store
 
 EncoderName = Literal["minilm", "hash"]
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -89,3 +94,71 @@ def load_encoder(name: EncoderName = "minilm") -> Encoder:
     if name == "hash":
         return HashEncoder()
     return MiniLMEncoder()
+
+
+def embedding_key(model_id: str, text: str) -> str:
+    """Cache key of one embedding: equal text under the same model is never encoded twice."""
+    return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
+
+
+@dataclass
+class CacheStats:
+    """Distinct texts looked up, found (in the store or this run) and encoded."""
+
+    lookups: int = 0
+    hits: int = 0
+    encoded: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.hits / self.lookups if self.lookups else None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"lookups": self.lookups, "hits": self.hits, "encoded": self.encoded,
+                "hit_rate": self.hit_rate}
+
+
+class CachedEncoder:
+    """An encoder in front of the store's ``embeddings`` table (key = sha256(model, text)).
+
+    Embedding is ≈80% of an audit's cost (DESIGN.md), so a nightly run over an unchanged
+    corpus should embed nothing. New vectors wait in ``pending`` until the caller writes
+    them with its batch (``take_pending``), so a killed run never stores half a batch.
+    Lookups go to DuckDB each call: memory stays bounded by one batch, not the corpus.
+    """
+
+    def __init__(self, encoder: Encoder, store: Store) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.model_id = encoder.model_id
+        self.dim = encoder.dim
+        self.pending: dict[str, np.ndarray] = {}
+        self.stats = CacheStats()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [embedding_key(self.model_id, t) for t in texts]
+        distinct = dict(zip(keys, texts, strict=True))
+        found = {k: self.pending[k] for k in distinct if k in self.pending}
+        found.update(self.store.embeddings([k for k in distinct if k not in found]))
+        todo = [k for k in distinct if k not in found]
+        self.stats.lookups += len(distinct)
+        self.stats.hits += len(distinct) - len(todo)
+        if todo:
+            fresh = self.encoder.encode([distinct[k] for k in todo])
+            self.stats.encoded += len(todo)
+            for key, vector in zip(todo, fresh, strict=True):
+                found[key] = self.pending[key] = vector
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def take_pending(self) -> pa.Table:
+        """The vectors encoded since the last call, as rows for the ``embeddings`` table."""
+        keys = list(self.pending)
+        vectors = [self.pending[k].tolist() for k in keys]
+        self.pending = {}
+        return pa.table({
+            "key": pa.array(keys, pa.string()),
+            "model": pa.array([self.model_id] * len(keys), pa.string()),
+            "vector": pa.array(vectors, pa.list_(pa.float32())),
+        })

@@ -36,7 +36,6 @@ Everything is deterministic and offline; embeddings are cached by content hash.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from auditor.embed import Encoder
+from auditor.embed import Encoder, embedding_key
 
 # Fitted on FaithBench half A by bench/faithbench.py. Order: dense, containment, absent.
 BLEND_WEIGHTS = (0.156, 0.191, -0.807)
@@ -207,11 +206,6 @@ def is_factual(sentence: Sentence | str) -> bool:
 
 
 # support ---------------------------------------------------------------------------------
-def embedding_key(model_id: str, text: str) -> str:
-    """Cache key of one embedding: equal text under the same model is never encoded twice."""
-    return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
-
-
 def passage_windows(passage: str) -> list[str]:
     """Every sentence of the passage and every pair of consecutive sentences, as written."""
     parts = split_sentences(passage)

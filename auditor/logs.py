@@ -31,12 +31,16 @@ class InputError(Exception):
 
 @dataclass
 class LoadCounts:
-    """What happened to every line read: accepted + quarantined + blank == read."""
+    """What happened to every record read: accepted + quarantined + blank + skipped == read.
+
+    ``skipped`` counts records that are not retrievals (a span file's LLM or chain spans).
+    """
 
     read: int = 0
     accepted: int = 0
     quarantined: int = 0
     blank: int = 0
+    skipped: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -49,7 +53,13 @@ def read_log(path: Path, counts: LoadCounts | None = None) -> Iterator[LogRecord
         if payload is None and not raw.strip():
             counts.blank += 1
             continue
-        item = _validate(str(path), line, raw, payload, seen)
+        if isinstance(payload, Skipped):
+            counts.skipped += 1
+            continue
+        if isinstance(payload, QuarantineEntry):  # a reader that rejected the record itself
+            item: LogRecord | QuarantineEntry = payload
+        else:
+            item = _validate(str(path), line, raw, payload, seen)
         if isinstance(item, QuarantineEntry):
             counts.quarantined += 1
             counts.by_reason[item.field] = counts.by_reason.get(item.field, 0) + 1
@@ -58,8 +68,19 @@ def read_log(path: Path, counts: LoadCounts | None = None) -> Iterator[LogRecord
         yield item
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A record that is not a retrieval (e.g. an LLM span): counted, never quarantined."""
+
+    kind: str
+
+
 def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
-    """(line number, raw text, parsed object or None) for each record of a log file."""
+    """(line number, raw text, parsed object or None) for each record of a log file.
+
+    The parsed object may also be a ``Skipped`` or a ready ``QuarantineEntry`` (span files,
+    whose line is the span's position: see ``auditor.interop.span_layout``).
+    """
     if path.is_dir():
         queries = path / "queries.jsonl"
         if not queries.is_file():
@@ -70,7 +91,10 @@ def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
         raise InputError(f"log file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        yield from _jsonl(path)
+        from auditor.interop import read_spans, span_layout
+
+        layout = span_layout(path)
+        yield from read_spans(path, layout) if layout else _jsonl(path)
     elif suffix == ".parquet":
         yield from _parquet(path)
     elif suffix == ".csv":

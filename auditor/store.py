@@ -11,6 +11,8 @@ Schema changes are ordered migrations ``m001_...``; a merged migration is never 
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +24,8 @@ import pyarrow as pa
 
 RunStatus = Literal["running", "complete", "partial", "failed"]
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
+KEYED_TABLES = frozenset({"embeddings"})  # rows already stored are skipped, not an error
+WRITE_ATTEMPTS = 40  # ≈30 s of backoff before a writer gives up on a busy file
 
 
 class StoreError(Exception):
@@ -160,6 +164,47 @@ def m002_evidence(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m003_nightly(con: duckdb.DuckDBPyConnection) -> None:
+    """Manifests, baselines, gates, comparisons and the embedding cache (the nightly issue)."""
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN manifest JSON;
+        ALTER TABLE runs ADD COLUMN baseline_run_id VARCHAR;
+        ALTER TABLE runs ADD COLUMN gate_status VARCHAR;
+        CREATE TABLE gates (
+            run_id VARCHAR NOT NULL,
+            gate VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            passed BOOLEAN NOT NULL,
+            value DOUBLE,
+            threshold DOUBLE NOT NULL,
+            baseline_run_id VARCHAR,
+            reason VARCHAR NOT NULL
+        );
+        CREATE TABLE comparisons (
+            run_id VARCHAR NOT NULL,
+            baseline_run_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            n INTEGER NOT NULL,
+            baseline_mean DOUBLE,
+            current_mean DOUBLE,
+            delta DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            p_value DOUBLE,
+            p_holm DOUBLE
+        );
+        CREATE TABLE embeddings (
+            key VARCHAR PRIMARY KEY,
+            model VARCHAR NOT NULL,
+            vector FLOAT[] NOT NULL
+        );
+        """
+    )
+
+
 class Store:
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""
 
@@ -172,19 +217,29 @@ class Store:
             raise StoreError(f"no results store at {self.path}: run `auditor run` first")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise StoreError(
-                f"the results store {self.path} is busy or unreadable ({exc}): "
-                "wait for the running audit to finish and try again"
-            ) from None
+        con = self._open(read_only)
         try:
             if not read_only:
                 self._migrate(con)
             yield con
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file. A writer waits out readers (a dashboard holds the file for a few
+        milliseconds per query); a reader gives up at once with a clear message."""
+        attempts = 1 if read_only else WRITE_ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if attempt + 1 == attempts:
+                    raise StoreError(
+                        f"the results store {self.path} is busy or unreadable ({exc}): "
+                        "wait for the running audit to finish and try again"
+                    ) from None
+                time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -227,16 +282,28 @@ class Store:
                 ],
             )
 
-    def append(self, tables: dict[str, pa.Table]) -> None:
-        """Append Arrow tables (table name → rows) in one short transaction."""
+    def append(self, tables: dict[str, pa.Table | None], checkpoint: tuple[str, dict] | None = None
+               ) -> None:
+        """Append Arrow tables (table name → rows) in one short transaction.
+
+        ``checkpoint`` (run id, counts) is written in the same transaction: a run killed at
+        any moment holds whole batches and counts that match them, so it can resume.
+        Rows whose primary key is already stored (cached embeddings) are skipped.
+        """
         with self.connect() as con:
             con.execute("BEGIN")
             for name, table in tables.items():
-                if table.num_rows:
+                if table is not None and table.num_rows:
                     con.register("incoming", table)
                     columns = ", ".join(table.column_names)
-                    con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM incoming")
+                    ignore = " OR IGNORE" if name in KEYED_TABLES else ""
+                    con.execute(f"INSERT{ignore} INTO {name} ({columns}) "
+                                f"SELECT {columns} FROM incoming")
                     con.unregister("incoming")
+            if checkpoint is not None:
+                run_id, counts = checkpoint
+                con.execute("UPDATE runs SET counts = ? WHERE run_id = ?",
+                            [json.dumps(counts), run_id])
             con.execute("COMMIT")
 
     def finish_run(
@@ -248,6 +315,49 @@ class Store:
                 "WHERE run_id = ?",
                 [datetime.now(UTC), status, reason, json.dumps(counts), run_id],
             )
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark an unfinished run running again; the corpus pass is redone from scratch."""
+        with self.connect() as con:
+            con.execute("BEGIN")
+            con.execute("UPDATE runs SET status = 'running', finished_at = NULL, "
+                        "status_reason = NULL WHERE run_id = ?", [run_id])
+            con.execute("DELETE FROM corpus_coverage WHERE run_id = ?", [run_id])
+            con.execute("COMMIT")
+
+    def quarantined_lines(self, run_id: str) -> set[tuple[str, int]]:
+        with self.connect(read_only=True) as con:
+            rows = con.execute("SELECT source, line FROM quarantine WHERE run_id = ?",
+                               [run_id]).fetchall()
+        return {(source, line) for source, line in rows}
+
+    def set_manifest(self, run_id: str, manifest: dict[str, Any]) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE runs SET manifest = ? WHERE run_id = ?",
+                        [json.dumps(manifest, default=str), run_id])
+
+    def record_gates(self, run_id: str, baseline_run_id: str | None, gates: pa.Table,
+                     comparison: pa.Table | None) -> None:
+        """A run's verdict: its gate rows, the comparison rows and the overall gate status.
+
+        Rewrites what an earlier verdict on the same run stored, so re-gating is idempotent.
+        """
+        passed = all(gates.column("passed").to_pylist()) if gates.num_rows else True
+        with self.connect() as con:
+            con.execute("BEGIN")
+            con.execute("DELETE FROM gates WHERE run_id = ?", [run_id])
+            con.execute("DELETE FROM comparisons WHERE run_id = ?", [run_id])
+            con.execute(
+                "UPDATE runs SET baseline_run_id = ?, gate_status = ? WHERE run_id = ?",
+                [baseline_run_id, "passed" if passed else "failed", run_id],
+            )
+            for name, table in (("gates", gates), ("comparisons", comparison)):
+                if table is not None and table.num_rows:
+                    con.register("incoming", table)
+                    columns = ", ".join(table.column_names)
+                    con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM incoming")
+                    con.unregister("incoming")
+            con.execute("COMMIT")
 
     # reading -------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:
@@ -265,7 +375,7 @@ class Store:
         if not rows:
             raise StoreError(f"no run {run_id!r} in {self.path}: list runs with `auditor runs`")
         row = rows[0]
-        for key in ("config", "fingerprint", "counts"):
+        for key in ("config", "fingerprint", "counts", "manifest"):
             row[key] = json.loads(row[key]) if row[key] else None
         return row
 
@@ -338,6 +448,70 @@ class Store:
                     "SELECT metric, value FROM metrics WHERE run_id = ? AND query_id = ?",
                     args).fetchall()),
             }
+
+    def resolve_baseline(self, spec: str, run_id: str | None = None) -> str | None:
+        """The run id ``spec`` names: ``last`` (newest complete run), ``last-passing`` (newest
+        complete run whose gates passed, or that had none), or a run id. With ``run_id``, only
+        runs of the same backend, mode and level qualify (a knn run is no baseline for a bm25
+        run), and a run is never its own baseline. None when no run qualifies yet."""
+        where = {
+            "last": "status = 'complete'",
+            "last-passing": "status = 'complete' AND coalesce(gate_status, 'passed') = 'passed'",
+        }.get(spec)
+        with self.connect(read_only=True) as con:
+            if where is None:
+                row = con.execute("SELECT run_id FROM runs WHERE run_id = ?", [spec]).fetchone()
+                if row is None:
+                    raise StoreError(f"baseline run {spec!r} is not in {self.path}: pass last, "
+                                     "last-passing or a run id from `auditor runs`")
+                return spec
+            row = con.execute(
+                f"SELECT run_id FROM runs WHERE {where} AND run_id IS DISTINCT FROM $1 "
+                "AND ($1 IS NULL OR (backend, mode, level) = (SELECT (backend, mode, level) "
+                "FROM runs WHERE run_id = $1)) ORDER BY started_at DESC LIMIT 1", [run_id],
+            ).fetchone()
+        return row[0] if row else None
+
+    def embeddings(self, keys: list[str]) -> dict[str, Any]:
+        """Cached vectors by key (numpy float32 rows); absent keys are left out."""
+        if not keys or not self.path.exists():
+            return {}
+        with self.connect() as con:
+            con.register("wanted", pa.table({"key": pa.array(keys, pa.string())}))
+            found = con.sql(
+                "SELECT e.key, e.vector FROM embeddings e JOIN wanted USING (key)").to_arrow_table()
+        if not found.num_rows:
+            return {}
+        import numpy as np
+
+        column = found.column("vector").combine_chunks()
+        width = len(column[0])
+        matrix = column.flatten().to_numpy().astype(np.float32).reshape(-1, width)
+        return dict(zip(found.column("key").to_pylist(), matrix, strict=True))
+
+    def gates(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect(read_only=True) as con:
+            return _dicts(con.execute(
+                "SELECT gate, metric, kind, passed, value, threshold, baseline_run_id, reason "
+                "FROM gates WHERE run_id = ? ORDER BY passed, gate", [run_id]))
+
+    def comparison_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The stored metric deltas of a run against the baseline it was gated on."""
+        with self.connect(read_only=True) as con:
+            return _dicts(con.execute(
+                "SELECT * EXCLUDE (run_id) FROM comparisons WHERE run_id = ? ORDER BY metric",
+                [run_id]))
+
+    def trend(self, metrics: list[str], limit: int = 30) -> list[dict[str, Any]]:
+        """Mean of each metric in the newest ``limit`` runs, oldest first (long format)."""
+        with self.connect(read_only=True) as con:
+            return _dicts(con.execute(
+                "WITH recent AS (SELECT run_id, started_at, status, gate_status FROM runs "
+                "WHERE status IN ('complete', 'partial') ORDER BY started_at DESC LIMIT ?) "
+                "SELECT r.run_id, r.started_at, r.status, r.gate_status, m.metric, "
+                "avg(m.value) AS mean, count(m.value) AS n FROM recent r "
+                "JOIN metrics m USING (run_id) WHERE list_contains(?, m.metric) "
+                "GROUP BY ALL ORDER BY r.started_at, m.metric", [limit, metrics]))
 
     def quarantine(self, run_id: str) -> list[dict[str, Any]]:
         with self.connect(read_only=True) as con:

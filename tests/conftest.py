@@ -55,3 +55,12 @@ def scifact_index(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedBackend:
     directory = tmp_path_factory.mktemp("scifact-index")
     chunks = read_corpus(FIXTURES / "scifact" / "corpus.jsonl")
     return EmbeddedBackend.build(chunks, directory, load_encoder("hash"))
+
+
+@pytest.fixture(scope="session")
+def nightly_store(tmp_path_factory: pytest.TempPathFactory):
+    """Two gated nightly runs of the SciFact fixtures; the second lost relevant documents
+    (see tests/stores.py)."""
+    from tests.stores import build_nightly_store
+
+    return build_nightly_store(tmp_path_factory.mktemp("nightly"))

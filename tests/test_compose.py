@@ -35,8 +35,21 @@ def test_volumes_are_declared_and_shared_by_the_auditor_services() -> None:
 
 def test_secrets_are_passed_through_not_written() -> None:
     env = COMPOSE["services"]["nightly"]["environment"]
-    assert "AUDITOR_ES_API_KEY" in env  # name only: the value comes from the user's shell
-    assert not any(item.startswith("AUDITOR_ES_API_KEY=") for item in env)
+    for secret in ("AUDITOR_ES_API_KEY", "AUDITOR_WEBHOOK_URL"):
+        assert secret in env  # name only: the value comes from the user's shell
+        assert not any(item.startswith(f"{secret}=") for item in env)
+
+
+def test_services_run_commands_the_cli_has() -> None:
+    from typer.main import get_command
+
+    from auditor.cli import app
+
+    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
+    nightly = COMPOSE["services"]["nightly"]["command"]
+    dashboard = COMPOSE["services"]["dashboard"]["command"]
+    assert nightly[:2] == ["schedule", "--cron"] and dashboard[0] == "dashboard"
+    assert {nightly[0], dashboard[0]} <= commands
 
 
 def test_readme_documents_compose_with_the_same_names() -> None:

@@ -14,6 +14,7 @@ from auditor.records import Hit
 
 if TYPE_CHECKING:
     from auditor.config import AuditSettings
+    from auditor.embed import Encoder
 
 # bm25, dense (approximate kNN where the index has it), hybrid (client-side RRF of both),
 # template (the production request body). Two more exist for diagnosis ablations: exact
@@ -132,17 +133,14 @@ def fuse_rrf(rankings: Iterable[list[Hit]], depth: int, k: int = RRF_K) -> list[
     ]
 
 
-def open_backend(settings: AuditSettings) -> Backend:
+def open_backend(settings: AuditSettings, encoder: Encoder | None = None) -> Backend:
     """The configured backend, with an encoder when the mode needs one or when ablations are
-    on (the dense and exact ablations of a miss embed its query; the encoder is loaded once
-    per process and shared with the tracer)."""
+    on (the dense and exact ablations of a miss embed its query). ``encoder`` is the run's
+    cached encoder, shared with the tracer; without it the plain model is loaded."""
     from auditor.embed import load_encoder
 
-    needs_vectors = settings.mode in VECTOR_MODES or settings.ablations or (
-        settings.mode in ("template", "unfiltered")
-        and "{{query_vector}}" in (settings.es_template or "")
-    )
-    encoder = load_encoder(settings.encoder) if needs_vectors else None
+    if encoder is None and needs_vectors(settings):
+        encoder = load_encoder(settings.encoder)
     if settings.backend == "elasticsearch":
         from auditor.backends.elasticsearch import ElasticsearchBackend
 
@@ -150,3 +148,10 @@ def open_backend(settings: AuditSettings) -> Backend:
     from auditor.backends.embedded import EmbeddedBackend
 
     return EmbeddedBackend.open(settings.index, encoder)
+
+
+def needs_vectors(settings: AuditSettings) -> bool:
+    return settings.mode in VECTOR_MODES or settings.ablations or (
+        settings.mode in ("template", "unfiltered")
+        and "{{query_vector}}" in (settings.es_template or "")
+    )

@@ -1,0 +1,198 @@
+"""Alerts against a real HTTP server started in the test, and the message they carry.
+
+The webhook URL holds a fake Slack-like token; it must never show up in a result, an
+exception or a log record (httpx's own request log included).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from auditor.alerts import AlertResult, alert_payload, post_alert
+from auditor.compare import CauseChange, QueryChange
+
+TOKEN_PATH = "/services/T000/B000/SECRETTOKEN"
+FAST = {"backoff_s": 0.01, "timeout_s": 2.0}
+
+
+class Hook:
+    """A webhook that answers with the scripted statuses, then 200; records what it got."""
+
+    def __init__(self, statuses: list[int], headers: dict[str, str] | None = None) -> None:
+        self.statuses, self.headers = list(statuses), headers or {}
+        self.received: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[Hook, str]]:
+    state = Hook([])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            length = int(self.headers.get("Content-Length", 0))
+            state.received.append(json.loads(self.rfile.read(length)))
+            state.paths.append(self.path)
+            status = state.statuses.pop(0) if state.statuses else 200
+            body = b"ok" if status == 200 else b"no_service " + self.path.encode()
+            self.send_response(status)
+            for key, value in state.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}{TOKEN_PATH}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _no_secret(result: AlertResult, caplog: pytest.LogCaptureFixture) -> None:
+    texts = [repr(result), *(r.getMessage() for r in caplog.records)]
+    for text in texts:
+        assert "SECRETTOKEN" not in text and TOKEN_PATH not in text, text
+
+
+def test_delivers_the_json_payload(hook: tuple[Hook, str], caplog: pytest.LogCaptureFixture
+                                   ) -> None:
+    caplog.set_level(logging.DEBUG)
+    state, url = hook
+    result = post_alert(url, {"text": "hello"}, **FAST)
+    assert result == AlertResult(True, 1, 200, None)
+    assert state.received == [{"text": "hello"}] and state.paths == [TOKEN_PATH]
+    assert any("HTTP Request" in r.getMessage() for r in caplog.records)  # httpx logged it...
+    _no_secret(result, caplog)  # ...without the URL
+
+
+def test_server_errors_are_retried_until_delivered(hook: tuple[Hook, str],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    state, url = hook
+    state.statuses = [500, 503]
+    result = post_alert(url, {"text": "x"}, **FAST)
+    assert (result.delivered, result.attempts, result.status) == (True, 3, 200)
+    assert len(state.received) == 3
+    assert sum("retrying" in r.getMessage() for r in caplog.records) == 2
+    _no_secret(result, caplog)
+
+
+def test_429_honours_retry_after(hook: tuple[Hook, str]) -> None:
+    state, url = hook
+    state.statuses, state.headers = [429], {"Retry-After": "0"}
+    result = post_alert(url, {"text": "x"}, retries=1, backoff_s=30.0, timeout_s=2.0)
+    assert (result.delivered, result.attempts) == (True, 2)  # waited 0 s, not 30 s
+
+
+def test_client_errors_are_not_retried(hook: tuple[Hook, str],
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    state, url = hook
+    state.statuses = [400]
+    result = post_alert(url, {"text": "x"}, **FAST)
+    assert (result.delivered, result.attempts, result.status) == (False, 1, 400)
+    assert len(state.received) == 1
+    assert result.error and result.error.startswith("HTTP 400: no_service <webhook>")
+    _no_secret(result, caplog)
+
+
+def test_persistent_server_errors_give_up(hook: tuple[Hook, str]) -> None:
+    state, url = hook
+    state.statuses = [502] * 10
+    result = post_alert(url, {"text": "x"}, retries=2, **FAST)
+    assert (result.delivered, result.attempts, result.status) == (False, 3, 502)
+    assert result.error and result.error.startswith("gave up after 3 attempt(s): HTTP 502")
+    assert len(state.received) == 3
+
+
+def test_unreachable_webhook_fails_after_bounded_attempts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}{TOKEN_PATH}"
+    result = post_alert(url, {"text": "x"}, retries=2, **FAST)
+    assert (result.delivered, result.attempts, result.status) == (False, 3, None)
+    assert result.error and "ConnectError" in result.error
+    _no_secret(result, caplog)
+
+
+def test_a_bad_url_is_reported_without_echoing_it(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    result = post_alert(f"ftp://example.invalid{TOKEN_PATH}", {"text": "x"}, **FAST)
+    assert (result.delivered, result.attempts) == (False, 1)
+    assert result.error and "not a valid http(s) URL" in result.error
+    _no_secret(result, caplog)
+
+
+# the message ----------------------------------------------------------------------------
+def _summary() -> dict[str, Any]:
+    regressed = [QueryChange(query_id=f"q{i}", query=f"<!channel> query *{i}*\nsecond line",
+                             metric="recall@10", baseline=1.0, current=0.5, delta=-0.5)
+                 for i in range(12)]
+    return {
+        "run_id": "20261101T020000Z-abc123", "status": "complete",
+        "baseline_run_id": "20261031T020000Z-def456",
+        "gates": [
+            {"gate": "recall@10 max_drop", "metric": "recall@10", "passed": False,
+             "reason": "recall@10 dropped 0.120 (> 0.05, p=0.003)"},
+            {"gate": "ndcg@10 min", "metric": "ndcg@10", "passed": True, "reason": "ok"},
+            {"gate": "mrr@10 min", "metric": "mrr@10", "passed": False,
+             "reason": "mrr@10 0.41 < 0.50"},
+        ],
+        "comparison": {"regressed": regressed, "regressed_total": 31,
+                       "new_causes": [CauseChange("q1", "not_indexed", "d1"),
+                                      CauseChange("q2", "not_indexed", "d2"),
+                                      {"query_id": "q3", "cause": "drifted"}]},
+        "reports": {"markdown": "/r/summary.md", "junit": "/r/junit.xml"},
+    }
+
+
+def test_payload_is_slack_compatible_and_structured() -> None:
+    payload = alert_payload(_summary())
+    assert payload["text"] == (
+        "Retrieval audit 20261101T020000Z-abc123 failed 2 gate(s): "
+        "recall@10 dropped 0.120 (&gt; 0.05, p=0.003); mrr@10 0.41 &lt; 0.50")
+    facts = payload["auditor"]
+    assert facts["failed_gates"] == [
+        {"gate": "recall@10 max_drop", "reason": "recall@10 dropped 0.120 (> 0.05, p=0.003)"},
+        {"gate": "mrr@10 min", "reason": "mrr@10 0.41 < 0.50"}]
+    assert len(facts["regressed"]) == 10 and facts["regressed_total"] == 31
+    assert facts["regressed"][0] == {"query_id": "q0", "metric": "recall@10", "delta": -0.5}
+    assert facts["new_causes"] == {"not_indexed": 2, "drifted": 1}
+    assert facts["baseline_run_id"] == "20261031T020000Z-def456"
+    assert facts["reports"] == {"markdown": "/r/summary.md", "junit": "/r/junit.xml"}
+    json.dumps(payload)  # JSON-safe
+    blocks = payload["blocks"]
+    assert all(b["type"] in ("section", "context") for b in blocks)
+    queries = next(b["text"]["text"] for b in blocks if "regressed" in b.get("text", {})
+                   .get("text", ""))
+    assert "<!channel>" not in queries and "&lt;!channel&gt;" in queries  # no mentions
+    assert "\nsecond line" not in queries and "-0.500" in queries
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
+
+
+def test_payload_tolerates_missing_parts() -> None:
+    assert alert_payload({"run_id": "r1"})["text"] == "Retrieval audit r1 passed its gates"
+    failed = alert_payload({"run_id": "r1", "status": "failed", "status_reason": "ES down"})
+    assert failed["text"] == "Retrieval audit r1 is failed: ES down"
+    assert failed["auditor"]["regressed"] == [] and failed["auditor"]["reports"] == {}
+    long = alert_payload({"run_id": "r", "gates": [{"gate": "g", "passed": False,
+                                                    "reason": "x" * 2000}]})
+    assert len(long["text"]) <= 500 and long["text"].endswith("…")

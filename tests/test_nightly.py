@@ -1,0 +1,275 @@
+"""The nightly job as a team runs it: `auditor run --baseline last` twice, gates, reports,
+the webhook, the embedding cache, resuming after SIGKILL, and the scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from auditor.store import Store, StoreError
+
+from .conftest import FIXTURES
+from .stores import removed_documents
+from .test_audit import auditor, write_config
+
+SCIFACT = FIXTURES / "scifact"
+GATES = (
+    '\n[[gates]]\nmetric = "recall@10"\nmax_drop = 0.02\n'
+    '\n[[gates]]\nmetric = "ndcg@10"\nmin = 0.30\n'
+)
+
+
+class Webhook:
+    """A local HTTP server standing in for a Slack incoming webhook."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                owner.received.append({"path": self.path, "json": json.loads(body)})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/S3CR3T-TOKEN"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture()
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def run_json(*args: str, cwd: Path, env: dict[str, str] | None = None
+             ) -> tuple[int, dict, str]:
+    environment = {**os.environ, "COLUMNS": "120", **(env or {})}
+    environment.pop("AUDITOR_ES_URL", None)
+    done = subprocess.run([sys.executable, "-m", "auditor.cli", *args, "--json"], cwd=cwd,
+                          env=environment, text=True, capture_output=True, timeout=600)
+    data = json.loads(done.stdout) if done.stdout.strip() else {}
+    return done.returncode, data, done.stderr
+
+
+def test_deleted_documents_fail_the_gate_and_alert(tmp_path: Path, webhook: Webhook) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + GATES)
+    assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    env = {"AUDITOR_WEBHOOK_URL": webhook.url}
+    code, first, stderr = run_json("run", "--baseline", "last", cwd=tmp_path, env=env)
+    assert code == 0, stderr
+    assert first["verdict"]["passed"] and first["verdict"]["baseline_run_id"] is None
+
+    removed = set(removed_documents())
+    kept = [line for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()
+            if json.loads(line)["_id"] not in removed]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(kept) + "\n")
+    assert auditor("index", "build", "--corpus", "corpus.jsonl", cwd=tmp_path).returncode == 0
+
+    code, second, stderr = run_json("run", "--baseline", "last", cwd=tmp_path, env=env)
+    assert code == 1, stderr
+    verdict = second["verdict"]
+    assert verdict["baseline_run_id"] == first["run_id"]
+    failed = [g for g in verdict["gates"] if not g["passed"]]
+    assert [g["metric"] for g in failed] == ["recall@10"]
+    assert "significant" in failed[0]["reason"]
+    assert verdict["regressed_total"] >= 5 and "not_indexed" in verdict["new_causes"]
+    assert webhook.url not in stderr and "S3CR3T" not in stderr + json.dumps(second)
+
+    markdown = Path(verdict["reports"]["md"]).read_text().replace("\\", "")  # md escapes
+    assert "recall@10" in markdown and "not_indexed" in markdown
+    assert any(query_id in markdown for query_id in verdict["regressed"])
+    suite = ET.parse(verdict["reports"]["junit"]).getroot()
+    cases = suite.findall(".//testcase")
+    assert len(cases) == 2 and len(suite.findall(".//testcase/failure")) == 1
+
+    assert len(webhook.received) == 1
+    payload = webhook.received[0]["json"]
+    assert webhook.received[0]["path"].endswith("S3CR3T-TOKEN")
+    assert "recall@10" in payload["text"] and second["run_id"] in payload["text"]
+    assert payload["auditor"]["run_id"] == second["run_id"]
+
+    # a report can be rendered again later, in any format
+    done = auditor("report", second["run_id"], "--format", "junit", cwd=tmp_path)
+    assert done.returncode == 0 and ET.fromstring(done.stdout).findall(".//failure")
+
+
+def test_unchanged_index_passes_and_embeds_nothing_new(tmp_path: Path) -> None:
+    write_config(tmp_path, mode="hybrid")
+    built = auditor("index", "build", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    code, first, stderr = run_json("run", cwd=tmp_path)
+    assert code == 0, stderr
+    assert first["counts"]["embedding_cache"]["encoded"] > 100
+    code, second, stderr = run_json("run", "--baseline", "last", cwd=tmp_path)
+    assert code == 0, stderr
+    verdict = second["verdict"]
+    assert verdict["baseline_run_id"] == first["run_id"]
+    assert verdict["passed"] and verdict["regressed_total"] == 0
+    cache = second["counts"]["embedding_cache"]
+    assert cache["lookups"] > 100 and cache["encoded"] == 0 and cache["hit_rate"] == 1.0
+    rebuilt = auditor("index", "build", cwd=tmp_path)
+    assert "embedding cache: 100% hits" in " ".join(rebuilt.stdout.split())
+
+
+def test_manifest_traces_every_number(nightly_store) -> None:
+    run = Store(nightly_store.path).run(nightly_store.run_id)
+    manifest = run["manifest"]
+    assert len(manifest["config_digest"]) == 64
+    assert manifest["index"]["document_count"] == 300 - len(nightly_store.removed_docs)
+    assert manifest["embedding_model"] == "hash-bow-384"
+    assert manifest["thresholds"]["k"] == 10 and 0 < manifest["thresholds"]["support"] < 1
+    assert manifest["code_version"].startswith("0.")
+    assert manifest["log"]["first_logged_at"] <= manifest["log"]["last_logged_at"]
+    assert manifest["counts"]["replayed"] == 50
+    assert run["baseline_run_id"] == nightly_store.baseline_run_id
+    assert run["gate_status"] == "failed"
+
+
+def test_last_passing_skips_failed_runs(nightly_store) -> None:
+    store = Store(nightly_store.path)
+    assert store.resolve_baseline("last-passing") == nightly_store.baseline_run_id
+    assert store.resolve_baseline("last") == nightly_store.run_id
+    assert store.resolve_baseline("last", nightly_store.run_id) == nightly_store.baseline_run_id
+    with pytest.raises(StoreError, match="not in"):
+        store.resolve_baseline("no-such-run")
+
+
+def big_log(directory: Path, copies: int) -> tuple[Path, Path]:
+    """The fixture log repeated under new query ids, with two bad lines in the middle."""
+    records = [json.loads(line) for line in (SCIFACT / "log.jsonl").read_text().splitlines()]
+    qrels = (SCIFACT / "qrels.tsv").read_text().splitlines()
+    lines, judged = [], [qrels[0]]
+    for copy in range(copies):
+        for record in records:
+            lines.append(json.dumps({**record, "query_id": f"{record['query_id']}-{copy}"}))
+        judged += [f"{q}-{copy}\t{rest}" for q, rest in
+                   (row.split("\t", 1) for row in qrels[1:])]
+        if copy == copies // 2:
+            lines += ['{"query_id": "bad-1"}', "{not json"]
+    log, qrels_file = directory / "big.jsonl", directory / "big-qrels.tsv"
+    log.write_text("\n".join(lines) + "\n")
+    qrels_file.write_text("\n".join(judged) + "\n")
+    return log, qrels_file
+
+
+def stored_rows(path: Path, run_id: str) -> dict[str, list[tuple]]:
+    queries = {
+        "query_results": "SELECT seq, query_id, status, n_hits, answer FROM query_results",
+        "hits": "SELECT seq, query_id, rank, chunk_id, doc_id, round(score, 9) FROM hits",
+        "metrics": "SELECT query_id, metric, round(value, 9) FROM metrics",
+        "diagnoses": "SELECT query_id, cause, target_id FROM diagnoses WHERE cause <> 'slow'",
+        "sentences": "SELECT query_id, idx, status, best_chunk_id FROM sentences",
+        "quarantine": "SELECT source, line, field FROM quarantine",
+        "corpus_coverage": "SELECT doc_id, retrieved_at_k, best_rank FROM corpus_coverage",
+    }
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {name: sorted(con.execute(f"{sql} WHERE run_id = ?" if "WHERE" not in sql
+                                         else f"{sql} AND run_id = ?", [run_id]).fetchall(),
+                             key=repr)
+                for name, sql in queries.items()}
+
+
+def replayed(path: Path) -> int:
+    """Rows stored so far; the audit may hold the file for a moment, so retry."""
+    for _ in range(100):
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                return con.execute("SELECT count(*) FROM query_results").fetchone()[0]
+        except (duckdb.IOException, duckdb.CatalogException):
+            time.sleep(0.02)
+    return 0
+
+
+def test_sigkilled_run_resumes_to_the_same_rows(tmp_path: Path) -> None:
+    log, qrels = big_log(tmp_path, copies=8)
+    write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=20, baseline="none")
+    assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    code, whole, stderr = run_json("run", "--store", "whole.duckdb", cwd=tmp_path)
+    assert code == 0, stderr
+
+    env = {**os.environ}
+    env.pop("AUDITOR_ES_URL", None)
+    killed_store = tmp_path / "killed.duckdb"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor.cli", "run", "--store", str(killed_store)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while replayed(killed_store) < 100 and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = replayed(killed_store)
+    assert 100 <= done_before < 400, "the run was not killed mid-way"
+    runs = Store(killed_store).runs()
+    assert [r["status"] for r in runs] == ["running"]
+    run_id = runs[0]["run_id"]
+
+    code, resumed, stderr = run_json("run", "--resume", run_id, "--store", str(killed_store),
+                                     cwd=tmp_path)
+    assert code == 0, stderr
+    assert resumed["run_id"] == run_id and resumed["status"] == "complete"
+    assert resumed["counts"]["replayed"] == 400 and resumed["counts"]["quarantined"] == 2
+    got, want = stored_rows(killed_store, run_id), stored_rows(tmp_path / "whole.duckdb",
+                                                               whole["run_id"])
+    for table in want:
+        assert got[table] == want[table], table
+    seqs = [row[0] for row in got["query_results"]]
+    assert sorted(seqs) == list(range(400))  # no gaps, no duplicates
+
+
+def test_resume_refuses_a_complete_run(nightly_store, tmp_path: Path) -> None:
+    done = auditor("run", "--resume", nightly_store.run_id, "--store", str(nightly_store.path),
+                   cwd=tmp_path)
+    assert done.returncode == 2 and "already complete" in done.stderr
+
+
+def test_schedule_runs_the_audit_and_reports(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    done = auditor("schedule", "--cron", "0 2 * * *", "--run-now", "--max-runs", "1",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "scheduled '0 2 * * *'" in done.stdout
+    assert "complete, gates passed" in done.stdout
+    assert len(Store(tmp_path / "audit.duckdb").runs()) == 1
+
+
+def test_schedule_rejects_a_bad_cron_line(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    done = auditor("schedule", "--cron", "every night", cwd=tmp_path)
+    assert done.returncode == 2 and "five-field crontab" in done.stderr
+
+
+def test_next_fire_time_of_a_nightly_cron() -> None:
+    from datetime import datetime
+
+    from auditor.schedule import trigger
+
+    now = datetime.fromisoformat("2026-11-24T13:00:00+00:00")
+    fire = trigger("0 2 * * *", "UTC").get_next_fire_time(None, now)
+    assert fire.isoformat() == "2026-11-25T02:00:00+00:00"

@@ -1,0 +1,346 @@
+"""Reports from a real store: a baseline run on the SciFact slice and a regressed run on an
+index missing ten judged-relevant documents, gated, with a hostile query text planted in the
+regressed run's log. Markdown, JUnit, JSON and HTML are checked, and the HTML is opened in a
+real headless chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from auditor.backends.embedded import EmbeddedBackend
+from auditor.embed import load_encoder
+from auditor.logs import read_corpus
+from auditor.report import (
+    build_report,
+    md_escape,
+    render_html,
+    render_json,
+    render_junit,
+    render_markdown,
+    write_reports,
+)
+from auditor.store import Store
+
+from .conftest import FIXTURES, ROOT
+
+if TYPE_CHECKING:
+    from .stores import NightlyStore
+
+SCIFACT = FIXTURES / "scifact"
+PLANTED = "<script>alert(1)</script>"
+PLANTED_QUERY = "3"  # its only relevant document is among the removed ones
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+FAILING_GATE = "recall@10 >= 0.950"
+
+
+@dataclass(frozen=True)
+class ReportStore:
+    path: Path
+    baseline_run_id: str
+    run_id: str
+    removed_docs: list[str]
+
+
+def _removed_docs(count: int = 10) -> list[str]:
+    docs: list[str] = []
+    for line in (SCIFACT / "qrels.tsv").read_text().splitlines()[1:]:
+        doc_id = line.split("\t")[1]
+        if doc_id not in docs:
+            docs.append(doc_id)
+    return docs[:count]
+
+
+def _planted_log(path: Path) -> Path:
+    """The SciFact log with a hostile query text and one record that must be quarantined."""
+    lines = []
+    for line in (SCIFACT / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["query_id"] == PLANTED_QUERY:
+            record["query"] = f"{PLANTED} {record['query']}"
+        lines.append(json.dumps(record))
+    lines.append(json.dumps({"query": f"{PLANTED} | `tick` *bold*", "answer": "no id"}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _audit(tmp: Path, backend: EmbeddedBackend, log: Path) -> str:
+    from auditor.audit import run_audit
+    from auditor.config import load_settings
+
+    settings = load_settings(None, log=log, qrels=SCIFACT / "qrels.tsv", store=tmp / "a.duckdb",
+                             encoder="hash", mode="bm25", index=tmp / "idx",
+                             corpus=SCIFACT / "corpus.jsonl")
+    run_id, status = run_audit(settings, backend=backend)
+    assert status == "complete"
+    return run_id
+
+
+def _gate(store: Store, baseline_id: str, run_id: str) -> None:
+    """Gate the run: one floor that fails, one that passes, and the default drop gates."""
+    from auditor.compare import compare_runs, comparison_table
+    from auditor.gates import DEFAULT_GATES, Gate, evaluate, gates_table
+
+    comparison = compare_runs(store, baseline_id, run_id)
+    gates = [Gate(metric="recall@10", min=0.95), Gate(metric="hit@100", min=0.5),
+             *DEFAULT_GATES]
+    means = {row["metric"]: row["mean"] for row in store.metric_means(run_id)}
+    results = evaluate(gates, means, comparison)
+    store.record_gates(run_id, baseline_id, gates_table(run_id, results),
+                       comparison_table(comparison))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, scifact_index: EmbeddedBackend
+          ) -> ReportStore:
+    tmp = tmp_path_factory.mktemp("report-store")
+    baseline_id = _audit(tmp, scifact_index, SCIFACT / "log.jsonl")
+    removed = _removed_docs()
+    chunks = [c for c in read_corpus(SCIFACT / "corpus.jsonl") if c.doc_id not in removed]
+    smaller = EmbeddedBackend.build(chunks, tmp / "idx-removed", load_encoder("hash"))
+    run_id = _audit(tmp, smaller, _planted_log(tmp / "log.jsonl"))
+    store = Store(tmp / "a.duckdb")
+    _gate(store, baseline_id, run_id)
+    return ReportStore(store.path, baseline_id, run_id, removed)
+
+
+@pytest.fixture(scope="module")
+def data(built: ReportStore) -> dict:
+    return build_report(Store(built.path), built.run_id)
+
+
+def _affected_queries(removed: list[str]) -> set[str]:
+    rows = [line.split("\t") for line in (SCIFACT / "qrels.tsv").read_text().splitlines()[1:]]
+    return {query_id for query_id, doc_id, _ in rows if doc_id in removed}
+
+
+# building --------------------------------------------------------------------------------
+def test_report_data_holds_gates_baseline_and_causes(data: dict, built: ReportStore) -> None:
+    assert data["run_id"] == built.run_id
+    assert data["baseline_run_id"] == built.baseline_run_id
+    assert data["gate_status"] == "failed"
+    failed = [g["gate"] for g in data["gates"] if not g["passed"]]
+    assert FAILING_GATE in failed and "hit@100 >= 0.500" not in failed
+    assert "not_indexed" in {c["cause"] for c in data["causes"]}
+    assert data["quarantine"]["count"] == 1
+    assert PLANTED in data["quarantine"]["entries"][0]["raw"]
+    assert {row["metric"] for row in data["headline"]} >= {"recall@10", "ndcg@10"}
+    assert {row["metric"] for row in data["trend"]} >= {"recall@10"}
+    assert {row["run_id"] for row in data["trend"]} == {built.baseline_run_id, built.run_id}
+    sizes = data["scatter"]["sizes"]
+    assert sum(row["queries"] for row in sizes) == 50  # one row per replayed query
+    assert [g["k"] for g in data["scatter"]["gatherable"]] == [1, 5, 10, 20, 100]
+
+
+def test_report_of_an_ungated_run_without_manifest(built: ReportStore) -> None:
+    data = build_report(Store(built.path), built.baseline_run_id)
+    assert data["gates"] == [] and data["gate_status"] is None and data["comparison"] is None
+    assert "not gated" in render_markdown(data)
+    root = ET.fromstring(render_junit(data))
+    assert root.find("testsuite").get("tests") == "0"
+    assert "Manifest" in render_html(data)
+
+
+# JSON ------------------------------------------------------------------------------------------
+def test_json_round_trips(data: dict) -> None:
+    assert json.loads(render_json(data)) == data
+
+
+def test_write_reports_writes_every_format(built: ReportStore, tmp_path: Path) -> None:
+    paths = write_reports(Store(built.path), built.run_id, tmp_path / "out")
+    assert {p.name for p in paths.values()} == {"report.md", "report.html", "report.json",
+                                               "junit.xml"}
+    stored = json.loads(paths["json"].read_text())
+    assert stored["run_id"] == built.run_id and stored["files"]["html"] == str(paths["html"])
+    assert str(paths["html"]) in paths["md"].read_text()
+    with pytest.raises(ValueError, match="unknown report format"):
+        write_reports(Store(built.path), built.run_id, tmp_path, formats=["pdf"])  # type: ignore[list-item]
+
+
+# Markdown --------------------------------------------------------------------------------------
+def test_md_escape_neutralises_untrusted_text() -> None:
+    assert md_escape("a|b`c<d>*e_f[g]\nh\\ &lt;") == r"a\|b\`c\<d>\*e\_f\[g\] h\\ \&lt;"
+    assert md_escape("x" * 100, 10) == "x" * 9 + "…"
+
+
+def _md_to_html(text: str) -> str:
+    """How GitHub would show it: CommonMark with tables and raw HTML allowed."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+
+
+def test_markdown_names_failed_gates_reasons_and_causes(data: dict, built: ReportStore) -> None:
+    text = render_markdown(data)
+    assert text.startswith(f"### ❌ Retrieval audit `{built.run_id}`: gates failed")
+    assert f"baseline `{built.baseline_run_id}`" in text
+    gate_rows = [line for line in text.splitlines() if line.startswith(("| ❌ |", "| ✅ |"))]
+    assert len(gate_rows) == len(data["gates"])
+    failed = [g for g in data["gates"] if not g["passed"]]
+    assert [row.startswith("| ❌") for row in gate_rows] == (
+        [True] * len(failed) + [False] * (len(gate_rows) - len(failed)))  # failed first
+    for gate in failed:
+        row = next(r for r in gate_rows if f"`{gate['gate']}`" in r)
+        assert row.startswith("| ❌") and md_escape(gate["reason"]) in row
+    assert any(FAILING_GATE in row for row in gate_rows[: len(failed)])
+    rendered = _md_to_html(text)
+    assert "not_indexed" in rendered
+    assert "<table>" in rendered and "<script" not in rendered
+
+
+def test_markdown_lists_regressed_queries(data: dict, built: ReportStore) -> None:
+    text = render_markdown(data)
+    section = text.split("**Regressed queries**")[1].split("\n\n")[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    ids = {line.split(" | ")[0].removeprefix("| ") for line in rows[1:]}
+    assert 1 <= len(ids) <= 10
+    assert ids <= _affected_queries(built.removed_docs)
+    assert PLANTED_QUERY in ids  # recall@10 1 → 0, like every listed one; first in the log
+    rendered = _md_to_html(text)
+    assert "<script" not in rendered and "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+    assert "not_indexed" in text.split("**New causes**")[1].replace("\\_", "_")
+
+
+# JUnit -----------------------------------------------------------------------------------------
+def test_junit_has_one_failure_per_failed_gate(data: dict, built: ReportStore) -> None:
+    xml = render_junit(data)
+    suite = ET.fromstring(xml).find("testsuite")
+    assert suite is not None and suite.get("name") == "retrieval-audit"
+    cases = suite.findall("testcase")
+    assert len(cases) == len(data["gates"]) == int(suite.get("tests"))
+    expected = {g["gate"]: g for g in data["gates"]}
+    for case in cases:
+        assert case.get("classname") == "auditor.gates"
+        gate = expected[case.get("name")]
+        failures = case.findall("failure")
+        if gate["passed"]:
+            assert failures == []
+        else:
+            assert len(failures) == 1 and failures[0].get("message") == gate["reason"]
+    assert int(suite.get("failures")) == sum(not g["passed"] for g in data["gates"]) >= 1
+    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert properties["run_id"] == built.run_id
+    try:
+        import junitparser
+    except ImportError:
+        return
+    parsed = junitparser.JUnitXml.fromstring(xml)
+    assert sum(s.failures for s in parsed) == int(suite.get("failures"))
+
+
+# HTML ------------------------------------------------------------------------------------------
+class _Sources(HTMLParser):
+    """Every src/href attribute and every element id (script bodies are not parsed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.urls.append(value)
+            if name == "id" and value:
+                self.ids.add(value)
+
+
+@pytest.fixture(scope="module")
+def html(data: dict) -> str:
+    return render_html(data)
+
+
+def test_html_is_self_contained_with_charts(html: str) -> None:
+    parsed = _Sources()
+    parsed.feed(html)
+    assert not [u for u in parsed.urls if re.match(r"\s*(https?:)?//", u)], parsed.urls
+    assert {"chart-trend", "chart-causes", "chart-scatter"} <= parsed.ids
+    assert html.count("Plotly.newPlot") >= 3
+    assert len(html) > 3_000_000  # plotly.js is inlined, once
+    assert html.count("* plotly.js v") == 1
+
+
+def test_html_escapes_logged_text(html: str, data: dict) -> None:
+    assert PLANTED not in html
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert escaped in html  # the quarantined record's raw text
+    assert PLANTED_QUERY in {q["query_id"] for q in data["comparison"]["regressed"]}
+    assert html.count(escaped) >= 3  # and the regressed and drifted query's text
+
+
+def test_html_tables_show_failed_gate_first(html: str) -> None:
+    body = html.split('<section id="gates">')[1].split("</section>")[0]
+    rows = re.findall(r'<tr class="(pass|fail)">', body)
+    assert rows[0] == "fail" and "pass" in rows
+    assert FAILING_GATE.replace(">", "&gt;") in body
+
+
+def test_html_renders_in_chromium(built: ReportStore, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); required when CI is set")
+    from playwright.sync_api import sync_playwright
+
+    paths = write_reports(Store(built.path), built.run_id, tmp_path, formats=["html"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                    args=["--no-sandbox", "--disable-gpu", "--headless=new"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("request", lambda r: errors.append(f"network: {r.url}")
+                    if r.url.startswith("http") else None)
+            page.goto(paths["html"].as_uri())
+            page.wait_for_function(
+                "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
+                timeout=20_000)
+            assert page.locator(".js-plotly-plot").count() >= 3
+            assert page.locator("#chart-causes .bars .point").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+
+
+# the shared nightly store (tests/stores.py) ----------------------------------------------------
+def test_reports_from_shared_nightly_store(nightly_store: NightlyStore, tmp_path: Path) -> None:
+    paths = write_reports(Store(nightly_store.path), nightly_store.run_id, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert data["baseline_run_id"] == nightly_store.baseline_run_id
+    assert data["gate_status"] == "failed" and data["comparison"]["regressed"]
+    suite = ET.parse(paths["junit"]).getroot().find("testsuite")
+    assert int(suite.get("failures")) == sum(not g["passed"] for g in data["gates"]) >= 1
+    text = paths["md"].read_text()
+    for gate in data["gates"]:
+        assert f"`{gate['gate']}`" in text
+    assert r"not\_indexed" in text.split("**New causes**")[1]
+
+
+def test_fallback_to_stored_deltas_without_compare_runs(
+        built: ReportStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before compare_runs existed a report still showed the deltas stored at gating time."""
+    from auditor import compare
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError
+
+    monkeypatch.setattr(compare, "compare_runs", missing)
+    data = build_report(Store(built.path), built.run_id)
+    assert data["comparison"]["source"] == "stored" and data["comparison"]["regressed"] == []
+    recall = next(row for row in data["headline"] if row["metric"] == "recall@10")
+    assert recall["delta"] is not None and recall["delta"] < 0
+    assert "Regressed queries" not in render_markdown(data)
+    assert "per-query changes are not available" in render_html(data)
