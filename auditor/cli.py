@@ -460,4 +460,7 @@ def main() -> None:
 from auditor import cli_nightly  # noqa: E402, F401
 
 if __name__ == "__main__":
-    main()
+    # Run as `python -m auditor.cli`: use the imported module, whose app has every command.
+    from auditor.cli import main as registered_main
+
+    registered_main()
