@@ -324,8 +324,10 @@ def _print_verdict(verdict: Verdict) -> None:
     for gate in verdict.gates:
         mark = "[green]PASS[/]" if gate.passed else "[red]FAIL[/]"
         out.print(f"{mark} {escape(gate.gate)}: {escape(gate.reason)}")
-    for kind, path in verdict.reports.items():
-        out.print(f"report ({kind}): {path}")
+    if verdict.reports:
+        directory = next(iter(verdict.reports.values())).parent
+        names = ", ".join(path.name for path in verdict.reports.values())
+        out.print(f"reports in {directory}: {names}", highlight=False)
     if not verdict.passed:
         out.print(f"[red bold]{len(verdict.failed)} gate(s) failed[/]")
 

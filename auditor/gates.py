@@ -135,7 +135,7 @@ def _relative(gate: Gate, comparison: Comparison | None) -> GateResult:
     delta = comparison.metric(gate.metric)
     if delta is None or delta.delta is None:
         return result(False, None, f"{gate.metric} is not measured in both runs")
-    drop = delta.delta if lower_is_better(gate.metric) else -delta.delta
+    drop = (delta.delta if lower_is_better(gate.metric) else -delta.delta) + 0.0  # no -0.000
     p = delta.p_holm if delta.p_holm is not None else 1.0
     interval = ("" if delta.ci_low is None or delta.ci_high is None
                 else f", 95% CI of the change [{delta.ci_low:+.3f}, {delta.ci_high:+.3f}]")
