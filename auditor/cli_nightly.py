@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -206,15 +205,14 @@ def dashboard(
 
 
 def serve_dashboard(store: Path, port: int, address: str = "127.0.0.1") -> None:
+    """Serve the dashboard until Ctrl-C (it only reads the store)."""
     import subprocess
 
-    app_file = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
-    if not app_file.is_file():
-        raise ConfigError(f"the dashboard app is missing ({app_file}): reinstall the package")
+    from dashboards import command
+
+    if not store.exists():
+        raise ConfigError(f"no results store at {store}: run `auditor run` (or `auditor demo`) "
+                          "first, or pass --store")
     out.print(f"dashboard on http://{address}:{port} (Ctrl-C stops it)")
-    command = [sys.executable, "-m", "streamlit", "run", str(app_file),
-               "--server.headless", "true", "--server.address", address,
-               "--server.port", str(port), "--browser.gatherUsageStats", "false",
-               "--", "--store", str(store.resolve())]
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the dashboard, not an error
-        subprocess.run(command, check=False)
+        subprocess.run(command(store.resolve(), port=port, address=address), check=False)

@@ -100,6 +100,8 @@ class AuditSettings(BaseSettings):
     webhook_url: SecretStr | None = Field(
         default=None, description="POST a JSON alert here when a gate fails (Slack-compatible)")
     cron: str = Field(default="0 2 * * *", description="schedule for `auditor schedule`")
+    doc_url: str | None = Field(
+        default=None, description="link to a document's source, e.g. https://wiki/{doc_id}")
 
     @field_validator("mode", mode="before")
     @classmethod

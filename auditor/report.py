@@ -86,21 +86,12 @@ def build_report(store: Store, run_id: str, *, limit: int = 20, trend_runs: int 
 
 
 def _comparison(store: Store, baseline: str, run_id: str, limit: int) -> dict[str, Any]:
-    """The full comparison, or the stored metric deltas while ``compare_runs`` is missing."""
+    """The comparison the run was gated on: the same tested metrics (so the same Holm
+    family and p-values as the gate reasons), recomputed with the lists of queries."""
     from auditor.compare import compare_runs
 
-    try:
-        data = compare_runs(store, baseline, run_id, limit=limit).to_dict()
-        data["source"] = "compare_runs"
-    except NotImplementedError:
-        rows = store.comparison_rows(run_id)
-        data = {
-            "baseline_run_id": baseline, "run_id": run_id, "source": "stored",
-            "metrics": [{**{k: v for k, v in r.items() if k != "baseline_run_id"},
-                         "lower_is_better": lower_is_better(r["metric"])} for r in rows],
-            "regressed": [], "improved": [], "regressed_total": None, "improved_total": None,
-            "new_causes": [], "resolved_causes": [], "cause_counts": [], "drift": {},
-        }
+    tested = [row["metric"] for row in store.comparison_rows(run_id)] or None
+    data = compare_runs(store, baseline, run_id, metrics=tested, limit=limit).to_dict()
     data["new_causes_by_cause"] = _group_causes(data.get("new_causes") or [])
     return data
 

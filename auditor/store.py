@@ -24,7 +24,8 @@ import pyarrow as pa
 
 RunStatus = Literal["running", "complete", "partial", "failed"]
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
-KEYED_TABLES = frozenset({"embeddings"})  # rows already stored are skipped, not an error
+# Tables with a primary key: rows already stored are skipped, not an error.
+KEYED_TABLES = frozenset({"embeddings", "passages"})
 WRITE_ATTEMPTS = 40  # ≈30 s of backoff before a writer gives up on a busy file
 
 
@@ -200,6 +201,24 @@ def m003_nightly(con: duckdb.DuckDBPyConnection) -> None:
             key VARCHAR PRIMARY KEY,
             model VARCHAR NOT NULL,
             vector FLOAT[] NOT NULL
+        );
+        """
+    )
+
+
+@migration
+def m004_passages(con: duckdb.DuckDBPyConnection) -> None:
+    """The text of every chunk an answer trace cites, once per run: the dashboard shows an
+    answer next to its sources even when the index (e.g. Elasticsearch) is not reachable."""
+    con.execute(
+        """
+        CREATE TABLE passages (
+            run_id VARCHAR NOT NULL,
+            chunk_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            title VARCHAR,
+            text VARCHAR,
+            PRIMARY KEY (run_id, chunk_id)
         );
         """
     )

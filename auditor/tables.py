@@ -196,7 +196,12 @@ def _hits(run_id: str, batch: BatchResult) -> pa.Table:
 
 def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:
     sentences, support, scatter = [], [], []
+    passages: dict[str, dict[str, str | None]] = {}
     for query_id, trace in batch.traces.items():
+        for chunk_id, entry in trace.passages.items():
+            passages[chunk_id] = {"run_id": run_id, "chunk_id": chunk_id,
+                                  "doc_id": entry["doc_id"], "title": entry.get("title"),
+                                  "text": entry.get("text")}
         for s in trace.sentences:
             sentences.append({
                 "run_id": run_id, "query_id": query_id, "idx": s.index, "text": s.text,
@@ -218,7 +223,7 @@ def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:
                  for d in batch.diagnoses]
     return {name: pa.Table.from_pylist(rows) for name, rows in (
         ("sentences", sentences), ("support", support), ("scatter", scatter),
-        ("diagnoses", diagnoses))}
+        ("diagnoses", diagnoses), ("passages", list(passages.values())))}
 
 
 def _with_run(run_id: str, table: pa.Table) -> pa.Table:

@@ -73,6 +73,9 @@ class AnswerTrace:
     doc_cover: Cover  # scatter in documents
     chunk_cover: Cover  # scatter in chunks
     effective_sources: float | None
+    # chunk id → doc_id, title, text of every chunk a sentence cites (stored with the run,
+    # so an answer can be read against its sources without the index)
+    passages: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def evidence_docs(self) -> list[str]:
         """Silver labels: the best-supporting document of each supported sentence."""
@@ -117,9 +120,12 @@ class Tracer:
                 continue
             candidates = deep[cursor : cursor + len(group)]
             cursor += len(group)
-            traces[row.record.query_id] = self._trace_one(
-                row, group, served[row.record.query_id], candidates, entries
-            )
+            trace = self._trace_one(row, group, served[row.record.query_id], candidates,
+                                    entries)
+            cited = {u.chunk_id for s in trace.sentences for u in s.supports}
+            cited |= {s.best_chunk_id for s in trace.sentences if s.best_chunk_id}
+            trace.passages = {cid: entries[cid] for cid in sorted(cited) if cid in entries}
+            traces[row.record.query_id] = trace
         return traces
 
     def _deep_search(self, texts: list[str]) -> list[list[str]]:

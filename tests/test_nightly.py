@@ -273,3 +273,48 @@ def test_next_fire_time_of_a_nightly_cron() -> None:
     now = datetime.fromisoformat("2026-11-24T13:00:00+00:00")
     fire = trigger("0 2 * * *", "UTC").get_next_fire_time(None, now)
     assert fire.isoformat() == "2026-11-25T02:00:00+00:00"
+
+
+def test_every_cited_chunk_keeps_its_text_in_the_store(nightly_store) -> None:
+    """The answer trace can be read without the index (e.g. an Elasticsearch run)."""
+    with duckdb.connect(str(nightly_store.path), read_only=True) as con:
+        missing = con.execute(
+            "SELECT count(*) FROM (SELECT run_id, chunk_id FROM support UNION "
+            "SELECT run_id, best_chunk_id FROM sentences WHERE best_chunk_id IS NOT NULL) c "
+            "ANTI JOIN passages p USING (run_id, chunk_id)").fetchone()[0]
+        stored, empty = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE text IS NULL OR text = '') "
+            "FROM passages").fetchone()
+    assert missing == 0 and stored > 50 and empty == 0
+
+
+def test_dashboard_command_serves_the_store(nightly_store, tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor.cli", "dashboard", "--store", str(nightly_store.path),
+         "--port", str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
+                    assert reply.read() == b"ok"
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_dashboard_without_a_store_is_one_sentence(tmp_path: Path) -> None:
+    done = auditor("dashboard", "--store", str(tmp_path / "none.duckdb"), cwd=tmp_path)
+    assert done.returncode == 2 and "no results store" in done.stderr

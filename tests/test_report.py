@@ -329,18 +329,14 @@ def test_reports_from_shared_nightly_store(nightly_store: NightlyStore, tmp_path
     assert r"not\_indexed" in text.split("**New causes**")[1]
 
 
-def test_fallback_to_stored_deltas_without_compare_runs(
-        built: ReportStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before compare_runs existed a report still showed the deltas stored at gating time."""
-    from auditor import compare
-
-    def missing(*args: object, **kwargs: object) -> None:
-        raise NotImplementedError
-
-    monkeypatch.setattr(compare, "compare_runs", missing)
-    data = build_report(Store(built.path), built.run_id)
-    assert data["comparison"]["source"] == "stored" and data["comparison"]["regressed"] == []
-    recall = next(row for row in data["headline"] if row["metric"] == "recall@10")
-    assert recall["delta"] is not None and recall["delta"] < 0
-    assert "Regressed queries" not in render_markdown(data)
-    assert "per-query changes are not available" in render_html(data)
+def test_report_shows_the_p_values_the_gates_used(built: ReportStore) -> None:
+    """The report tests the same metrics as the verdict, so its Holm p-values are the ones
+    in the gate reasons (a different family would give different adjusted p-values)."""
+    store = Store(built.path)
+    stored = {row["metric"]: row for row in store.comparison_rows(built.run_id)}
+    data = build_report(store, built.run_id)
+    shown = {m["metric"]: m for m in data["comparison"]["metrics"]}
+    assert set(shown) == set(stored)
+    for metric, row in stored.items():
+        assert shown[metric]["p_holm"] == pytest.approx(row["p_holm"])
+        assert shown[metric]["ci_low"] == pytest.approx(row["ci_low"])

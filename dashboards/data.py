@@ -1,0 +1,340 @@
+"""The dashboard's reads: short read-only DuckDB connections, results cached per store version.
+
+A DuckDB file is open read-write by one process or read-only by many, never both, so the
+nightly writer must never wait for a browser tab: every reader opens a read-only
+connection, runs its SQL and closes it at once. Results (never connections) are cached
+with ``st.cache_data``, keyed by the store's path and modification time (``Source``), so a
+new nightly run shows up without a restart. Aggregation, sorting and paging happen in SQL:
+no reader hands a widget more than a page of rows.
+
+This module holds the shared readers (runs, metric summaries, gates, causes, segments);
+``dashboards.query_data`` the per-query ones and ``dashboards.corpus_data`` corpus and scatter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+import streamlit as st
+
+from auditor.gates import lower_is_better
+from auditor.store import Store, StoreError
+
+TTL = 600  # seconds: a changed store is noticed through its version before this anyway
+Z95 = 1.959964  # normal quantile of a two-sided 95% interval
+TREND_RUNS = 30
+_METRIC_NAME = re.compile(r"^[a-z_]+(@\d+)?$")
+BOUNDED = ("recall", "ndcg", "mrr", "hit", "precision", "answer_coverage", "index_coverage",
+           "silver_recall", "gatherable", "overlap", "rbo", "judged", "complete", "served_recall")
+
+
+class Source(NamedTuple):
+    """Which store, and which version of it: the cache key of every reader."""
+
+    path: str
+    version: int
+
+
+def source(path: Path) -> Source:
+    """The store at ``path`` with its current version (file and WAL modification times)."""
+    if not path.is_file():
+        raise StoreError(f"no results store at {path}: run `auditor run` first, or start the "
+                         "dashboard with `auditor dashboard --store PATH`")
+    wal = path.with_name(path.name + ".wal")
+    version = path.stat().st_mtime_ns + (wal.stat().st_mtime_ns if wal.exists() else 0)
+    return Source(str(path), version)
+
+
+def frame(src: Source, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Run one query on a fresh read-only connection (closed before returning)."""
+    with Store(Path(src.path)).connect(read_only=True) as con:
+        return con.sql(sql, params=params or {}).to_arrow_table().to_pandas()
+
+
+def metric_sql_name(metric: str) -> str:
+    """A metric name checked for use as a quoted SQL identifier."""
+    if not _METRIC_NAME.match(metric):
+        raise ValueError(f"not a metric name: {metric!r}")
+    return f'"{metric}"'
+
+
+def bounded(metric: str) -> bool:
+    return metric.split("@")[0] in BOUNDED
+
+
+# segments ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Segment:
+    """A slice of a run's queries: metadata values per key, and a logged time range (UTC)."""
+
+    metadata: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def where(self, alias: str = "q") -> tuple[str, dict[str, Any]]:
+        """SQL conditions on ``query_results`` (as ``alias``) and their named parameters."""
+        clauses, params = ["TRUE"], {}
+        for i, (key, values) in enumerate(self.metadata):
+            if values:
+                clauses.append(f"list_contains($seg_v{i}, {alias}.metadata ->> $seg_k{i})")
+                params[f"seg_k{i}"], params[f"seg_v{i}"] = key, list(values)
+        if self.start is not None:
+            clauses.append(f"{alias}.logged_at >= $seg_start")
+            params["seg_start"] = self.start
+        if self.end is not None:
+            clauses.append(f"{alias}.logged_at <= $seg_end")
+            params["seg_end"] = self.end
+        return " AND ".join(clauses), params
+
+    @property
+    def active(self) -> bool:
+        return any(v for _, v in self.metadata) or self.start is not None or self.end is not None
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def segment_values(src: Source, run_id: str, limit: int = 50) -> dict[str, list[str]]:
+    """Metadata keys of a run's queries with their most frequent values (JSON keys found by
+    SQL, so any segment key the log carries can filter)."""
+    df = frame(src, """
+        WITH kv AS (SELECT unnest(json_keys(metadata)) AS key, metadata FROM query_results
+                    WHERE run_id = $run AND metadata IS NOT NULL)
+        SELECT key, metadata ->> key AS value, count(*) AS n FROM kv
+        WHERE NOT starts_with(key, '$') AND NOT starts_with(key, '/')
+        GROUP BY key, value
+        QUALIFY row_number() OVER (PARTITION BY key ORDER BY n DESC, value) <= $lim
+        ORDER BY key, n DESC, value""", {"run": run_id, "lim": limit})
+    df = df[df["value"].notna()]
+    return {key: list(group["value"]) for key, group in df.groupby("key", sort=True)}
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def logged_range(src: Source, run_id: str) -> tuple[datetime | None, datetime | None]:
+    """First and last logged time of the run's queries (UTC), whole minutes."""
+    row = frame(src, "SELECT date_trunc('minute', min(timezone('UTC', logged_at))) AS lo, "
+                     "date_trunc('minute', max(timezone('UTC', logged_at))) "
+                     "+ INTERVAL 1 MINUTE AS hi FROM query_results WHERE run_id = $run",
+                {"run": run_id}).iloc[0]
+    if pd.isna(row["lo"]) or pd.isna(row["hi"]):
+        return None, None
+    return (row["lo"].to_pydatetime().replace(tzinfo=UTC),
+            row["hi"].to_pydatetime().replace(tzinfo=UTC))
+
+
+# runs ------------------------------------------------------------------------------------
+@st.cache_data(ttl=TTL, show_spinner=False)
+def runs(src: Source) -> pd.DataFrame:
+    """Every run, newest first, with its query count and diagnosis cut-off."""
+    return frame(src, """
+        SELECT run_id, started_at, finished_at, status, status_reason, gate_status,
+               baseline_run_id, backend, mode, level,
+               TRY_CAST(counts ->> 'replayed' AS BIGINT) AS queries,
+               coalesce(TRY_CAST(config ->> 'diagnose_k' AS INTEGER), 10) AS k
+        FROM runs ORDER BY started_at DESC""")
+
+
+def run_row(src: Source, run_id: str) -> dict[str, Any]:
+    df = runs(src)
+    match = df[df["run_id"] == run_id]
+    if match.empty:
+        raise StoreError(f"no run {run_id!r} in {src.path}: pick one in the sidebar")
+    return {key: None if _missing(value) else value
+            for key, value in match.iloc[0].to_dict().items()}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def run_details(src: Source, run_id: str) -> dict[str, Any]:
+    """The run's config, fingerprint, counts and manifest, parsed."""
+    return Store(Path(src.path)).run(run_id)
+
+
+# metrics ---------------------------------------------------------------------------------
+def headline_metrics(k: int) -> list[str]:
+    """The metrics the Overview leads with, at the run's diagnosis cut-off ``k``."""
+    return [f"recall@{k}", f"ndcg@{k}", f"mrr@{k}", f"hit@{k}", f"answer_coverage@{k}",
+            "index_coverage", f"silver_recall@{k}", f"gatherable@{k}", "scatter_docs",
+            f"overlap@{k}"]
+
+
+def trend_metrics(k: int) -> list[str]:
+    return [f"recall@{k}", f"ndcg@{k}", f"answer_coverage@{k}", "scatter_docs"]
+
+
+def _with_ci(df: pd.DataFrame) -> pd.DataFrame:
+    """Add a 95% normal-approximation interval of each mean (clipped for bounded metrics)."""
+    half = Z95 * df["sd"].fillna(0.0) / df["n"].clip(lower=1) ** 0.5
+    df["ci_low"], df["ci_high"] = df["mean"] - half, df["mean"] + half
+    limited = df["metric"].map(bounded)
+    df.loc[limited, "ci_low"] = df.loc[limited, "ci_low"].clip(lower=0.0)
+    df.loc[limited, "ci_high"] = df.loc[limited, "ci_high"].clip(upper=1.0)
+    return df.drop(columns="sd")
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def metric_summary(src: Source, run_id: str, metrics: tuple[str, ...],
+                   segment: Segment = Segment()) -> pd.DataFrame:
+    """Mean, n (queries where defined), undefined count and 95% CI of each metric."""
+    where, params = segment.where()
+    df = frame(src, f"""
+        SELECT m.metric, avg(m.value) AS mean, count(m.value) AS n,
+               count(*) - count(m.value) AS undefined, stddev_samp(m.value) AS sd
+        FROM metrics m JOIN query_results q ON q.run_id = m.run_id AND q.query_id = m.query_id
+        WHERE m.run_id = $run AND list_contains($metrics, m.metric) AND {where}
+        GROUP BY m.metric""", {"run": run_id, "metrics": list(metrics), **params})
+    order = {name: i for i, name in enumerate(metrics)}
+    df = df.sort_values("metric", key=lambda s: s.map(order)).reset_index(drop=True)
+    return _with_ci(df)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def trend(src: Source, metrics: tuple[str, ...], limit: int = TREND_RUNS) -> pd.DataFrame:
+    """Mean and CI of each metric in the newest ``limit`` finished runs, oldest first."""
+    df = frame(src, """
+        WITH recent AS (SELECT run_id, started_at, gate_status FROM runs
+                        WHERE status IN ('complete', 'partial')
+                        ORDER BY started_at DESC LIMIT $lim)
+        SELECT r.run_id, r.started_at, coalesce(r.gate_status, 'not gated') AS gate_status,
+               m.metric, avg(m.value) AS mean, count(m.value) AS n, stddev_samp(m.value) AS sd
+        FROM recent r JOIN metrics m USING (run_id)
+        WHERE list_contains($metrics, m.metric)
+        GROUP BY ALL ORDER BY r.started_at, m.metric""",
+                {"lim": limit, "metrics": list(metrics)})
+    return _with_ci(df)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def gates(src: Source, run_id: str) -> pd.DataFrame:
+    return frame(src, "SELECT gate, metric, kind, passed, value, threshold, baseline_run_id, "
+                      "reason FROM gates WHERE run_id = $run ORDER BY passed, gate",
+                 {"run": run_id})
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def stored_comparison(src: Source, run_id: str) -> pd.DataFrame:
+    """The metric deltas stored when the run was gated against its baseline."""
+    df = frame(src, "SELECT * EXCLUDE (run_id) FROM comparisons WHERE run_id = $run "
+                    "ORDER BY metric", {"run": run_id})
+    df["lower_is_better"] = df["metric"].map(lower_is_better)
+    return df
+
+
+_CAUSES_CTE = ("c AS (SELECT query_id, string_agg(DISTINCT cause, ', ' ORDER BY cause) AS causes "
+               "FROM diagnoses WHERE run_id = $run GROUP BY query_id)")
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def regressed(src: Source, baseline_run_id: str, run_id: str, metric: str,
+              limit: int = 10) -> pd.DataFrame:
+    """Queries whose ``metric`` dropped most against the baseline, with their causes now."""
+    return frame(src, f"""
+        WITH {_CAUSES_CTE}
+        SELECT m.query_id, q.query, b.value AS baseline, m.value AS current,
+               m.value - b.value AS delta, c.causes
+        FROM metrics m JOIN query_results q ON q.run_id = m.run_id AND q.query_id = m.query_id
+        JOIN metrics b ON b.run_id = $base AND b.query_id = m.query_id AND b.metric = m.metric
+        LEFT JOIN c ON c.query_id = m.query_id
+        WHERE m.run_id = $run AND m.metric = $metric AND m.value < b.value
+        ORDER BY delta, m.query_id LIMIT $lim""",
+                 {"run": run_id, "base": baseline_run_id, "metric": metric, "lim": limit})
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def failing(src: Source, run_id: str, metric: str, limit: int = 10) -> pd.DataFrame:
+    """Queries with the lowest ``metric`` (below 1) in the run, most causes first."""
+    return frame(src, f"""
+        WITH {_CAUSES_CTE}
+        SELECT m.query_id, q.query, m.value AS current, c.causes
+        FROM metrics m JOIN query_results q ON q.run_id = m.run_id AND q.query_id = m.query_id
+        LEFT JOIN c ON c.query_id = m.query_id
+        WHERE m.run_id = $run AND m.metric = $metric AND m.value < 1
+        ORDER BY m.value, length(c.causes) DESC NULLS LAST, m.query_id LIMIT $lim""",
+                 {"run": run_id, "metric": metric, "lim": limit})
+
+
+# causes ----------------------------------------------------------------------------------
+@st.cache_data(ttl=TTL, show_spinner=False)
+def cause_counts(src: Source, run_id: str, segment: Segment = Segment()) -> pd.DataFrame:
+    """Queries (and targets) per cause in the segment, with the share of its queries."""
+    where, params = segment.where()
+    return frame(src, f"""
+        WITH sel AS (SELECT query_id FROM query_results q WHERE q.run_id = $run AND {where})
+        SELECT d.cause, count(DISTINCT d.query_id) AS queries,
+               count(d.target_id) AS targets,
+               count(DISTINCT d.query_id) / (SELECT greatest(count(*), 1) FROM sel) AS share
+        FROM diagnoses d JOIN sel USING (query_id) WHERE d.run_id = $run
+        GROUP BY d.cause ORDER BY queries DESC, d.cause""", {"run": run_id, **params})
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def segment_size(src: Source, run_id: str, segment: Segment = Segment()) -> int:
+    where, params = segment.where()
+    df = frame(src, f"SELECT count(*) AS n FROM query_results q WHERE q.run_id = $run "
+                    f"AND {where}", {"run": run_id, **params})
+    return int(df["n"].iloc[0])
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def cause_trend(src: Source, segment: Segment = Segment(),
+                limit: int = TREND_RUNS) -> pd.DataFrame:
+    """Share of each run's (segment's) queries per cause, for the newest runs, oldest first."""
+    where, params = segment.where()
+    return frame(src, f"""
+        WITH recent AS (SELECT run_id, started_at FROM runs
+                        WHERE status IN ('complete', 'partial')
+                        ORDER BY started_at DESC LIMIT $lim),
+        sel AS (SELECT q.run_id, q.query_id FROM query_results q JOIN recent USING (run_id)
+                WHERE {where}),
+        size AS (SELECT run_id, count(*) AS n FROM sel GROUP BY run_id)
+        SELECT r.run_id, r.started_at, d.cause, count(DISTINCT d.query_id) AS queries,
+               count(DISTINCT d.query_id) / any_value(size.n) AS share
+        FROM recent r JOIN size USING (run_id)
+        JOIN diagnoses d ON d.run_id = r.run_id
+        JOIN sel ON sel.run_id = d.run_id AND sel.query_id = d.query_id
+        GROUP BY ALL ORDER BY r.started_at, d.cause""", {"lim": limit, **params})
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def cause_examples(src: Source, run_id: str, cause: str, segment: Segment = Segment(),
+                   limit: int = 5) -> pd.DataFrame:
+    """A few queries with ``cause``, each with its first row of evidence."""
+    where, params = segment.where()
+    df = frame(src, f"""
+        SELECT d.query_id, any_value(q.query) AS query,
+               string_agg(d.target_id, ', ' ORDER BY d.target_id) AS targets,
+               first(d.evidence ORDER BY d.target_id NULLS FIRST) AS evidence
+        FROM diagnoses d JOIN query_results q ON q.run_id = d.run_id AND q.query_id = d.query_id
+        WHERE d.run_id = $run AND d.cause = $cause AND {where}
+        GROUP BY d.query_id ORDER BY count(*) DESC, d.query_id LIMIT $lim""",
+                {"run": run_id, "cause": cause, "lim": limit, **params})
+    df["evidence"] = df["evidence"].map(lambda text: json.loads(text) if text else {})
+    return df
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def cause_changes(src: Source, baseline_run_id: str, run_id: str) -> pd.DataFrame:
+    """Queries per cause in the baseline and in the run."""
+    return frame(src, """
+        SELECT cause, count(DISTINCT query_id) FILTER (WHERE run_id = $base) AS baseline,
+               count(DISTINCT query_id) FILTER (WHERE run_id = $run) AS current
+        FROM diagnoses WHERE run_id IN ($base, $run) GROUP BY cause
+        ORDER BY current - baseline DESC, cause""", {"run": run_id, "base": baseline_run_id})
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def diagnosed_queries(src: Source, run_id: str, segment: Segment = Segment()) -> int:
+    """Queries of the segment with at least one cause."""
+    where, params = segment.where()
+    df = frame(src, f"""
+        SELECT count(*) AS n FROM query_results q WHERE q.run_id = $run AND {where}
+        AND EXISTS (SELECT 1 FROM diagnoses d WHERE d.run_id = q.run_id
+                    AND d.query_id = q.query_id)""", {"run": run_id, **params})
+    return int(df["n"].iloc[0])

@@ -1,0 +1,120 @@
+"""Compare runs: any two runs paired on their shared queries (``auditor.compare``): metric
+deltas with bootstrap CIs and Holm-adjusted p, regressed and improved queries, new and
+resolved causes, and drift of the result lists (overlap@k, RBO)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pandas as pd
+import streamlit as st
+
+from auditor.compare import Comparison
+from dashboards import charts, data, widgets
+from dashboards.compare_data import RESAMPLES, comparison
+from dashboards.data import Source
+
+
+def pick_pair(src: Source, run: dict) -> tuple[str, str] | None:
+    df = data.runs(src)
+    ids = list(df["run_id"])
+    if len(ids) < 2:
+        st.info("Only one run so far: a comparison needs two.")
+        return None
+    labels = {row["run_id"]: widgets.run_label(row) for row in df.to_dict("records")}
+    left, right = st.columns(2)
+    current = right.selectbox("Current", ids, index=ids.index(run["run_id"]),
+                              format_func=labels.__getitem__, key="cmp_current")
+    others = [i for i in ids if i != current]
+    row = df[df["run_id"] == current].iloc[0]
+    older = ids[ids.index(current) + 1:]
+    default = row["baseline_run_id"] or (older[0] if older else others[0])
+    base = left.selectbox("Baseline", others,
+                          index=others.index(default) if default in others else 0,
+                          format_func=labels.__getitem__, key=f"cmp_base_{current}")
+    return base, current
+
+
+def metric_frame(result: Comparison) -> pd.DataFrame:
+    return pd.DataFrame([asdict(m) for m in result.metrics])
+
+
+def query_changes(rows: list, total: int, title: str, key: str, run_id: str) -> None:
+    st.markdown(f"**{title}** · {total:,} queries" + (f" (first {len(rows):,})"
+                                                       if total > len(rows) else ""))
+    if not rows:
+        st.caption("None.")
+        return
+    df = pd.DataFrame([asdict(r) for r in rows])
+    for column in ("causes_before", "causes_after"):
+        df[column] = df[column].map(", ".join)
+    widgets.table(df, key=key, file_name=f"{key}-{run_id}.csv", height=260,
+                  column_config={"query": st.column_config.TextColumn("query", width="medium")})
+    widgets.query_links(df.head(3), run_id, lambda r: (
+        f"{r['metric']} {r['baseline']:.2f} → {r['current']:.2f}"
+        f" · causes now: {widgets.escape_md(r['causes_after'] or 'none')}"))
+
+
+def drift(result: Comparison) -> None:
+    d = result.drift
+    st.subheader("Drift of the result lists")
+    cols = st.columns(4)
+    cols[0].metric(f"overlap@{d['k']}", widgets.number(d.get("overlap")), border=True)
+    cols[1].metric("RBO", widgets.number(d.get("rbo")), border=True)
+    cols[2].metric("lists changed", f"{d.get('changed', 0):,}", border=True,
+                   help=f"shared queries whose top {d['k']} documents differ")
+    cols[3].metric("queries compared", f"{d.get('n', 0):,}", border=True)
+    worst = pd.DataFrame(d.get("worst") or [])
+    if len(worst):
+        st.caption("Most changed lists:")
+        widgets.table(worst, key="drift_worst", file_name="drift.csv", height=260,
+                      column_config={"query": st.column_config.TextColumn("query",
+                                                                          width="large")})
+
+
+def causes(result: Comparison) -> None:
+    st.subheader("Causes")
+    counts = pd.DataFrame(result.cause_counts)
+    left, right = st.columns([3, 2])
+    with left:
+        if len(counts):
+            st.plotly_chart(charts.grouped_bars(counts, "cause", ["baseline", "current"],
+                                                "Queries per cause"), key="cmp_causes")
+    with right:
+        for title, rows, total in (
+                ("New causes", result.new_causes, result.new_causes_total),
+                ("Resolved causes", result.resolved_causes, result.resolved_causes_total)):
+            st.markdown(f"**{title}** · {total:,}")
+            if rows:
+                widgets.table(pd.DataFrame([asdict(r) for r in rows]), key=title,
+                              height=200)
+
+
+def main() -> None:
+    src = widgets.current_source()
+    run = widgets.current_run(src)
+    st.title("Compare runs")
+    pair = pick_pair(src, run)
+    if pair is None:
+        return
+    result = comparison(src, pair[0], pair[1], int(run["k"]))
+    st.caption(f"{result.shared_queries:,} shared queries · {result.only_baseline:,} only in "
+               f"the baseline · {result.only_current:,} only in the current run · paired "
+               f"bootstrap 95% CIs ({RESAMPLES:,} resamples), Holm-adjusted sign-flip p")
+    deltas = metric_frame(result)
+    left, right = st.columns([2, 3])
+    with left:
+        st.plotly_chart(charts.deltas(deltas), key="cmp_deltas")
+    with right:
+        widgets.table(deltas, key="cmp_metrics", file_name="deltas.csv",
+                      column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in
+                                     ("baseline_mean", "current_mean", "delta", "ci_low",
+                                      "ci_high", "p_value", "p_holm")})
+    st.subheader("Queries")
+    query_changes(result.regressed, result.regressed_total, "Regressed", "regressed", pair[1])
+    query_changes(result.improved, result.improved_total, "Improved", "improved", pair[1])
+    causes(result)
+    drift(result)
+
+
+main()

@@ -1,0 +1,80 @@
+"""Query explorer: a searchable, filterable, sortable table of the run's queries (paged in
+SQL) whose selected row (or ``?query=`` link) opens the query's detail below."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboards import data, detail, query_data, widgets
+from dashboards.data import Segment, Source
+from dashboards.query_data import QueryFilter
+
+PAGE_SIZE = 50
+
+
+def filters(src: Source, run: dict[str, Any], segment: Segment) -> QueryFilter:
+    k = int(run["k"])
+    causes = list(data.cause_counts(src, run["run_id"])["cause"])
+    search, cause, status = st.columns([3, 3, 2])
+    text = search.text_input("Search", key="q_search", placeholder="query text or id")
+    chosen = cause.multiselect("Cause", causes, key="q_causes", placeholder="any cause")
+    statuses = status.multiselect("Replay status", ["ok", "empty", "error"], key="q_status",
+                                  placeholder="any")
+    recall, sort, order = st.columns([3, 3, 2])
+    limit = recall.slider(f"recall@{k} at most", 0.0, 1.0, 1.0, 0.05, key="q_recall",
+                          help="below 1 keeps only judged queries at or under the value")
+    column = sort.selectbox("Sort by", query_data.sortable_columns(k), key="q_sort")
+    direction = order.radio("Order", ["ASC", "DESC"], key="q_order", horizontal=True)
+    return QueryFilter(search=text.strip(), causes=tuple(chosen), statuses=tuple(statuses),
+                       max_recall=None if limit >= 1.0 else limit, sort=column,
+                       order="DESC" if direction == "DESC" else "ASC")
+
+
+def selected(event: Any, df: Any) -> str | None:
+    rows = getattr(getattr(event, "selection", None), "rows", None) or []
+    return str(df.iloc[rows[0]]["query_id"]) if rows else None
+
+
+def main() -> None:
+    src = widgets.current_source()
+    run = widgets.current_run(src)
+    k = int(run["k"])
+    segment = widgets.segment_filter(src, run["run_id"])
+    st.title("Query explorer")
+    flt = filters(src, run, segment)
+    page_key = f"q_page_{hash((segment, flt))}"  # a new filter starts again at page 1
+    total = query_data.query_page(src, run["run_id"], k, segment, flt, 1, PAGE_SIZE)[1]
+    page, size = (1, PAGE_SIZE) if total <= PAGE_SIZE else (None, PAGE_SIZE)
+    table_slot = st.container()
+    if page is None:
+        page, size = widgets.pager(total, page_key, PAGE_SIZE)
+    df, total = query_data.query_page(src, run["run_id"], k, segment, flt, page, size)
+    with table_slot:
+        st.caption(f"{total:,} queries match · select a row to open it")
+        event = st.dataframe(
+            df, hide_index=True, key="q_table", on_select="rerun",
+            selection_mode="single-row", height=min(38 + 35 * len(df), 420),
+            column_config={"query": st.column_config.TextColumn("query", width="medium"),
+                           "causes": st.column_config.TextColumn("causes", width="medium"),
+                           "logged_at": st.column_config.DatetimeColumn("logged_at")})
+        widgets.csv_download(
+            f"CSV of all {total:,} matching queries",
+            lambda: query_data.query_csv(src, run["run_id"], k, segment, flt),
+            f"queries-{run['run_id']}.csv", key="q_csv")
+    chosen = selected(event, df)
+    if chosen:
+        st.query_params["query"] = chosen
+    query_id = chosen or widgets.param("query")
+    st.divider()
+    if not query_id:
+        st.caption("Select a query above (or open one from another page) to see its detail.")
+        return
+    if not query_data.query_exists(src, run["run_id"], query_id):
+        st.warning(f"Query {widgets.escape_md(query_id)} is not in this run.")
+        return
+    detail.show(src, run, query_id)
+
+
+main()

@@ -1,0 +1,353 @@
+"""Every dashboard page run headless (``AppTest``) against the two-night fixture store: no
+exception, the store's own numbers on the page, filters that narrow, links that lead from
+the Overview to a failing query's answer trace, and friendly messages for a missing or
+busy store. Logged text is checked to reach markdown escaped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from auditor.compare import compare_runs
+from auditor.diagnose import RULES
+from auditor.store import Store
+from dashboards.widgets import escape_md, highlight
+
+APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
+TIMEOUT = 60
+
+
+def unescape(text: str) -> str:
+    """Markdown escapes and the zero-width spaces that stop autolinks, removed."""
+    return text.replace("\\", "").replace("\u200b", "")
+
+
+@pytest.fixture
+def app(nightly_store, monkeypatch):
+    """A fresh simulated session of the dashboard on the fixture store."""
+    monkeypatch.setenv("AUDITOR_STORE", str(nightly_store.path))
+
+    def make(page: str | None = None, **params: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.query_params.update(params)
+        at.run()
+        if page:
+            at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+
+    return make
+
+
+def markdown(at: AppTest) -> str:
+    return "\n".join(unescape(m.value) for m in at.markdown)
+
+
+def frame(at: AppTest, *columns: str, exact: bool = False):
+    """The first dataframe on the page holding ``columns`` (or, ``exact``, those and the
+    relevance column only): AppTest does not expose the keys of plain dataframes."""
+    for d in at.dataframe:
+        have = set(d.value.columns)
+        if (have == {*columns, "relevance"}) if exact else set(columns) <= have:
+            return d.value
+    raise AssertionError(f"no dataframe with columns {columns}")
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def links(at: AppTest, page: str) -> list[dict[str, str]]:
+    """Query parameters of every link to ``page`` (e.g. 'trace')."""
+    found = []
+    for element in at.get("page_link"):
+        if element.proto.page.endswith(f"views/{page}.py") or element.proto.page == page:
+            found.append({k: v[0] for k, v in parse_qs(element.proto.query_string).items()})
+    return found
+
+
+def mean(store, run_id: str, metric: str) -> float:
+    return next(m["mean"] for m in Store(store.path).metric_means(run_id) if m["metric"] == metric)
+
+
+# escaping --------------------------------------------------------------------------------
+def test_escape_md_escapes_every_punctuation_character():
+    hostile = "![x](http://evil/p.png) <script>alert(1)</script> $x$ :red[y] *a* `c`\n# h"
+    escaped = escape_md(hostile)
+    assert all(f"\\{c}" in escaped for c in set(hostile) & set(string.punctuation))
+    assert unescape(escaped) == hostile.replace("\n", " ")
+    assert "://\u200b" in escaped.replace("\\", "") and "\\@\u200b" in escape_md("a@b.org")
+    assert escape_md("recall@10") == "recall\\@10"
+
+
+def test_highlight_marks_matching_words_only_and_escapes_the_rest():
+    marked = highlight("Tumour cells [grow] fast.", {"cell", "grow"})
+    assert ":green-background[**cells**]" in marked
+    assert ":green-background[**grow**]" in marked
+    assert "\\[" in marked and "\\." in marked and "Tumour" in marked
+    assert "**Tumour**" not in marked
+
+
+# pages -----------------------------------------------------------------------------------
+def test_overview_shows_headline_gates_and_regressed_queries(app, nightly_store):
+    at = app()
+    assert at.title[0].value == "Overview"
+    recall = mean(nightly_store, nightly_store.run_id, "recall@10")
+    assert metric_value(at, "recall@10") == f"{recall:.3f}"
+    assert any("n 50 · 95% CI" in c.value for c in at.caption)
+    failed = [g for g in Store(nightly_store.path).gates(nightly_store.run_id) if not g["passed"]]
+    assert failed and "Gates failed" in at.error[0].value
+    text = markdown(at)
+    for gate in failed:
+        assert gate["reason"] in text
+    regressed = compare_runs(Store(nightly_store.path), nightly_store.baseline_run_id,
+                             nightly_store.run_id).regressed
+    trace_links = links(at, "trace")
+    assert {link["query"] for link in trace_links} >= {regressed[0].query_id}
+    assert all(link["run"] == nightly_store.run_id for link in trace_links)
+
+
+def test_overview_to_failing_trace_is_one_link(app, nightly_store):
+    overview = app()
+    first = links(overview, "trace")[0]
+    at = app("trace", **first)
+    assert at.title[0].value == "Answer trace"
+    text = markdown(at)
+    assert f"Query {first['query']}" in text
+    assert "-background[" in text  # the coloured answer
+    assert any("causes:" in c.value and "not_indexed" in c.value for c in at.caption)
+
+
+def test_run_picker_lists_runs_and_follows_links(app, nightly_store):
+    at = app()
+    picker = at.selectbox(key="run")
+    assert picker.value == nightly_store.run_id
+    assert set(picker.options) and len(picker.options) == 2
+    at = app(run=nightly_store.baseline_run_id)
+    assert at.selectbox(key="run").value == nightly_store.baseline_run_id
+    assert "Gates passed" in at.success[0].value
+
+
+def test_why_counts_causes_with_rules_and_filters_by_segment(app, nightly_store):
+    at = app("why")
+    counts = {c["cause"]: c["queries"] for c in Store(nightly_store.path).cause_counts(
+        nightly_store.run_id)}
+    assert counts["not_indexed"] > 0
+    table = frame(at, "cause", "queries", "share")
+    assert dict(zip(table["cause"], table["queries"], strict=True)) == counts
+    text = markdown(at)
+    assert RULES["not_indexed"] in text and RULES["ranked_below_k"] in text
+    assert any("50 queries in the run" in c.value for c in at.caption)
+
+    with duckdb.connect(str(nightly_store.path), read_only=True) as con:
+        acme = con.execute("SELECT count(*) FROM query_results WHERE run_id = ? AND "
+                           "metadata ->> 'tenant' = 'acme'", [nightly_store.run_id]).fetchone()[0]
+    at.multiselect(key="seg_tenant").set_value(["acme"]).run()
+    assert not at.exception
+    assert 0 < acme < 50
+    assert any(f"{acme} queries in this segment" in c.value for c in at.caption)
+    narrowed = frame(at, "cause", "queries", "share")
+    assert narrowed["queries"].sum() <= table["queries"].sum()
+
+
+def test_why_filters_by_logged_time(app, nightly_store):
+    at = app("why")
+    lo, hi = at.slider(key="seg_time").value
+    middle = lo + (hi - lo) / 2
+    at.slider(key="seg_time").set_value((lo, middle)).run()
+    assert not at.exception
+    picked_end = at.slider(key="seg_time").value[1]
+    with duckdb.connect(str(nightly_store.path), read_only=True) as con:
+        before = con.execute("SELECT count(*) FROM query_results WHERE run_id = ? AND "
+                             "logged_at <= ?", [nightly_store.run_id, picked_end]).fetchone()[0]
+    assert 0 < before < 50
+    assert any(f"{before} queries in this segment" in c.value for c in at.caption)
+
+
+def test_query_explorer_searches_filters_and_pages(app, nightly_store):
+    at = app("queries")
+    assert any("50 queries match" in c.value for c in at.caption)
+    assert len(at.dataframe(key="q_table").value) == 50
+    at.text_input(key="q_search").set_value("thalassemia").run()
+    table = at.dataframe(key="q_table").value
+    assert list(table["query_id"]) == ["42"]
+    at.text_input(key="q_search").set_value("").run()
+    at.multiselect(key="q_causes").set_value(["not_indexed"]).run()
+    table = at.dataframe(key="q_table").value
+    causes = Store(nightly_store.path).cause_counts(nightly_store.run_id)
+    assert len(table) == next(c["queries"] for c in causes if c["cause"] == "not_indexed")
+    assert all("not_indexed" in causes for causes in table["causes"])
+    at.slider(key="q_recall").set_value(0.0).run()
+    assert (at.dataframe(key="q_table").value["recall@10"] <= 0.0).all()
+
+
+def test_query_explorer_sorts_in_sql(app):
+    at = app("queries")
+    at.selectbox(key="q_sort").set_value("recall@10").run()
+    at.radio(key="q_order").set_value("DESC").run()
+    values = at.dataframe(key="q_table").value["recall@10"].dropna().tolist()
+    assert values == sorted(values, reverse=True)
+
+
+def test_query_detail_shows_rankings_targets_and_why_missing(app, nightly_store):
+    at = app()
+    failing = links(at, "queries")[0]["query"]
+    at = app("queries", run=nightly_store.run_id, query=failing)
+    targets = frame(at, "id", "why_missing")
+    missing = targets[targets["why_missing"].str.contains("not_indexed")]
+    assert set(missing["id"]) & set(nightly_store.removed_docs)
+    assert missing["rank"].isna().all()
+    assert len(frame(at, "rank", "chunk_id", "doc_id")) == 20
+    assert len(frame(at, "id", "rank", "score", exact=True)) > 0
+    assert "Rule:" in markdown(at)
+    assert links(at, "trace") == [{"run": nightly_store.run_id, "query": failing}]
+
+
+def test_query_detail_shows_score_gap_and_term_evidence(app, nightly_store):
+    with duckdb.connect(str(nightly_store.path), read_only=True) as con:
+        query_id, evidence = con.execute(
+            "SELECT query_id, evidence FROM diagnoses WHERE run_id = ? AND "
+            "cause = 'ranked_below_k' ORDER BY query_id LIMIT 1",
+            [nightly_store.run_id]).fetchone()
+    gap = json.loads(evidence)["score_gap"]
+    at = app("queries", query=query_id)
+    assert f"Score gap to rank 10:** {gap:.3f}" in markdown(at)
+
+
+def test_trace_colours_sentences_and_highlights_support(app, nightly_store):
+    trace = Store(nightly_store.path).query_trace(nightly_store.run_id, "133")
+    statuses = {s["status"] for s in trace["sentences"]}
+    at = app("trace", query="133")
+    text = markdown(at)
+    colours = {"supported": "green", "retrievable_not_retrieved": "orange",
+               "ungrounded": "red"}
+    for status in statuses:
+        assert f":{colours[status]}-background[" in "\n".join(m.value for m in at.markdown)
+    pills = at.button_group(key="sentence_133")
+    for sentence in trace["sentences"]:
+        pills.set_value(sentence["idx"]).run()
+        assert not at.exception
+        text = markdown(at)
+        assert sentence["status"] in text
+        if sentence["status"] == "ungrounded":
+            assert "no chunk of the index supports it" in text
+        if sentence["best_chunk_id"]:
+            assert f"chunk {sentence['best_chunk_id']}" in text
+            assert "-background[**" in "\n".join(m.value for m in at.markdown)
+
+
+def test_trace_links_sources_with_the_url_template(app, monkeypatch):
+    monkeypatch.setenv("AUDITOR_DOC_URL", "https://example.org/doc/{doc_id}")
+    at = app("trace", query="133")
+    urls = [b.proto.url for b in at.get("link_button")]
+    assert urls and all(u.startswith("https://example.org/doc/") for u in urls)
+
+
+def test_trace_without_query_lists_answers_to_open(app):
+    at = app("trace")
+    assert links(at, "trace")
+    assert not at.warning
+
+
+def test_corpus_page_counts_coverage(app, nightly_store):
+    at = app("corpus")
+    with duckdb.connect(str(nightly_store.path), read_only=True) as con:
+        documents, never = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE retrieved_at_k = 0) FROM corpus_coverage "
+            "WHERE run_id = ?", [nightly_store.run_id]).fetchone()
+    counts = Store(nightly_store.path).run(nightly_store.run_id)["counts"]["corpus"]
+    assert metric_value(at, "documents") == f"{documents:,}"
+    assert metric_value(at, "never retrieved at 10") == f"{never:,}"
+    assert metric_value(at, "Gini") == f"{counts['gini']:.3f}"
+    assert len(frame(at, "doc_id", "self_rank")) == min(never, 100)
+    at.button_group(key="doc_filter").set_value("all").run()
+    assert not at.exception
+    assert len(frame(at, "doc_id", "self_rank")) == min(documents, 100)
+
+
+def test_scatter_page_shows_distribution_and_worst(app, nightly_store):
+    at = app("scatter")
+    scatter = mean(nightly_store, nightly_store.run_id, "scatter_docs")
+    assert metric_value(at, "scatter_docs") == f"{scatter:.3f}"
+    worst = frame(at, "docs", "doc_sources")
+    assert worst["docs"].is_monotonic_decreasing
+
+
+def test_compare_page_matches_compare_runs(app, nightly_store):
+    at = app("compare")
+    result = compare_runs(Store(nightly_store.path), nightly_store.baseline_run_id,
+                          nightly_store.run_id)
+    assert any(f"Regressed** · {result.regressed_total} queries" in m.value
+               for m in at.markdown)
+    deltas = frame(at, "metric", "delta", "ci_high")
+    recall = deltas[deltas["metric"] == "recall@10"].iloc[0]
+    assert recall["delta"] == pytest.approx(result.metric("recall@10").delta)
+    assert recall["ci_high"] < 0
+
+
+# the store -------------------------------------------------------------------------------
+def test_missing_store_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUDITOR_STORE", str(tmp_path / "none.duckdb"))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "no results store" in at.error[0].value and "auditor run" in at.error[0].value
+
+
+def test_busy_store_says_wait(nightly_store, monkeypatch, tmp_path):
+    """A writer in another process holds the file: a message, not a traceback."""
+    copy = tmp_path / "busy.duckdb"
+    shutil.copy(nightly_store.path, copy)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(60)", str(copy)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setenv("AUDITOR_STORE", str(copy))
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        assert not at.exception
+        assert "busy" in at.error[0].value
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_new_run_shows_up_without_restart(nightly_store, monkeypatch, tmp_path):
+    copy = tmp_path / "grow.duckdb"
+    shutil.copy(nightly_store.path, copy)
+    monkeypatch.setenv("AUDITOR_STORE", str(copy))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert len(at.selectbox(key="run").options) == 2
+    time.sleep(0.01)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("INSERT INTO runs SELECT * REPLACE ('extra-run' AS run_id, "
+                    "started_at + INTERVAL 1 DAY AS started_at) FROM runs WHERE run_id = ?",
+                    [nightly_store.run_id])
+    at.run()
+    assert len(at.selectbox(key="run").options) == 3
+
+
+def test_logged_text_reaches_markdown_escaped(nightly_store, monkeypatch, tmp_path):
+    copy = tmp_path / "hostile.duckdb"
+    shutil.copy(nightly_store.path, copy)
+    hostile = "![x](http://evil.example/p.png) <img src=x onerror=alert(1)> [a](javascript:x)"
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE query_results SET query = ? WHERE query_id = '133'", [hostile])
+    monkeypatch.setenv("AUDITOR_STORE", str(copy))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["query"] = "133"
+    at.run()
+    at.switch_page("views/trace.py").run()
+    raw = "\n".join(m.value for m in at.markdown)
+    assert escape_md(hostile) in raw
+    assert "![x](http" not in raw and "<img" not in raw.replace("\\<img", "")

@@ -1,0 +1,206 @@
+"""The dashboard seen in a real browser: ``streamlit run`` on 127.0.0.1 against a copy of the
+fixture store, every page opened in headless Chromium (Debian's, driven by playwright; no
+browser download), no exception box, a screenshot per page in ``tests/artifacts/``, the
+Overview → failing query → answer trace path done by clicks, and hostile logged text shown
+as text.
+
+Skipped only when /usr/bin/chromium is missing outside CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+HOSTILE_QUERY = "![pixel](http://evil.example/p.png) <img src=x onerror=alert(1)> [click](javascript:alert(1)) :red[x] $x$"  # noqa: E501
+PAGES = {  # url path → the heading it shows
+    "overview": "Overview",
+    "why": "Why retrieval fails",
+    "queries": "Query explorer",
+    "trace": "Answer trace",
+    "corpus": "Corpus coverage",
+    "scatter": "Scatter",
+    "compare": "Compare runs",
+}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited: {server.stdout.read() if server.stdout else ''}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"the dashboard at {url} did not become healthy in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def hostile_store(nightly_store, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the fixture store where one passing query's text is hostile markup."""
+    path = tmp_path_factory.mktemp("browser") / "audit.duckdb"
+    shutil.copy(nightly_store.path, path)
+    with duckdb.connect(str(path)) as con:
+        query_id = con.execute(
+            "SELECT query_id FROM metrics WHERE run_id = ? AND metric = 'recall@10' AND "
+            "value = 1 ORDER BY query_id DESC LIMIT 1", [nightly_store.run_id]).fetchone()[0]
+        con.execute("UPDATE query_results SET query = ? WHERE query_id = ?",
+                    [HOSTILE_QUERY, query_id])
+    return path, query_id
+
+
+@pytest.fixture(scope="module")
+def dashboard(hostile_store) -> Iterator[str]:
+    """``dashboards.command`` (streamlit run dashboards/app.py ... -- --store PATH) on a free
+    loopback port."""
+    from dashboards import command
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "AUDITOR_STORE"}
+    server = subprocess.Popen(command(hostile_store[0], port=port), cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def settle(page, heading: str) -> None:
+    """Wait until the page shows ``heading`` and the script has finished running."""
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stApp\"]')"
+        "?.getAttribute('data-test-script-state') === 'notRunning'"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(800)  # plotly draws after the script ends
+
+
+def no_exception(page) -> None:
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def shoot(page, name: str) -> Path:
+    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the
+    viewport grows to the content's height first."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"dashboard-{name}.png"
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
+        "[data-testid=\"stMainBlockContainer\"]')].map(e => e.scrollHeight), 800)")
+    page.set_viewport_size({"width": 1440, "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_page_renders(dashboard, page, nightly_store, path):
+    query = "&query=133" if path in ("trace", "queries") else ""
+    where = "" if path == "overview" else path  # the default page lives at the root
+    page.goto(f"{dashboard}/{where}?run={nightly_store.run_id}{query}")
+    settle(page, PAGES[path])
+    no_exception(page)
+    assert page.get_by_text("Page not found").count() == 0
+    assert shoot(page, path).stat().st_size > 10_000
+
+
+def test_overview_to_failing_trace_in_three_clicks(dashboard, page, nightly_store):
+    page.goto(dashboard)
+    settle(page, "Overview")
+    assert page.get_by_text("Gates failed").count() == 1
+    # click 1: the first failing query's Trace link
+    page.locator('[data-testid="stPageLink-NavLink"]', has_text="Trace").first.click()
+    settle(page, "Answer trace")
+    assert "query=" in page.url and "/trace" in page.url
+    no_exception(page)
+    # click 2: a sentence, to see its supporting chunks
+    pills = page.locator('[data-testid="stButtonGroup"] button')
+    assert pills.count() >= 1
+    pills.last.click()
+    page.wait_for_timeout(1500)
+    settle(page, "Answer trace")
+    no_exception(page)
+    assert page.get_by_text("best support anywhere").count() + page.get_by_text(
+        "Supported").count() >= 1
+    shoot(page, "overview-to-trace")
+
+
+def test_sidebar_navigation_and_segment_filter(dashboard, page):
+    page.goto(dashboard)
+    settle(page, "Overview")
+    page.get_by_role("link", name="Why retrieval fails").click()
+    settle(page, "Why retrieval fails")
+    assert page.get_by_text("50 queries in the run").count() == 1
+    page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').first.click()
+    page.get_by_role("option").first.click()
+    page.keyboard.press("Escape")
+    page.get_by_text("queries in this segment").wait_for(timeout=30_000)
+    settle(page, "Why retrieval fails")
+    no_exception(page)
+
+
+def test_hostile_logged_text_is_shown_as_text(dashboard, page, nightly_store, hostile_store):
+    _, query_id = hostile_store
+    for path, heading in (("queries", "Query explorer"), ("trace", "Answer trace")):
+        page.goto(f"{dashboard}/{path}?run={nightly_store.run_id}&query={query_id}")
+        settle(page, heading)
+        no_exception(page)
+        assert page.locator('img[src*="evil.example"]').count() == 0
+        assert page.locator('a[href*="evil.example"]').count() == 0
+        assert page.locator('a[href^="javascript"]').count() == 0
+        assert page.locator("img[onerror]").count() == 0
+        assert page.get_by_text("<img src=x onerror=alert(1)>", exact=False).count() >= 1
+    shoot(page, "hostile-text")
