@@ -416,9 +416,13 @@ def _short(value: Any) -> str:
 @app.command()
 def demo(
     no_dashboard: Annotated[bool, typer.Option(help="do not start the dashboard")] = False,
+    port: Annotated[int, typer.Option(help="dashboard port on 127.0.0.1")] = 8501,
     config: ConfigOpt = None,
 ) -> None:
-    """Index the bundled fixtures, audit them and print the summary."""
+    """Index the bundled fixtures, audit them, print the summary, open the dashboard.
+
+    The dashboard only starts from an interactive terminal (not in CI or a pipe).
+    """
     settings = load_settings(config)
     out.print(f"[bold]1/2[/] indexing {settings.corpus} → {settings.index}")
     out.print(build_index(settings))
@@ -429,7 +433,7 @@ def demo(
     if not no_dashboard and sys.stdin.isatty() and sys.stdout.isatty():
         from auditor.cli_nightly import serve_dashboard
 
-        serve_dashboard(settings.store, port=8501)
+        serve_dashboard(settings.store, port=port)
 
 
 def main() -> None:

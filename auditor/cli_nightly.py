@@ -213,6 +213,6 @@ def serve_dashboard(store: Path, port: int, address: str = "127.0.0.1") -> None:
     if not store.exists():
         raise ConfigError(f"no results store at {store}: run `auditor run` (or `auditor demo`) "
                           "first, or pass --store")
-    out.print(f"dashboard on http://{address}:{port} (Ctrl-C stops it)")
+    out.print(f"dashboard on http://{address}:{port} (Ctrl-C stops it)", highlight=False)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the dashboard, not an error
         subprocess.run(command(store.resolve(), port=port, address=address), check=False)

@@ -293,13 +293,16 @@ def cause_trend(src: Source, segment: Segment = Segment(),
                         ORDER BY started_at DESC LIMIT $lim),
         sel AS (SELECT q.run_id, q.query_id FROM query_results q JOIN recent USING (run_id)
                 WHERE {where}),
-        size AS (SELECT run_id, count(*) AS n FROM sel GROUP BY run_id)
-        SELECT r.run_id, r.started_at, d.cause, count(DISTINCT d.query_id) AS queries,
-               count(DISTINCT d.query_id) / any_value(size.n) AS share
-        FROM recent r JOIN size USING (run_id)
-        JOIN diagnoses d ON d.run_id = r.run_id
-        JOIN sel ON sel.run_id = d.run_id AND sel.query_id = d.query_id
-        GROUP BY ALL ORDER BY r.started_at, d.cause""", {"lim": limit, **params})
+        size AS (SELECT run_id, count(*) AS n FROM sel GROUP BY run_id),
+        counted AS (SELECT d.run_id, d.cause, count(DISTINCT d.query_id) AS queries
+                    FROM diagnoses d JOIN sel USING (run_id, query_id) GROUP BY ALL),
+        causes AS (SELECT DISTINCT cause FROM counted)
+        -- every (run, cause) pair, so a cause a run did not have is drawn at 0, not left out
+        SELECT r.run_id, r.started_at, c.cause, coalesce(k.queries, 0) AS queries,
+               coalesce(k.queries, 0) / size.n AS share
+        FROM recent r JOIN size USING (run_id) CROSS JOIN causes c
+        LEFT JOIN counted k ON k.run_id = r.run_id AND k.cause = c.cause
+        ORDER BY r.started_at, c.cause""", {"lim": limit, **params})
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

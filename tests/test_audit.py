@@ -240,3 +240,47 @@ def test_trace_prints_the_answer_sentence_by_sentence(workdir: Path) -> None:
     assert any(row["origin"] == "served" for row in as_json["support"])
     missing = auditor("trace", "no-such-query", cwd=workdir)
     assert missing.returncode == 2 and "no-such-query" in missing.stderr
+
+
+def test_demo_in_a_terminal_ends_by_serving_the_dashboard(tmp_path: Path) -> None:
+    """From an interactive terminal `auditor demo` starts the dashboard; from a pipe it
+    does not (the test above)."""
+    import pty
+    import select
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    write_config(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("AUDITOR_ES_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auditor.cli", "demo", "--port", str(port)], cwd=tmp_path,
+        env=env, stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
+    os.close(follower)
+    seen, healthy = b"", False
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and not healthy:
+            if select.select([leader], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    break
+            if b"dashboard on" in seen:
+                try:
+                    with urllib.request.urlopen(
+                            f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as r:
+                        healthy = r.read() == b"ok"
+                except OSError:
+                    pass
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        os.close(leader)
+    assert b"complete" in seen and healthy, seen.decode(errors="replace")[-2000:]

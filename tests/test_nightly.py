@@ -304,7 +304,8 @@ def test_dashboard_command_serves_the_store(nightly_store, tmp_path: Path) -> No
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=5) as reply:
                     assert reply.read() == b"ok"
                     break
             except OSError:
