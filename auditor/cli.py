@@ -33,6 +33,7 @@ index_app = typer.Typer(help="Build search indices.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 out = Console()
 err = Console(stderr=True)
+FLUSH_EVERY = 8192  # cached embeddings written during an index build, at most this many held
 USER_ERRORS = (ConfigError, InputError, BackendError, StoreError, MetricNameError)
 
 ConfigOpt = Annotated[
@@ -99,22 +100,26 @@ def build_index(settings: AuditSettings, vectors: bool = True) -> str:
     encoder = CachedEncoder(load_encoder(settings.encoder), results) if vectors else None
     with _progress() as bar:
         task = bar.add_task("embedding chunks" if vectors else "indexing", total=len(chunks))
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            if encoder is not None and len(encoder.pending) >= FLUSH_EVERY:
+                encoder.flush()  # keeps memory flat on a large corpus
+
         if settings.backend == "elasticsearch":
             from auditor.backends.elasticsearch import ElasticsearchBackend
 
-            ElasticsearchBackend.build(settings, chunks, encoder)
+            ElasticsearchBackend.build(settings, chunks, encoder, progress=advance)
             where = f"{settings.es_url} index {settings.es_index}"
         else:
             from auditor.backends.embedded import EmbeddedBackend
 
-            EmbeddedBackend.build(
-                chunks, settings.index, encoder, progress=lambda n: bar.advance(task, n)
-            )
+            EmbeddedBackend.build(chunks, settings.index, encoder, progress=advance)
             where = str(settings.index)
         bar.update(task, completed=len(chunks))
     if encoder is None:
         return f"{len(chunks)} chunks into {where}"
-    results.append({"embeddings": encoder.take_pending()})
+    encoder.flush()
     rate = encoder.stats.hit_rate or 0.0
     return f"{len(chunks)} chunks into {where} (embedding cache: {rate:.0%} hits)"
 

@@ -155,10 +155,18 @@ class CachedEncoder:
     def take_pending(self) -> pa.Table:
         """The vectors encoded since the last call, as rows for the ``embeddings`` table."""
         keys = list(self.pending)
-        vectors = [self.pending[k].tolist() for k in keys]
+        matrix = (np.stack([self.pending[k] for k in keys]).astype(np.float32) if keys
+                  else np.zeros((0, self.dim), dtype=np.float32))
         self.pending = {}
+        offsets = np.arange(0, matrix.size + 1, self.dim, dtype=np.int32)
         return pa.table({
             "key": pa.array(keys, pa.string()),
             "model": pa.array([self.model_id] * len(keys), pa.string()),
-            "vector": pa.array(vectors, pa.list_(pa.float32())),
+            "vector": pa.ListArray.from_arrays(pa.array(offsets), pa.array(matrix.ravel())),
         })
+
+    def flush(self) -> None:
+        """Store what is pending now. Safe at any time: rows are keyed by content, so an
+        early write is never wrong, only early (index builds flush as they go)."""
+        if self.pending:
+            self.store.append({"embeddings": self.take_pending()})
