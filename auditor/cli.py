@@ -246,7 +246,8 @@ def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = 
     )
     out.print(
         f"log lines read {counts.get('read', 0)}: accepted {counts.get('accepted', 0)}, "
-        f"quarantined {counts.get('quarantined', 0)}, blank {counts.get('blank', 0)}; "
+        f"quarantined {counts.get('quarantined', 0)}, blank {counts.get('blank', 0)}"
+        + (f", skipped {counts['skipped']}" if counts.get("skipped") else "") + "; "
         f"replayed {counts.get('replayed', 0)} {counts.get('by_status', {})}"
     )
     from auditor.metrics import MEASURES
@@ -301,7 +302,8 @@ def _verdict_data(verdict: Verdict) -> dict[str, Any]:
         "regressed": [q.query_id for q in comparison.regressed] if comparison else [],
         "regressed_total": comparison.regressed_total if comparison else 0,
         "improved_total": comparison.improved_total if comparison else 0,
-        "new_causes": sorted({c.cause for c in comparison.new_causes}) if comparison else [],
+        "new_causes": sorted(c["cause"] for c in comparison.new_cause_counts)
+        if comparison else [],
         "reports": {kind: str(path) for kind, path in verdict.reports.items()},
         "alert": None if verdict.alert is None else {
             "delivered": verdict.alert.delivered, "attempts": verdict.alert.attempts},
@@ -323,7 +325,7 @@ def _print_verdict(verdict: Verdict) -> None:
                       f"{change.baseline:.3f} → {change.current:.3f}"
                       + (f" · causes: {', '.join(change.causes_after)}"
                          if change.causes_after else ""))
-        new = sorted({c.cause for c in comparison.new_causes})
+        new = sorted(c["cause"] for c in comparison.new_cause_counts)
         if new:
             out.print(f"  new causes: {', '.join(new)}")
     for gate in verdict.gates:

@@ -44,12 +44,11 @@ def compare(
     Also lists regressed and improved queries, new and resolved causes, and drift.
     """
     from auditor.compare import compare_runs
-    from auditor.nightly import headline
 
     settings = load_settings(config, store=store)
     names = metrics.split(",") if metrics else None
     comparison = compare_runs(Store(settings.store), baseline_run, run_id,
-                              metrics=names or headline(settings.diagnose_k),
+                              metrics=names,
                               k=settings.diagnose_k)
     if as_json:
         typer.echo(json.dumps(comparison.to_dict(), indent=2, default=str))
@@ -77,17 +76,13 @@ def _print_comparison(comparison: Any) -> None:
         for c in changes:
             out.print(f"  {label} {escape(c.query_id)} {c.metric} {c.baseline:.3f} → "
                       f"{c.current:.3f}  {escape(', '.join(c.causes_after))}")
-    for label, causes, total in (
-        ("new", comparison.new_causes, comparison.new_causes_total),
-        ("resolved", comparison.resolved_causes, comparison.resolved_causes_total),
+    for label, counts, total in (
+        ("new", comparison.new_cause_counts, comparison.new_causes_total),
+        ("resolved", comparison.resolved_cause_counts, comparison.resolved_causes_total),
     ):
-        if causes:
-            counted: dict[str, int] = {}
-            for c in causes:
-                counted[c.cause] = counted.get(c.cause, 0) + 1
-            shown = "" if total == len(causes) else f" (first {len(causes)} of {total} shown)"
-            out.print(f"{label} causes: " + ", ".join(f"{k} ({v})" for k, v in counted.items())
-                      + shown)
+        if counts:
+            out.print(f"{label} causes ({total} query-cause pairs): "
+                      + ", ".join(f"{c['cause']} ({c['queries']})" for c in counts))
     drift = comparison.drift
     if drift.get("n"):
         out.print(f"result lists: overlap@{drift['k']} {_fmt(drift['overlap'])}, RBO "

@@ -22,7 +22,11 @@ from auditor.metrics.drift import RBO_P
 from auditor.store import Store, StoreError
 
 HEADLINE = ("recall@{k}", "ndcg@{k}", "mrr@{k}", "answer_coverage@{k}", "silver_recall@{k}",
-            "scatter_docs")
+            "scatter_docs")  # what a comparison tests by default (Holm corrects across these)
+
+
+def headline(k: int) -> list[str]:
+    return [name.format(k=k) for name in HEADLINE]
 CONFIDENCE = 0.95  # of the bootstrap interval
 CHANGE_EPSILON = 1e-9  # a query moved when a metric changed by more than this
 WORST_DRIFT = 20  # queries listed in drift["worst"]
@@ -82,6 +86,9 @@ class Comparison:
     drift: dict[str, Any]  # {"k", "n", "overlap", "rbo", "changed", "worst": [...]}
     new_causes_total: int = 0
     resolved_causes_total: int = 0
+    # queries per cause among all new (resolved) pairs, not only the listed ones
+    new_cause_counts: list[dict[str, Any]] = field(default_factory=list)
+    resolved_cause_counts: list[dict[str, Any]] = field(default_factory=list)
 
     def metric(self, name: str) -> MetricDelta | None:
         return next((m for m in self.metrics if m.metric == name), None)
@@ -116,8 +123,8 @@ def compare_runs(
         diffs, defined = _paired_differences(con, len(names))
         regressed, regressed_total = _changes(con, runs, "regressed", limit)
         improved, improved_total = _changes(con, runs, "improved", limit)
-        new, new_total = _cause_changes(con, runs, limit)
-        resolved, resolved_total = _cause_changes(con, runs[::-1], limit)
+        new, new_total, new_counts = _cause_changes(con, runs, limit)
+        resolved, resolved_total, resolved_counts = _cause_changes(con, runs[::-1], limit)
         cause_counts = _cause_counts(con, runs)
         drift = _drift(con, runs, k)
     low, high, p = paired_tests(diffs, defined, resamples=resamples, seed=seed)
@@ -128,7 +135,8 @@ def compare_runs(
         regressed=regressed, improved=improved, regressed_total=regressed_total,
         improved_total=improved_total, new_causes=new, resolved_causes=resolved,
         cause_counts=cause_counts, drift=drift, new_causes_total=new_total,
-        resolved_causes_total=resolved_total,
+        resolved_causes_total=resolved_total, new_cause_counts=new_counts,
+        resolved_cause_counts=resolved_counts,
     )
 
 
@@ -281,7 +289,7 @@ def _check_runs(con: Connection, store: Store, runs: tuple[str, str]) -> None:
 
 
 def _headline(con: Connection, runs: tuple[str, str], k: int) -> list[str]:
-    wanted = [name.format(k=k) for name in HEADLINE]
+    wanted = headline(k)
     present = {row[0] for row in con.execute(
         "SELECT metric FROM metrics WHERE run_id = $1 AND list_contains($3, metric) INTERSECT "
         "SELECT metric FROM metrics WHERE run_id = $2 AND list_contains($3, metric)",
@@ -375,15 +383,20 @@ def _changes(
 
 def _cause_changes(
     con: Connection, runs: tuple[str, str], limit: int
-) -> tuple[list[CauseChange], int]:
-    """(query, cause, target) in the second run but not the first, on shared queries."""
+) -> tuple[list[CauseChange], int, list[dict[str, Any]]]:
+    """(query, cause, target) in the second run but not the first, on shared queries: the
+    first ``limit`` pairs, how many there are, and queries per cause over all of them."""
     changed = ("SELECT query_id, cause, target_id FROM cmp_causes WHERE run_id = $2 EXCEPT "
                "SELECT query_id, cause, target_id FROM cmp_causes WHERE run_id = $1")
     total = con.execute(f"SELECT count(*) FROM ({changed})", list(runs)).fetchone()
     rows = con.execute(
         f"SELECT query_id, cause, target_id FROM ({changed}) "
         "ORDER BY cause, query_id, target_id NULLS FIRST LIMIT $3", [*runs, limit]).fetchall()
-    return [CauseChange(*row) for row in rows], total[0]
+    per_cause = con.execute(
+        f"SELECT cause, count(DISTINCT query_id) AS queries FROM ({changed}) "
+        "GROUP BY cause ORDER BY queries DESC, cause", list(runs)).fetchall()
+    counts = [{"cause": cause, "queries": queries} for cause, queries in per_cause]
+    return [CauseChange(*row) for row in rows], total[0], counts
 
 
 def _cause_counts(con: Connection, runs: tuple[str, str]) -> list[dict[str, Any]]:
@@ -401,7 +414,8 @@ def _drift(con: Connection, runs: tuple[str, str], k: int) -> dict[str, Any]:
     # hits down to rank 3k only (deduplicating all the hits costs ten times more), except for
     # lists with fewer than k documents there and more hits below: those are read whole.
     top_k = ("SELECT run_id, query_id, min_by(doc_id, rank, $3) AS docs FROM (SELECT "
-             "h.run_id, h.query_id, h.doc_id, min(h.rank) AS rank FROM hits h {} "
+             "h.run_id, h.query_id, h.doc_id, min(h.rank) AS rank FROM hits h "
+             "SEMI JOIN cmp_shared s ON s.query_id = h.query_id {} "
              "WHERE h.run_id IN ($1, $2) {} GROUP BY ALL) GROUP BY ALL")
     con.execute(
         f"CREATE TEMP TABLE cmp_lists AS WITH capped AS ({top_k.format('', 'AND rank <= $4')}),"

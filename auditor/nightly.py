@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor import gates as gating
-from auditor.compare import Comparison, compare_runs, comparison_table
+from auditor.compare import Comparison, compare_runs, comparison_table, headline
 from auditor.config import AuditSettings
 from auditor.store import Store
 
@@ -38,12 +38,6 @@ class Verdict:
         return [g for g in self.gates if not g.passed]
 
 
-def headline(k: int) -> list[str]:
-    """The metrics a comparison tests (Holm corrects across exactly these)."""
-    return [f"recall@{k}", f"ndcg@{k}", f"mrr@{k}", f"answer_coverage@{k}",
-            f"silver_recall@{k}", "scatter_docs"]
-
-
 def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
     """Compare ``run_id`` with its baseline (``settings.baseline``) and apply the gates."""
     run = store.run(run_id)
@@ -63,17 +57,21 @@ def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
 
 
 def publish(store: Store, verdict: Verdict, settings: AuditSettings) -> Verdict:
-    """Write the reports and, when a gate failed, post the alert."""
+    """Write the reports and, when a gate failed, post the alert (even if the reports
+    could not be written: the alert is what wakes someone up)."""
     from auditor.report import write_reports
 
-    if settings.reports is not None:
-        directory = settings.reports.resolve() / verdict.run_id
-        verdict.reports = write_reports(store, verdict.run_id, directory)
-    if not verdict.passed and settings.webhook_url is not None:
-        from auditor.alerts import alert_payload, post_alert
+    try:
+        if settings.reports is not None:
+            directory = settings.reports.resolve() / verdict.run_id
+            verdict.reports = write_reports(store, verdict.run_id, directory,
+                                            comparison=verdict.comparison)
+    finally:
+        if not verdict.passed and settings.webhook_url is not None:
+            from auditor.alerts import alert_payload, post_alert
 
-        verdict.alert = post_alert(settings.webhook_url.get_secret_value(),
-                                   alert_payload(alert_summary(verdict)))
+            verdict.alert = post_alert(settings.webhook_url.get_secret_value(),
+                                       alert_payload(alert_summary(verdict)))
     return verdict
 
 
