@@ -153,9 +153,7 @@ def export(
     from auditor.interop import export_trec
 
     settings = load_settings(config, store=store)
-    results = Store(settings.store)
-    level = results.run(run_id)["level"]
-    rows, judged = export_trec(results, run_id, run_file, qrels_file, level=level)
+    rows, judged = export_trec(Store(settings.store), run_id, run_file, qrels_file)
     out.print(f"wrote {rows} ranked rows to {run_file}"
               + (f" and {judged} judgments to {qrels_file}" if qrels_file else ""))
 

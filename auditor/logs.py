@@ -79,7 +79,7 @@ def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
     """(line number, raw text, parsed object or None) for each record of a log file.
 
     The parsed object may also be a ``Skipped`` or a ready ``QuarantineEntry`` (span files,
-    whose line is the span's position: see ``auditor.interop.span_layout``).
+    whose line is the span's position: see ``auditor.spans.read_spans``).
     """
     if path.is_dir():
         queries = path / "queries.jsonl"
@@ -91,10 +91,10 @@ def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
         raise InputError(f"log file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        from auditor.interop import read_spans, span_layout
+        from auditor.spans import read_spans  # spans imports this module
 
-        layout = span_layout(path)
-        yield from read_spans(path, layout) if layout else _jsonl(path)
+        spans = read_spans(path)
+        yield from spans if spans is not None else _jsonl(path)
     elif suffix == ".parquet":
         yield from _parquet(path)
     elif suffix == ".csv":

@@ -395,7 +395,7 @@ class Store:
             raise StoreError(f"no run {run_id!r} in {self.path}: list runs with `auditor runs`")
         row = rows[0]
         for key in ("config", "fingerprint", "counts", "manifest"):
-            row[key] = json.loads(row[key]) if row[key] else None
+            row[key] = json.loads(row[key]) if row.get(key) else None  # old stores lack some
         return row
 
     def metric_means(self, run_id: str) -> list[dict[str, Any]]:

@@ -319,3 +319,21 @@ def test_dashboard_command_serves_the_store(nightly_store, tmp_path: Path) -> No
 def test_dashboard_without_a_store_is_one_sentence(tmp_path: Path) -> None:
     done = auditor("dashboard", "--store", str(tmp_path / "none.duckdb"), cwd=tmp_path)
     assert done.returncode == 2 and "no results store" in done.stderr
+
+
+def test_export_command_writes_files_an_independent_tool_agrees_with(nightly_store,
+                                                                     tmp_path: Path) -> None:
+    import ir_measures
+
+    run_file, qrels_file = tmp_path / "run.trec", tmp_path / "qrels.txt"
+    done = auditor("export", nightly_store.run_id, "--run-file", str(run_file),
+                   "--qrels-file", str(qrels_file), "--store", str(nightly_store.path),
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    measured = ir_measures.calc_aggregate(
+        [ir_measures.nDCG @ 10, ir_measures.R @ 10],
+        ir_measures.read_trec_qrels(str(qrels_file)), ir_measures.read_trec_run(str(run_file)))
+    means = {m["metric"]: m["mean"] for m in Store(nightly_store.path).metric_means(
+        nightly_store.run_id)}
+    assert measured[ir_measures.nDCG @ 10] == pytest.approx(means["ndcg@10"], abs=1e-9)
+    assert measured[ir_measures.R @ 10] == pytest.approx(means["recall@10"], abs=1e-9)
