@@ -11,9 +11,9 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, is_dataclass
@@ -113,6 +113,8 @@ def _retry_after(value: str | None) -> float | None:
             return None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):  # "nan", "inf": no usable hint, back off as usual
+        return None
     return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
 
 
@@ -135,7 +137,8 @@ def _scrub(text: str, secrets: list[str]) -> str:
 
 
 class _Redact(logging.Filter):
-    """Scrubs the webhook from records of httpx's logger (it logs every request's URL)."""
+    """Scrubs the webhook from records of httpx's logger (it logs every request's URL).
+    httpcore's loggers log hosts and ports, never the path that holds the token."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -148,15 +151,15 @@ class _Redact(logging.Filter):
 
 @contextmanager
 def _redacting(secrets: list[str]) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    # A filter sees only the records logged on its own logger, not on its children's:
+    # httpx logs each request on "httpx" itself.
+    httpx_logger = logging.getLogger("httpx")
     redact = _Redact(secrets)
-    for each in loggers:
-        each.addFilter(redact)
+    httpx_logger.addFilter(redact)
     try:
         yield
     finally:
-        for each in loggers:
-            each.removeFilter(redact)
+        httpx_logger.removeFilter(redact)
 
 
 # the message -----------------------------------------------------------------------------
@@ -171,8 +174,8 @@ def alert_payload(summary: dict[str, Any]) -> dict[str, Any]:
     - ``gates``: list of gate results ``{"gate", "metric", "passed", "reason", ...}`` (rows of
       ``Store.gates`` or ``GateResult`` dataclasses); only failed ones are reported
     - ``comparison``: a ``compare.Comparison`` or its ``to_dict()``; its ``regressed``
-      (``QueryChange``: query_id, query, metric, delta) and ``new_causes`` (``CauseChange``:
-      query_id, cause) are used
+      (``QueryChange``: query_id, query, metric, delta), ``regressed_total`` and
+      ``new_cause_counts`` (``{"cause", "queries"}`` over all new causes) are used
     - ``reports``: ``{"markdown": path, "html": path, ...}`` or one path
     """
     run_id = str(summary.get("run_id") or "?")
@@ -180,7 +183,6 @@ def alert_payload(summary: dict[str, Any]) -> dict[str, Any]:
     failed = [g for g in map(_as_dict, summary.get("gates") or []) if not g.get("passed", True)]
     comparison = _as_dict(summary.get("comparison") or {})
     regressed = [_as_dict(q) for q in comparison.get("regressed") or []][:MAX_REGRESSED]
-    causes = Counter(str(_as_dict(c).get("cause")) for c in comparison.get("new_causes") or [])
     reports = summary.get("reports")
     reports = {k: str(v) for k, v in reports.items()} if isinstance(reports, dict) else (
         {"report": str(reports)} if reports else {})
@@ -193,7 +195,8 @@ def alert_payload(summary: dict[str, Any]) -> dict[str, Any]:
         "regressed": [{"query_id": str(q.get("query_id")), "metric": q.get("metric"),
                        "delta": q.get("delta")} for q in regressed],
         "regressed_total": comparison.get("regressed_total", len(regressed)),
-        "new_causes": dict(causes.most_common()),
+        "new_causes": {str(c["cause"]): c["queries"]
+                       for c in comparison.get("new_cause_counts") or []},
         "reports": reports,
     }
     text = _headline(facts, summary.get("status_reason"))

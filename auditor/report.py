@@ -16,16 +16,19 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from auditor.compare import compare_runs, headline
 from auditor.gates import lower_is_better
 from auditor.store import Store
+
+if TYPE_CHECKING:
+    from auditor.compare import Comparison
 
 ReportFormat = Literal["md", "html", "json", "junit"]
 FILE_NAMES: dict[str, str] = {
     "md": "report.md", "html": "report.html", "json": "report.json", "junit": "junit.xml",
 }
-HEADLINE = ("recall", "ndcg", "mrr", "hit", "answer_coverage", "gatherable")
 MD_QUERIES = 10
 MD_TEXT = 80
 QUARANTINE_SHOWN = 5
@@ -33,9 +36,13 @@ QUARANTINE_SHOWN = 5
 
 def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     """The machine-readable summary of a run (what ``--json`` prints)."""
-    run_row = store.run(run_id)
+    return _summary(store, store.run(run_id), store.cause_counts(run_id))
+
+
+def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
+             ) -> dict[str, Any]:
     return {
-        "run_id": run_id,
+        "run_id": run_row["run_id"],
         "status": run_row["status"],
         "status_reason": run_row["status_reason"],
         "store": str(store.path),
@@ -45,25 +52,34 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "counts": run_row["counts"],
         "metrics": {
             row["metric"]: {"mean": row["mean"], "n": row["n"], "undefined": row["undefined"]}
-            for row in store.metric_means(run_id)
+            for row in store.metric_means(run_row["run_id"])
         },
         "causes": {row["cause"]: {"queries": row["queries"], "share": row["share"]}
-                   for row in store.cause_counts(run_id)},
-        "sentences": store.sentence_counts(run_id),
+                   for row in causes},
+        "sentences": store.sentence_counts(run_row["run_id"]),
         "corpus": (run_row["counts"] or {}).get("corpus", {}),
     }
 
 
 # gathering ---------------------------------------------------------------------------------
-def build_report(store: Store, run_id: str, *, limit: int = 20, trend_runs: int = 30
-                 ) -> dict[str, Any]:
-    """Everything a report of ``run_id`` shows, JSON-safe (the ``--format json`` output)."""
+def build_report(store: Store, run_id: str, *, comparison: Comparison | None = None,
+                 limit: int = 20, trend_runs: int = 30) -> dict[str, Any]:
+    """Everything a report of ``run_id`` shows, JSON-safe (the ``--format json`` output).
+
+    ``comparison`` is the one the verdict computed; without it, a run that has a baseline is
+    compared again on the metrics its gates tested."""
     row = store.run(run_id)
-    summary = run_summary(store, run_id)
+    config = row["config"] or {}
+    causes = store.cause_counts(run_id)
+    summary = _summary(store, row, causes)
     gates = store.gates(run_id)
     baseline = row.get("baseline_run_id")
-    comparison = _comparison(store, baseline, run_id, limit) if baseline else None
-    headline = _headline(summary["metrics"], row["config"] or {}, gates)
+    if comparison is None and baseline:
+        tested = [r["metric"] for r in store.comparison_rows(run_id)] or None
+        comparison = compare_runs(store, baseline, run_id, metrics=tested,
+                                  k=config.get("diagnose_k", 10), limit=limit)
+    compared = _comparison(comparison) if comparison else None
+    names = _headline(summary["metrics"], config, gates, compared)
     quarantine = store.quarantine(run_id)
     data = {
         "generated_at": datetime.now(UTC),
@@ -75,44 +91,44 @@ def build_report(store: Store, run_id: str, *, limit: int = 20, trend_runs: int 
         "baseline_run_id": baseline,
         "gate_status": row.get("gate_status"),
         "gates": gates,
-        "headline": _headline_rows(summary["metrics"], headline, comparison),
-        "comparison": comparison,
-        "trend": store.trend(headline, limit=trend_runs),
-        "causes": store.cause_counts(run_id),
-        "scatter": _scatter(store, run_id, summary["metrics"], row["config"] or {}),
+        "headline": _headline_rows(summary["metrics"], names, compared),
+        "comparison": compared,
+        "trend": _trend(store, row, names, trend_runs),
+        "causes": _causes(causes, compared),
+        "scatter": _scatter(store, run_id, summary["metrics"], config),
         "quarantine": {"count": len(quarantine), "entries": quarantine[:QUARANTINE_SHOWN]},
     }
     return _jsonable(data)
 
 
-def _comparison(store: Store, baseline: str, run_id: str, limit: int) -> dict[str, Any]:
-    """The comparison the run was gated on: the same tested metrics (so the same Holm
-    family and p-values as the gate reasons), recomputed with the lists of queries."""
-    from auditor.compare import compare_runs
-
-    tested = [row["metric"] for row in store.comparison_rows(run_id)] or None
-    data = compare_runs(store, baseline, run_id, metrics=tested, limit=limit).to_dict()
-    data["new_causes_by_cause"] = _group_causes(data.get("new_causes") or [])
+def _comparison(comparison: Comparison) -> dict[str, Any]:
+    data = comparison.to_dict()
+    data["new_causes_by_cause"] = _group_causes(data["new_cause_counts"], data["new_causes"])
     return data
 
 
-def _group_causes(changes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[str, list[str]] = {}
-    for change in changes:
-        ids = groups.setdefault(change["cause"], [])
-        if change["query_id"] not in ids:
-            ids.append(change["query_id"])
-    return [{"cause": cause, "query_ids": ids} for cause, ids in
-            sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))]
+def _group_causes(counts: list[dict[str, Any]], listed: Iterable[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """Queries per new cause (over all new pairs) and the ids of the listed ones."""
+    ids: dict[str, list[str]] = {}
+    for change in listed:
+        group = ids.setdefault(change["cause"], [])
+        if change["query_id"] not in group:
+            group.append(change["query_id"])
+    return [{"cause": c["cause"], "queries": c["queries"], "query_ids": ids.get(c["cause"], [])}
+            for c in counts]
 
 
-def _headline(metrics: dict[str, Any], config: dict[str, Any], gates: list[dict[str, Any]]
-              ) -> list[str]:
-    """The metrics a reader looks at first: the gated ones and the main ones at ``diagnose_k``."""
-    k = config.get("diagnose_k", 10)
-    names = [f"{name}@{k}" for name in HEADLINE]
-    names += [g["metric"] for g in gates if g["metric"] not in names]
-    return [name for name in names if name in metrics]
+def _headline(metrics: dict[str, Any], config: dict[str, Any], gates: list[dict[str, Any]],
+              comparison: dict[str, Any] | None) -> list[str]:
+    """The metrics a reader looks at first: the ones the comparison tested (or, without one,
+    the default tested ones at ``diagnose_k``) and the gated ones."""
+    if comparison:
+        names = [m["metric"] for m in comparison["metrics"]]
+    else:
+        names = headline(config.get("diagnose_k", 10))
+    names += [g["metric"] for g in gates]
+    return [name for name in dict.fromkeys(names) if name in metrics]
 
 
 def _headline_rows(metrics: dict[str, Any], names: list[str],
@@ -126,6 +142,34 @@ def _headline_rows(metrics: dict[str, Any], names: list[str],
                         ("delta", "ci_low", "ci_high", "p_holm", "baseline_mean")},
                      "lower_is_better": lower_is_better(name)})
     return rows
+
+
+def _trend(store: Store, row: dict[str, Any], names: list[str], runs: int
+           ) -> list[dict[str, Any]]:
+    """The metrics over the newest ``runs`` runs like this one (same backend, mode and
+    level), up to this one: never a newer run, nor another backend's."""
+    key = (row["backend"], row["mode"], row["level"])
+    every = store.runs()  # newest first
+    like = [r for r in every if (r["backend"], r["mode"], r["level"]) == key
+            and r["started_at"] <= row["started_at"]][:runs]
+    if not like:
+        return []
+    oldest = like[-1]["started_at"]
+    wanted = {r["run_id"] for r in like}
+    newer = sum(r["started_at"] >= oldest for r in every)  # store.trend reads the newest runs
+    return [t for t in store.trend(names, limit=newer) if t["run_id"] in wanted]
+
+
+def _causes(causes: list[dict[str, Any]], comparison: dict[str, Any] | None
+            ) -> list[dict[str, Any]]:
+    """Queries per cause: with a baseline, both runs' counts on the queries both answered
+    (like with like); otherwise this run's, over its replayed queries."""
+    if not comparison:
+        return [{**c, "baseline": None, "baseline_share": None} for c in causes]
+    shared = max(comparison["shared_queries"], 1)
+    return [{"cause": c["cause"], "queries": c["current"], "share": c["current"] / shared,
+             "baseline": c["baseline"], "baseline_share": c["baseline"] / shared}
+            for c in comparison["cause_counts"]]
 
 
 def _scatter(store: Store, run_id: str, metrics: dict[str, Any], config: dict[str, Any]
@@ -182,7 +226,9 @@ def _num(value: float | None, signed: bool = False) -> str:
 
 
 def _p(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3g}"
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
 def _ci(row: dict[str, Any]) -> str:
@@ -201,14 +247,26 @@ def _truncate(text: str, length: int) -> str:
 
 
 # Markdown ------------------------------------------------------------------------------------
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|<&])")
+_MD_SPECIAL = re.compile(r"([\\`*_~\[\]|<&])")
+_AUTOLINK = re.compile(r"([@#])")  # @mention, #123 issue reference
+_BARE_URL = re.compile(r"\b(?:https?|ftp)(://)|\bwww(\.)", re.IGNORECASE)
+_ZWJ = "\u200d"
 
 
 def md_escape(text: str, length: int | None = None) -> str:
     """Untrusted text made inert in Markdown: one line, no markup, no HTML, no entity, no
-    table break. Backslash escapes (CommonMark) keep the raw text readable in a chat too."""
+    table break, no autolink (``@user``, ``#12`` and bare URLs). Backslash escapes
+    (CommonMark) keep the raw text readable in a chat too."""
     text = _truncate(str(text), length) if length else " ".join(str(text).split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _BARE_URL.sub(_defang, text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return _AUTOLINK.sub(rf"\1{_ZWJ}", text)
+
+
+def _defang(match: re.Match[str]) -> str:
+    """``http://`` → ``http[:]//``, ``www.`` → ``www[.]``: no longer a link anywhere."""
+    text = match.group(0)
+    return text.replace("://", "[:]//") if match.group(1) else text[:-1] + "[.]"
 
 
 def _md_code(text: str) -> str:
@@ -286,10 +344,12 @@ def _md_new_causes(comparison: dict[str, Any]) -> str:
         return ""
     lines = ["**New causes** (not seen for these queries in the baseline):"]
     for group in groups:
-        ids = ", ".join(md_escape(q, 40) for q in group["query_ids"][:MD_QUERIES])
-        more = len(group["query_ids"]) - MD_QUERIES
-        lines.append(f"- {md_escape(group['cause'])}: {len(group['query_ids'])} queries "
-                     f"({ids}{f', +{more} more' if more > 0 else ''})")
+        shown = group["query_ids"][:MD_QUERIES]
+        ids = ", ".join(md_escape(q, 40) for q in shown)
+        if ids and len(shown) < group["queries"]:
+            ids += f"; first {len(shown)} shown"
+        lines.append(f"- {md_escape(group['cause'])}: {group['queries']} queries"
+                     + (f" ({ids})" if ids else ""))
     return "\n".join(lines)
 
 
@@ -298,7 +358,9 @@ def _md_causes(data: dict[str, Any]) -> str:
     quarantined = data["quarantine"]["count"]
     text = ""
     if causes:
-        text = "**Causes in this run**: " + " · ".join(
+        scope = (f" (on the {data['comparison']['shared_queries']} queries shared with the "
+                 "baseline)" if data["comparison"] else "")
+        text = f"**Causes in this run**{scope}: " + " · ".join(
             f"{md_escape(c['cause'])} {c['queries']} ({c['share']:.0%})" for c in causes)
     if quarantined:
         text += (f"\n\n**Quarantine**: {quarantined} input record"
@@ -315,7 +377,8 @@ def _md_footer(data: dict[str, Any]) -> str:
 
 # JSON and JUnit ------------------------------------------------------------------------------
 def render_json(data: dict[str, Any]) -> str:
-    return json.dumps(_jsonable(data), indent=2, ensure_ascii=False) + "\n"
+    """``data`` from ``build_report``, already JSON-safe."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -326,6 +389,14 @@ def _xml(value: Any) -> str:
     return _XML_ILLEGAL.sub("?", "" if value is None else str(value))
 
 
+def _timestamp(value: str) -> str:
+    """ISO 8601 in UTC without fraction or offset, the form JUnit's schema takes."""
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when.replace(microsecond=0).isoformat()
+
+
 def render_junit(data: dict[str, Any]) -> str:
     """JUnit XML: one test case per gate, so CI shows a failed gate as a failed test."""
     gates = data["gates"]
@@ -334,7 +405,7 @@ def render_junit(data: dict[str, Any]) -> str:
               "skipped": "0", "time": "0"}
     root = ET.Element("testsuites", {"name": "retrieval-audit", **counts})
     suite = ET.SubElement(root, "testsuite", {
-        "name": "retrieval-audit", **counts, "timestamp": _xml(data["run"]["started_at"])})
+        "name": "retrieval-audit", **counts, "timestamp": _timestamp(data["run"]["started_at"])})
     properties = ET.SubElement(suite, "properties")
     for name, value in (("run_id", data["run_id"]), ("baseline_run_id", data["baseline_run_id"]),
                         ("run_status", data["summary"]["status"]),
@@ -379,7 +450,7 @@ def render_html(data: dict[str, Any]) -> str:
 def _charts(data: dict[str, Any]) -> list[dict[str, str]]:
     """Plotly figures as ``div`` snippets; plotly.js itself is inlined once by the template."""
     built = [("trend", "Headline metrics across runs", _trend_figure(data)),
-             ("causes", "Why queries failed (share of replayed queries)", _cause_figure(data)),
+             ("causes", "Why queries failed (share of queries)", _cause_figure(data)),
              ("scatter", "Documents an answer needs, and gatherable@k", _scatter_figure(data)),
              ("deltas", "Change against the baseline (95% CI)", _delta_figure(data))]
     config = {"displaylogo": False, "responsive": True,
@@ -429,12 +500,9 @@ def _cause_figure(data: dict[str, Any]) -> Any:
         name="this run", text=[f"{c['queries']}" for c in causes], marker_color="#c2410c",
         textposition="outside", textangle=0, cliponaxis=False,
         hovertemplate="%{y}: %{x:.1%} (%{text} queries)<extra></extra>"))
-    comparison = data["comparison"] or {}
-    shared = comparison.get("shared_queries")
-    before = {c["cause"]: c.get("baseline") or 0 for c in comparison.get("cause_counts") or []}
-    if shared and before:
+    if data["comparison"]:
         figure.add_trace(go.Bar(
-            y=[c["cause"] for c in causes], x=[before.get(c["cause"], 0) / shared for c in causes],
+            y=[c["cause"] for c in causes], x=[c["baseline_share"] for c in causes],
             orientation="h", name="baseline", marker_color="#94a3b8"))
     figure.update_xaxes(tickformat=".0%", title="share of queries")
     figure.update_yaxes(autorange="reversed")
@@ -510,14 +578,15 @@ RENDERERS = {"md": render_markdown, "html": render_html, "json": render_json,
 
 def write_reports(store: Store, run_id: str, directory: Path,
                   formats: Iterable[ReportFormat] = ("md", "html", "json", "junit"),
-                  ) -> dict[str, Path]:
-    """Write each format's file into ``directory`` (created); returns format → path."""
+                  comparison: Comparison | None = None) -> dict[str, Path]:
+    """Write each format's file into ``directory`` (created); returns format → path.
+    ``comparison``: the verdict's, so the run is not compared again."""
     formats = list(formats)
     unknown = [f for f in formats if f not in RENDERERS]
     if unknown:
         raise ValueError(f"unknown report format {', '.join(unknown)}: use md, html, json, junit")
     directory.mkdir(parents=True, exist_ok=True)
-    data = build_report(store, run_id)
+    data = build_report(store, run_id, comparison=comparison)
     paths = {fmt: directory / FILE_NAMES[fmt] for fmt in formats}
     data["files"] = {fmt: str(path) for fmt, path in paths.items()}
     for fmt, path in paths.items():

@@ -99,6 +99,15 @@ def test_429_honours_retry_after(hook: tuple[Hook, str]) -> None:
     assert (result.delivered, result.attempts) == (True, 2)  # waited 0 s, not 30 s
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_non_finite_retry_after_falls_back_to_backoff(hook: tuple[Hook, str], value: str
+                                                        ) -> None:
+    state, url = hook
+    state.statuses, state.headers = [503], {"Retry-After": value}
+    result = post_alert(url, {"text": "x"}, retries=1, **FAST)
+    assert (result.delivered, result.attempts) == (True, 2)
+
+
 def test_client_errors_are_not_retried(hook: tuple[Hook, str],
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -157,9 +166,12 @@ def _summary() -> dict[str, Any]:
              "reason": "mrr@10 0.41 < 0.50"},
         ],
         "comparison": {"regressed": regressed, "regressed_total": 31,
+                       # the listed pairs are capped; the counts are over all of them
                        "new_causes": [CauseChange("q1", "not_indexed", "d1"),
-                                      CauseChange("q2", "not_indexed", "d2"),
-                                      {"query_id": "q3", "cause": "drifted"}]},
+                                      CauseChange("q2", "not_indexed", "d2")],
+                       "new_causes_total": 40,
+                       "new_cause_counts": [{"cause": "not_indexed", "queries": 37},
+                                            {"cause": "drifted", "queries": 3}]},
         "reports": {"markdown": "/r/summary.md", "junit": "/r/junit.xml"},
     }
 
@@ -175,7 +187,7 @@ def test_payload_is_slack_compatible_and_structured() -> None:
         {"gate": "mrr@10 min", "reason": "mrr@10 0.41 < 0.50"}]
     assert len(facts["regressed"]) == 10 and facts["regressed_total"] == 31
     assert facts["regressed"][0] == {"query_id": "q0", "metric": "recall@10", "delta": -0.5}
-    assert facts["new_causes"] == {"not_indexed": 2, "drifted": 1}
+    assert facts["new_causes"] == {"not_indexed": 37, "drifted": 3}
     assert facts["baseline_run_id"] == "20261031T020000Z-def456"
     assert facts["reports"] == {"markdown": "/r/summary.md", "junit": "/r/junit.xml"}
     json.dumps(payload)  # JSON-safe
@@ -185,6 +197,9 @@ def test_payload_is_slack_compatible_and_structured() -> None:
                    .get("text", ""))
     assert "<!channel>" not in queries and "&lt;!channel&gt;" in queries  # no mentions
     assert "\nsecond line" not in queries and "-0.500" in queries
+    causes = next(b["text"]["text"] for b in blocks if "New causes" in b.get("text", {})
+                  .get("text", ""))
+    assert "• not_indexed: 37" in causes and "• drifted: 3" in causes
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
 
 

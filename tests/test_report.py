@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -148,6 +149,67 @@ def test_report_of_an_ungated_run_without_manifest(built: ReportStore) -> None:
     root = ET.fromstring(render_junit(data))
     assert root.find("testsuite").get("tests") == "0"
     assert "Manifest" in render_html(data)
+    assert {row["run_id"] for row in data["trend"]} == {built.baseline_run_id}  # not newer runs
+    store = Store(built.path)
+    assert data["causes"] == [{**c, "baseline": None, "baseline_share": None}
+                              for c in store.cause_counts(built.baseline_run_id)]
+
+
+def test_trend_keeps_runs_of_the_same_backend_mode_and_level(built: ReportStore,
+                                                             tmp_path: Path) -> None:
+    shutil.copy(built.path, tmp_path / "copy.duckdb")
+    store = Store(tmp_path / "copy.duckdb")
+    with store.connect() as con:
+        con.execute("UPDATE runs SET mode = 'dense' WHERE run_id = ?", [built.baseline_run_id])
+    data = build_report(store, built.run_id)
+    assert {row["run_id"] for row in data["trend"]} == {built.run_id}
+
+
+def test_headline_shows_the_tested_and_gated_metrics(data: dict, built: ReportStore) -> None:
+    store = Store(built.path)
+    tested = {row["metric"] for row in store.comparison_rows(built.run_id)}
+    gated = {g["metric"] for g in data["gates"]} & set(data["summary"]["metrics"])
+    rows = {row["metric"]: row for row in data["headline"]}
+    assert set(rows) == tested | gated and "hit@100" in rows
+    assert all(rows[m]["delta"] is not None for m in tested)
+    text = render_markdown(data)
+    for row in data["headline"]:
+        if row["p_holm"] is not None:
+            p = row["p_holm"]
+            line = next(li for li in text.splitlines() if li.startswith(f"| `{row['metric']}` |"))
+            assert line.endswith(f"| {p:.3f} |" if p >= 0.001 else f"| {p:.1e} |")
+
+
+def test_causes_compare_like_with_like(data: dict) -> None:
+    """With a baseline, both runs' cause counts are over the queries both answered."""
+    comparison = data["comparison"]
+    shared = comparison["shared_queries"]
+    assert [c["cause"] for c in data["causes"]] == [c["cause"] for c in
+                                                     comparison["cause_counts"]]
+    for row, counts in zip(data["causes"], comparison["cause_counts"], strict=True):
+        assert (row["queries"], row["baseline"]) == (counts["current"], counts["baseline"])
+        assert row["share"] == pytest.approx(counts["current"] / shared)
+        assert row["baseline_share"] == pytest.approx(counts["baseline"] / shared)
+
+
+def test_report_uses_the_given_comparison_and_full_cause_counts(built: ReportStore) -> None:
+    from auditor.compare import compare_runs
+
+    store = Store(built.path)
+    comparison = compare_runs(store, built.baseline_run_id, built.run_id, limit=1)
+    assert comparison.new_causes_total > 1
+    data = build_report(store, built.run_id, comparison=comparison)
+    assert len(data["comparison"]["regressed"]) == 1  # not recomputed with the report's limit
+    groups = data["comparison"]["new_causes_by_cause"]
+    assert [(g["cause"], g["queries"]) for g in groups] == [
+        (c["cause"], c["queries"]) for c in comparison.new_cause_counts]
+    assert sum(len(g["query_ids"]) for g in groups) == 1
+    text = render_markdown(data).split("**New causes**")[1]
+    for group in groups:
+        assert f"- {md_escape(group['cause'])}: {group['queries']} queries" in text
+    capped = next(g for g in groups if g["query_ids"])
+    assert capped["queries"] > 1 and "first 1 shown" in text
+    assert "(first 1 shown)" in render_html(data)
 
 
 # JSON ------------------------------------------------------------------------------------------
@@ -170,6 +232,18 @@ def test_write_reports_writes_every_format(built: ReportStore, tmp_path: Path) -
 def test_md_escape_neutralises_untrusted_text() -> None:
     assert md_escape("a|b`c<d>*e_f[g]\nh\\ &lt;") == r"a\|b\`c\<d>\*e\_f\[g\] h\\ \&lt;"
     assert md_escape("x" * 100, 10) == "x" * 9 + "…"
+
+
+def test_md_escape_stops_autolinks() -> None:
+    text = "@alice see #123 at https://evil.example/x, HTTP://b and www.c.org ~~gone~~"
+    escaped = md_escape(text)
+    assert "@alice" not in escaped and "#123" not in escaped
+    assert "@\u200dalice" in escaped and "#\u200d123" in escaped
+    assert "://" not in escaped and "www." not in escaped and "~~" not in escaped
+    rendered = _md_to_html(escaped)
+    assert "<a" not in rendered and "<del" not in rendered and "<s>" not in rendered
+    assert "https[:]//evil.example/x" in rendered and "www[.]c.org" in rendered
+    assert "~~gone~~" in rendered
 
 
 def _md_to_html(text: str) -> str:
@@ -229,6 +303,7 @@ def test_junit_has_one_failure_per_failed_gate(data: dict, built: ReportStore) -
     assert int(suite.get("failures")) == sum(not g["passed"] for g in data["gates"]) >= 1
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert properties["run_id"] == built.run_id
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", suite.get("timestamp"))
     try:
         import junitparser
     except ImportError:
