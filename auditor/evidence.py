@@ -141,7 +141,7 @@ def split_sentences(text: str) -> list[Sentence]:
 
 
 # content words ---------------------------------------------------------------------------
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s (and scikit-learn) token pattern
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s (and scikit-learn) token pattern
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +167,7 @@ def content_words(text: str) -> list[str]:
     """Lower-cased tokens minus English stopwords, Snowball-stemmed: exactly the terms the
     embedded bm25s index holds, so evidence and retrieval speak of the same words."""
     stopwords, stem = _analyzer()
-    return stem([token for token in _TOKEN.findall(text.lower()) if token not in stopwords])
+    return stem([token for token in TOKEN.findall(text.lower()) if token not in stopwords])
 
 
 _BOILERPLATE = re.compile(

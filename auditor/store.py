@@ -471,8 +471,8 @@ class Store:
     def resolve_baseline(self, spec: str, run_id: str | None = None) -> str | None:
         """The run id ``spec`` names: ``last`` (newest complete run), ``last-passing`` (newest
         complete run whose gates passed, or that had none), or a run id. With ``run_id``, only
-        runs of the same backend, mode and level qualify (a knn run is no baseline for a bm25
-        run), and a run is never its own baseline. None when no run qualifies yet."""
+        earlier runs of the same backend, mode and level qualify (a knn run is no baseline for
+        a bm25 run). None when no run qualifies yet."""
         where = {
             "last": "status = 'complete'",
             "last-passing": "status = 'complete' AND coalesce(gate_status, 'passed') = 'passed'",
@@ -486,8 +486,9 @@ class Store:
                 return spec
             row = con.execute(
                 f"SELECT run_id FROM runs WHERE {where} AND run_id IS DISTINCT FROM $1 "
-                "AND ($1 IS NULL OR (backend, mode, level) = (SELECT (backend, mode, level) "
-                "FROM runs WHERE run_id = $1)) ORDER BY started_at DESC LIMIT 1", [run_id],
+                "AND ($1 IS NULL OR ((backend, mode, level) = (SELECT (backend, mode, level) "
+                "FROM runs WHERE run_id = $1) AND started_at < (SELECT started_at FROM runs "
+                "WHERE run_id = $1))) ORDER BY started_at DESC LIMIT 1", [run_id],
             ).fetchone()
         return row[0] if row else None
 

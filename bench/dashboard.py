@@ -248,8 +248,9 @@ def sql_timings(path: Path, base: str, run: str, query: str, repeats: int
             src, run, tuple(data.headline_metrics(10))),
         "trend (4 metrics, all runs)": lambda: data.trend(src, tuple(data.trend_metrics(10))),
         "regressed (top 6)": lambda: data.regressed(src, base, run, "recall@10", 6),
-        "cause_counts": lambda: data.cause_counts(src, run),
-        "cause_counts (tenant segment)": lambda: data.cause_counts(src, run, acme),
+        "causes": lambda: data.causes(src, run),
+        "causes (tenant segment)": lambda: data.causes(src, run, acme),
+        "cause_examples (every cause)": lambda: data.cause_examples(src, run),
         "cause_trend": lambda: data.cause_trend(src),
         "segment_values": lambda: data.segment_values(src, run),
         "query_page (sorted by recall@10)": lambda: query_data.query_page(
@@ -324,11 +325,15 @@ def browser_timings(path: Path, run: str, query: str) -> dict[str, dict[str, flo
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
+            if server.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {server.returncode}")
             try:
                 urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the dashboard at {base} did not become healthy")
         results: dict[str, dict[str, float]] = {}
         with sync_playwright() as p:
             chromium = p.chromium.launch(executable_path="/usr/bin/chromium",
@@ -344,7 +349,11 @@ def browser_timings(path: Path, run: str, query: str) -> dict[str, dict[str, flo
         return results
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def visit_time(page: Any, url: str, heading: str) -> float:

@@ -3,8 +3,8 @@
     streamlit run dashboards/app.py -- --store PATH      (or AUDITOR_STORE=PATH)
 
 The store path comes from ``--store`` after ``--``, else ``AUDITOR_STORE``, else the
-``store`` setting of ``audit.toml``. The dashboard only reads: a missing or busy store
-gives a message saying what to do, never a traceback.
+``store`` setting of ``audit.toml``. The dashboard only reads: a missing, busy or unreadable
+store gives a message saying what to do, never a traceback.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def pick_run(src: data.Source) -> bool:
     if wanted in ids and st.session_state.get("_linked_run") != wanted:
         st.session_state["run"] = st.session_state["_linked_run"] = wanted
     if st.session_state.get("run") not in ids:
-        st.session_state["run"] = ids[0]
+        st.session_state["run"] = data.default_run(src)
     labels = {row["run_id"]: widgets.run_label(row) for row in df.to_dict("records")}
     st.sidebar.selectbox("Run", ids, key="run", format_func=labels.__getitem__,
                          on_change=_run_changed)
@@ -92,10 +92,10 @@ def main() -> None:
     except StoreError as exc:
         st.error(str(exc), icon=":material/database:")
         st.button("Try again", icon=":material/refresh:")
-    except (duckdb.IOException, duckdb.CatalogException) as exc:
-        st.error(f"The results store could not be read ({type(exc).__name__}: {exc}). If it "
-                 "was written by an older auditor, run `auditor run` once to migrate it.",
-                 icon=":material/database:")
+    except duckdb.Error as exc:
+        st.error(f"The results store could not be read ({type(exc).__name__}: {exc}). If an "
+                 "older auditor wrote it, run any `auditor` command that writes (e.g. "
+                 "`auditor gate RUN_ID`) to upgrade it.", icon=":material/database:")
 
 
 main()

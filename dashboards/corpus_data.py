@@ -5,14 +5,12 @@ Lorenz curve sampled to a few hundred points), and scatter distributions with th
 from __future__ import annotations
 
 import json
-from typing import Literal
 
 import pandas as pd
 import streamlit as st
 
 from dashboards.data import TTL, Source, frame
 
-DocFilter = Literal["never retrieved at k", "never retrieved at depth", "unreachable", "all"]
 DOC_FILTERS: dict[str, str] = {
     "never retrieved at k": "retrieved_at_k = 0",
     "never retrieved at depth": "retrieved_at_depth = 0",
@@ -20,42 +18,24 @@ DOC_FILTERS: dict[str, str] = {
     "all": "TRUE",
 }
 LORENZ_POINTS = 200
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def has_column(src: Source, table: str, column: str) -> bool:
-    df = frame(src, "SELECT count(*) AS n FROM information_schema.columns WHERE "
-                    "table_name = $t AND column_name = $c", {"t": table, "c": column})
-    return bool(df["n"].iloc[0])
-
-
-def collection_sql(src: Source) -> str:
-    """How a document's collection is named: the store's ``collection`` column when it has
-    one, else the prefix of a ``source:id`` or ``source/id`` document id, else 'all'."""
-    if has_column(src, "corpus_coverage", "collection"):
-        return "coalesce(collection, 'all')"
-    return ("CASE WHEN contains(doc_id, ':') THEN split_part(doc_id, ':', 1) "
-            "WHEN contains(doc_id, '/') THEN split_part(doc_id, '/', 1) ELSE 'all' END")
+# A document's collection: the prefix of a ``source:id`` or ``source/id`` id, else 'all'.
+COLLECTION = ("CASE WHEN contains(doc_id, ':') THEN split_part(doc_id, ':', 1) "
+              "WHEN contains(doc_id, '/') THEN split_part(doc_id, '/', 1) ELSE 'all' END")
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def corpus_summary(src: Source, run_id: str) -> dict[str, float | int | None]:
     """Documents, coverage at k, never-retrieved and unreachable counts, Gini."""
     row = frame(src, """
-        WITH s AS (SELECT retrieved_at_k AS x,
+        WITH s AS (SELECT retrieved_at_k AS x, retrieved_at_depth, reachable,
                           row_number() OVER (ORDER BY retrieved_at_k) AS i
                    FROM corpus_coverage WHERE run_id = $run)
-        SELECT (SELECT count(*) FROM corpus_coverage WHERE run_id = $run) AS documents,
-               (SELECT count(*) FILTER (WHERE retrieved_at_k > 0) FROM corpus_coverage
-                WHERE run_id = $run) AS retrieved_at_k,
-               (SELECT count(*) FILTER (WHERE retrieved_at_k = 0) FROM corpus_coverage
-                WHERE run_id = $run) AS never_at_k,
-               (SELECT count(*) FILTER (WHERE retrieved_at_depth = 0) FROM corpus_coverage
-                WHERE run_id = $run) AS never_at_depth,
-               (SELECT count(*) FILTER (WHERE reachable = FALSE) FROM corpus_coverage
-                WHERE run_id = $run) AS unreachable,
-               (SELECT count(*) FILTER (WHERE reachable IS NOT NULL) FROM corpus_coverage
-                WHERE run_id = $run) AS probed,
+        SELECT count(*) AS documents,
+               count(*) FILTER (WHERE x > 0) AS retrieved_at_k,
+               count(*) FILTER (WHERE x = 0) AS never_at_k,
+               count(*) FILTER (WHERE retrieved_at_depth = 0) AS never_at_depth,
+               count(*) FILTER (WHERE reachable = FALSE) AS unreachable,
+               count(*) FILTER (WHERE reachable IS NOT NULL) AS probed,
                CASE WHEN count(*) > 0 AND sum(x) > 0
                     THEN 2 * sum(i * x) / (count(*) * sum(x)) - (count(*) + 1) / count(*)
                END AS gini
@@ -82,9 +62,9 @@ def lorenz(src: Source, run_id: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def by_collection(src: Source, run_id: str) -> pd.DataFrame:
-    name = collection_sql(src)
+    """Coverage per collection (the id prefix, see ``COLLECTION``)."""
     return frame(src, f"""
-        SELECT {name} AS collection, count(*) AS documents,
+        SELECT {COLLECTION} AS collection, count(*) AS documents,
                avg((retrieved_at_k > 0)::INTEGER) AS coverage,
                count(*) FILTER (WHERE retrieved_at_k = 0) AS never_at_k,
                count(*) FILTER (WHERE retrieved_at_depth = 0) AS never_at_depth,

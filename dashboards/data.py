@@ -7,6 +7,10 @@ with ``st.cache_data``, keyed by the store's path and modification time (``Sourc
 new nightly run shows up without a restart. Aggregation, sorting and paging happen in SQL:
 no reader hands a widget more than a page of rows.
 
+A store written by an older auditor (before migration m003) lacks the gates, comparisons
+and passages tables and the runs' gate columns: :func:`has` tells, and the readers return
+empty frames or NULL columns for what is absent rather than failing.
+
 This module holds the shared readers (runs, metric summaries, gates, causes, segments);
 ``dashboards.query_data`` the per-query ones and ``dashboards.corpus_data`` corpus and scatter.
 """
@@ -55,6 +59,24 @@ def frame(src: Source, sql: str, params: dict[str, Any] | None = None) -> pd.Dat
     """Run one query on a fresh read-only connection (closed before returning)."""
     with Store(Path(src.path)).connect(read_only=True) as con:
         return con.sql(sql, params=params or {}).to_arrow_table().to_pandas()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def schema(src: Source) -> frozenset[str]:
+    """The store's table names and ``table.column`` names."""
+    df = frame(src, "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = 'main'")
+    return frozenset(df["table_name"]) | frozenset(df["table_name"] + "." + df["column_name"])
+
+
+def has(src: Source, name: str) -> bool:
+    """Whether the store has the table (``gates``) or the column (``runs.gate_status``)."""
+    return name in schema(src)
+
+
+def _runs_column(src: Source, column: str) -> str:
+    """A column of ``runs`` that older stores lack, as NULL there."""
+    return column if has(src, f"runs.{column}") else f"NULL::VARCHAR AS {column}"
 
 
 def metric_sql_name(metric: str) -> str:
@@ -130,12 +152,19 @@ def logged_range(src: Source, run_id: str) -> tuple[datetime | None, datetime | 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def runs(src: Source) -> pd.DataFrame:
     """Every run, newest first, with its query count and diagnosis cut-off."""
-    return frame(src, """
-        SELECT run_id, started_at, finished_at, status, status_reason, gate_status,
-               baseline_run_id, backend, mode, level,
-               TRY_CAST(counts ->> 'replayed' AS BIGINT) AS queries,
+    return frame(src, f"""
+        SELECT run_id, started_at, finished_at, status, status_reason,
+               {_runs_column(src, "gate_status")}, {_runs_column(src, "baseline_run_id")},
+               backend, mode, level, TRY_CAST(counts ->> 'replayed' AS BIGINT) AS queries,
                coalesce(TRY_CAST(config ->> 'diagnose_k' AS INTEGER), 10) AS k
         FROM runs ORDER BY started_at DESC""")
+
+
+def default_run(src: Source) -> str | None:
+    """The newest complete run, else the newest run (None in an empty store)."""
+    df = runs(src)
+    complete = df[df["status"] == "complete"]
+    return (complete if len(complete) else df)["run_id"].iloc[0] if len(df) else None
 
 
 def run_row(src: Source, run_id: str) -> dict[str, Any]:
@@ -155,6 +184,15 @@ def _missing(value: Any) -> bool:
 def run_details(src: Source, run_id: str) -> dict[str, Any]:
     """The run's config, fingerprint, counts and manifest, parsed."""
     return Store(Path(src.path)).run(run_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def default_baseline(src: Source, run_id: str) -> str | None:
+    """The run the run is compared with: the baseline it was gated against, else the run the
+    gate would pick (``Store.resolve_baseline("last", ...)``: the newest complete run of the
+    same backend, mode and level). None when no run qualifies."""
+    stored = run_row(src, run_id)["baseline_run_id"]
+    return stored or Store(Path(src.path)).resolve_baseline("last", run_id)
 
 
 # metrics ---------------------------------------------------------------------------------
@@ -198,8 +236,8 @@ def metric_summary(src: Source, run_id: str, metrics: tuple[str, ...],
 @st.cache_data(ttl=TTL, show_spinner=False)
 def trend(src: Source, metrics: tuple[str, ...], limit: int = TREND_RUNS) -> pd.DataFrame:
     """Mean and CI of each metric in the newest ``limit`` finished runs, oldest first."""
-    df = frame(src, """
-        WITH recent AS (SELECT run_id, started_at, gate_status FROM runs
+    df = frame(src, f"""
+        WITH recent AS (SELECT run_id, started_at, {_runs_column(src, "gate_status")} FROM runs
                         WHERE status IN ('complete', 'partial')
                         ORDER BY started_at DESC LIMIT $lim)
         SELECT r.run_id, r.started_at, coalesce(r.gate_status, 'not gated') AS gate_status,
@@ -213,22 +251,27 @@ def trend(src: Source, metrics: tuple[str, ...], limit: int = TREND_RUNS) -> pd.
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def gates(src: Source, run_id: str) -> pd.DataFrame:
-    return frame(src, "SELECT gate, metric, kind, passed, value, threshold, baseline_run_id, "
-                      "reason FROM gates WHERE run_id = $run ORDER BY passed, gate",
-                 {"run": run_id})
+    """The run's gates (``Store.gates``), failed first; none in a store older than gates."""
+    rows = Store(Path(src.path)).gates(run_id) if has(src, "gates") else []
+    return pd.DataFrame(rows, columns=["gate", "metric", "kind", "passed", "value", "threshold",
+                                       "baseline_run_id", "reason"])
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def stored_comparison(src: Source, run_id: str) -> pd.DataFrame:
-    """The metric deltas stored when the run was gated against its baseline."""
-    df = frame(src, "SELECT * EXCLUDE (run_id) FROM comparisons WHERE run_id = $run "
-                    "ORDER BY metric", {"run": run_id})
-    df["lower_is_better"] = df["metric"].map(lower_is_better)
+    """The metric deltas stored when the run was gated against its baseline
+    (``Store.comparison_rows``: the numbers the gates used)."""
+    rows = Store(Path(src.path)).comparison_rows(run_id) if has(src, "comparisons") else []
+    df = pd.DataFrame(rows, columns=["baseline_run_id", "metric", "n", "baseline_mean",
+                                     "current_mean", "delta", "ci_low", "ci_high", "p_value",
+                                     "p_holm"])
+    df["lower_is_better"] = df["metric"].map(lower_is_better).astype(bool)
     return df
 
 
-_CAUSES_CTE = ("c AS (SELECT query_id, string_agg(DISTINCT cause, ', ' ORDER BY cause) AS causes "
-               "FROM diagnoses WHERE run_id = $run GROUP BY query_id)")
+_CAUSES_CTE = ("c AS (SELECT query_id, string_agg(DISTINCT cause, ', ' ORDER BY cause) AS causes, "
+               "count(DISTINCT cause) AS n_causes FROM diagnoses WHERE run_id = $run "
+               "GROUP BY query_id)")
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -256,30 +299,36 @@ def failing(src: Source, run_id: str, metric: str, limit: int = 10) -> pd.DataFr
         FROM metrics m JOIN query_results q ON q.run_id = m.run_id AND q.query_id = m.query_id
         LEFT JOIN c ON c.query_id = m.query_id
         WHERE m.run_id = $run AND m.metric = $metric AND m.value < 1
-        ORDER BY m.value, length(c.causes) DESC NULLS LAST, m.query_id LIMIT $lim""",
+        ORDER BY m.value, c.n_causes DESC NULLS LAST, m.query_id LIMIT $lim""",
                  {"run": run_id, "metric": metric, "lim": limit})
 
 
 # causes ----------------------------------------------------------------------------------
+class Causes(NamedTuple):
+    """The causes of a segment's queries."""
+
+    size: int  # queries in the segment
+    diagnosed: int  # of those, the queries with at least one cause
+    counts: pd.DataFrame  # cause, queries, targets, share (of the segment), most queries first
+
+
 @st.cache_data(ttl=TTL, show_spinner=False)
-def cause_counts(src: Source, run_id: str, segment: Segment = Segment()) -> pd.DataFrame:
-    """Queries (and targets) per cause in the segment, with the share of its queries."""
+def causes(src: Source, run_id: str, segment: Segment = Segment()) -> Causes:
+    """Queries (and targets) per cause in the segment, in one aggregate: the empty grouping
+    set adds the row of all causes (cause NULL), whose distinct queries are the diagnosed."""
     where, params = segment.where()
-    return frame(src, f"""
+    df = frame(src, f"""
         WITH sel AS (SELECT query_id FROM query_results q WHERE q.run_id = $run AND {where})
-        SELECT d.cause, count(DISTINCT d.query_id) AS queries,
-               count(d.target_id) AS targets,
-               count(DISTINCT d.query_id) / (SELECT greatest(count(*), 1) FROM sel) AS share
-        FROM diagnoses d JOIN sel USING (query_id) WHERE d.run_id = $run
-        GROUP BY d.cause ORDER BY queries DESC, d.cause""", {"run": run_id, **params})
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def segment_size(src: Source, run_id: str, segment: Segment = Segment()) -> int:
-    where, params = segment.where()
-    df = frame(src, f"SELECT count(*) AS n FROM query_results q WHERE q.run_id = $run "
-                    f"AND {where}", {"run": run_id, **params})
-    return int(df["n"].iloc[0])
+        SELECT d.cause, count(DISTINCT d.query_id) AS queries, count(d.target_id) AS targets,
+               (SELECT count(*) FROM sel) AS size
+        FROM diagnoses d SEMI JOIN sel USING (query_id) WHERE d.run_id = $run
+        GROUP BY GROUPING SETS ((d.cause), ())""", {"run": run_id, **params})
+    total = df[df["cause"].isna()].iloc[0]
+    size = int(total["size"])
+    counts = df[df["cause"].notna()].drop(columns="size")
+    counts["share"] = counts["queries"] / max(size, 1)
+    counts = counts.sort_values(["queries", "cause"], ascending=[False, True])
+    return Causes(size, int(total["queries"]), counts.reset_index(drop=True))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -306,38 +355,34 @@ def cause_trend(src: Source, segment: Segment = Segment(),
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def cause_examples(src: Source, run_id: str, cause: str, segment: Segment = Segment(),
+def cause_examples(src: Source, run_id: str, segment: Segment = Segment(),
                    limit: int = 5) -> pd.DataFrame:
-    """A few queries with ``cause``, each with its first row of evidence."""
+    """A few queries per cause (most targets first), each with its first row of evidence."""
     where, params = segment.where()
     df = frame(src, f"""
-        SELECT d.query_id, any_value(q.query) AS query,
+        SELECT d.cause, d.query_id, any_value(q.query) AS query,
                string_agg(d.target_id, ', ' ORDER BY d.target_id) AS targets,
                first(d.evidence ORDER BY d.target_id NULLS FIRST) AS evidence
         FROM diagnoses d JOIN query_results q ON q.run_id = d.run_id AND q.query_id = d.query_id
-        WHERE d.run_id = $run AND d.cause = $cause AND {where}
-        GROUP BY d.query_id ORDER BY count(*) DESC, d.query_id LIMIT $lim""",
-                {"run": run_id, "cause": cause, "lim": limit, **params})
+        WHERE d.run_id = $run AND {where}
+        GROUP BY d.cause, d.query_id
+        QUALIFY row_number() OVER (PARTITION BY d.cause ORDER BY count(*) DESC, d.query_id)
+                <= $lim
+        ORDER BY d.cause, count(*) DESC, d.query_id""",
+                {"run": run_id, "lim": limit, **params})
     df["evidence"] = df["evidence"].map(lambda text: json.loads(text) if text else {})
     return df
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def cause_changes(src: Source, baseline_run_id: str, run_id: str) -> pd.DataFrame:
-    """Queries per cause in the baseline and in the run."""
+    """Queries per cause in the baseline and in the run, over the queries both answered (the
+    counts of ``Comparison.cause_counts``, without the cost of the whole comparison)."""
     return frame(src, """
+        WITH shared AS (SELECT query_id FROM query_results WHERE run_id = $base INTERSECT
+                        SELECT query_id FROM query_results WHERE run_id = $run)
         SELECT cause, count(DISTINCT query_id) FILTER (WHERE run_id = $base) AS baseline,
                count(DISTINCT query_id) FILTER (WHERE run_id = $run) AS current
-        FROM diagnoses WHERE run_id IN ($base, $run) GROUP BY cause
-        ORDER BY current - baseline DESC, cause""", {"run": run_id, "base": baseline_run_id})
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def diagnosed_queries(src: Source, run_id: str, segment: Segment = Segment()) -> int:
-    """Queries of the segment with at least one cause."""
-    where, params = segment.where()
-    df = frame(src, f"""
-        SELECT count(*) AS n FROM query_results q WHERE q.run_id = $run AND {where}
-        AND EXISTS (SELECT 1 FROM diagnoses d WHERE d.run_id = q.run_id
-                    AND d.query_id = q.query_id)""", {"run": run_id, **params})
-    return int(df["n"].iloc[0])
+        FROM diagnoses SEMI JOIN shared USING (query_id) WHERE run_id IN ($base, $run)
+        GROUP BY cause ORDER BY current DESC, baseline DESC, cause""",
+                 {"run": run_id, "base": baseline_run_id})

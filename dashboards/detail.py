@@ -1,6 +1,9 @@
 """One query in depth (the explorer's detail): what was served vs what replay returns now,
 the relevant or evidence documents and where each ranks (or why it is missing), the score
-gap to rank k, term and ``_explain`` evidence, and the ablation ranks (bm25, dense, exact)."""
+gap to rank k, term and ``_explain`` evidence, and the ablation ranks (bm25, dense, exact).
+
+Ranks are at the run's level, as the audit counts them: in a doc-level run, served and
+replayed chunks map to their documents, and a document ranks by its first chunk."""
 
 from __future__ import annotations
 
@@ -30,12 +33,41 @@ def ablation_ranks(diagnoses: list[dict[str, Any]]) -> dict[str, dict[str, int |
     return ranks
 
 
-def target_table(src: Source, run: dict[str, Any], query_id: str,
-                 trace: dict[str, Any]) -> pd.DataFrame:
+def served_table(src: Source, run: dict[str, Any], trace: dict[str, Any]) -> pd.DataFrame:
+    """What production served, at the run's level. At doc level each logged id becomes its
+    document (through the run's hits and passages; an id they do not know is taken as a
+    document id), documents rank by first appearance, and ``chunk_id`` keeps the logged id
+    when any differs from its document."""
+    served = pd.DataFrame(trace["result"]["served"] or [], columns=["id", "rank", "score"])
+    if run["level"] != "doc" or served.empty:
+        return served
+    if served["rank"].notna().all():  # served order: by rank when every item has one
+        served = served.sort_values("rank", kind="stable")
+    docs = query_data.documents_of(src, run["run_id"], tuple(served["id"]))
+    served = served.assign(chunk_id=served["id"], id=served["id"].map(lambda i: docs.get(i, i)))
+    served = served.drop_duplicates("id")
+    served["rank"] = range(1, len(served) + 1)
+    return served if (served["chunk_id"] != served["id"]).any() else served.drop(
+        columns="chunk_id")
+
+
+def ranked_hits(trace: dict[str, Any], level: str) -> pd.DataFrame:
+    """The replayed hits shown, at the run's level: in a doc-level run one row per document
+    at its rank among documents (the rank the targets carry)."""
+    hits = pd.DataFrame(trace["hits"], columns=["rank", "chunk_id", "doc_id", "score"])
+    if level != "doc":
+        return hits
+    docs = hits.sort_values("rank").drop_duplicates("doc_id")
+    return docs.assign(rank=range(1, len(docs) + 1))
+
+
+def target_table(src: Source, run: dict[str, Any], trace: dict[str, Any],
+                 served: pd.DataFrame) -> pd.DataFrame:
     """Each target with its replayed and served rank, causes and ablation ranks."""
     k = int(run["k"])
+    query_id = trace["result"]["query_id"]
     df = query_data.targets(src, run["run_id"], query_id, run["level"])
-    served = {item["id"]: item.get("rank") for item in trace["result"]["served"] or []}
+    served = dict(zip(served["id"], served["rank"], strict=True))
     causes: dict[str, list[str]] = {}
     for row in trace["diagnoses"]:
         if row["target_id"]:
@@ -51,9 +83,8 @@ def target_table(src: Source, run: dict[str, Any], query_id: str,
     return df
 
 
-def rank_chart(trace: dict[str, Any], targets: pd.DataFrame, k: int) -> go.Figure:
+def rank_chart(hits: pd.DataFrame, targets: pd.DataFrame, k: int) -> go.Figure:
     """Replayed score by rank; targets marked (also when they sit below the shown hits)."""
-    hits = pd.DataFrame(trace["hits"])
     fig = go.Figure()
     if len(hits):
         fig.add_trace(go.Bar(x=hits["rank"], y=hits["score"], name="replayed hit",
@@ -72,16 +103,16 @@ def rank_chart(trace: dict[str, Any], targets: pd.DataFrame, k: int) -> go.Figur
     return charts.layout(fig, height=280)
 
 
-def served_vs_replayed(trace: dict[str, Any], grades: dict[str, Any], level: str) -> None:
+def served_vs_replayed(trace: dict[str, Any], served: pd.DataFrame, grades: dict[str, Any],
+                       level: str) -> None:
     left, right = st.columns(2)
-    served = pd.DataFrame(trace["result"]["served"] or [])
     with left:
-        st.markdown("**Served (logged)**")
+        st.markdown("**Served (logged)**" + (", as documents" if level == "doc" else ""))
         if served.empty:
             st.caption("Nothing served was logged for this query.")
         else:
-            served["relevance"] = served["id"].map(grades)
-            widgets.table(served, key="served", height=300)
+            widgets.table(served.assign(relevance=served["id"].map(grades)), key="served",
+                          height=300)
     with right:
         st.markdown("**Replayed now** (top 20)")
         hits = pd.DataFrame(trace["hits"])
@@ -139,14 +170,15 @@ def header(run: dict[str, Any], trace: dict[str, Any]) -> None:
                  icon=":material/format_list_bulleted:")
 
 
-def show(src: Source, run: dict[str, Any], query_id: str) -> None:
-    """The whole detail of ``query_id`` in ``run``."""
-    trace = query_data.query_trace(src, run["run_id"], query_id)
+def show(src: Source, run: dict[str, Any], trace: dict[str, Any]) -> None:
+    """The whole detail of one query (``query_data.query_trace``) in ``run``."""
+    query_id = trace["result"]["query_id"]
     k = int(run["k"])
     header(run, trace)
     st.markdown("**Why it failed**")
     causes(trace)
-    targets = target_table(src, run, query_id, trace)
+    served = served_table(src, run, trace)
+    targets = target_table(src, run, trace, served)
     grades = {row.id: "evidence" if pd.isna(row.relevance) else str(int(row.relevance))
               for row in targets.itertuples()}
     silver = bool(len(targets)) and bool(targets["silver"].all())
@@ -168,5 +200,5 @@ def show(src: Source, run: dict[str, Any], query_id: str) -> None:
                               "exact kNN rank", help="ablation: exact kNN")})
         st.caption("Ablation ranks come from the diagnosis of missed targets; empty where "
                    "the target was found, or the ablation was not run.")
-    st.plotly_chart(rank_chart(trace, targets, k), key="rank_chart")
-    served_vs_replayed(trace, grades, run["level"])
+    st.plotly_chart(rank_chart(ranked_hits(trace, run["level"]), targets, k), key="rank_chart")
+    served_vs_replayed(trace, served, grades, run["level"])

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from auditor.store import Store
-from dashboards.data import TTL, Segment, Source, frame, metric_sql_name, run_details
+from dashboards.data import TTL, Segment, Source, frame, has, metric_sql_name, run_details
 
 SortOrder = Literal["ASC", "DESC"]
 
@@ -117,16 +117,10 @@ def query_trace(src: Source, run_id: str, query_id: str) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def query_exists(src: Source, run_id: str, query_id: str) -> bool:
-    df = frame(src, "SELECT count(*) AS n FROM query_results WHERE run_id = $run AND "
-                    "query_id = $q", {"run": run_id, "q": query_id})
-    return bool(df["n"].iloc[0])
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
 def targets(src: Source, run_id: str, query_id: str, level: str) -> pd.DataFrame:
-    """Judged documents of the query (or, without judgments, the answer's silver evidence)
-    with the rank replay gives each at the run's level, its score and chunk."""
+    """Judged-relevant documents of the query (grade >= 1; without any, the answer's silver
+    evidence, as the audit picks its targets) with the rank replay gives each at the run's
+    level, its score and chunk."""
     key = "doc_id" if level == "doc" else "chunk_id"
     return frame(src, f"""
         WITH h AS (SELECT {key} AS id, min(rank) AS chunk_rank, max(score) AS score,
@@ -134,7 +128,7 @@ def targets(src: Source, run_id: str, query_id: str, level: str) -> pd.DataFrame
                    FROM hits WHERE run_id = $run AND query_id = $q GROUP BY {key}),
         r AS (SELECT *, row_number() OVER (ORDER BY chunk_rank) AS rank FROM h),
         judged AS (SELECT doc_id AS id, relevance, FALSE AS silver FROM judgments
-                   WHERE run_id = $run AND query_id = $q),
+                   WHERE run_id = $run AND query_id = $q AND relevance >= 1),
         silver AS (SELECT DISTINCT {"best_doc_id" if level == "doc" else "best_chunk_id"} AS id,
                           NULL::INTEGER AS relevance, TRUE AS silver
                    FROM sentences WHERE run_id = $run AND query_id = $q
@@ -145,6 +139,21 @@ def targets(src: Source, run_id: str, query_id: str, level: str) -> pd.DataFrame
         FROM t LEFT JOIN r USING (id)
         ORDER BY t.relevance DESC NULLS LAST, r.rank NULLS LAST, t.id""",
                  {"run": run_id, "q": query_id})
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def documents_of(src: Source, run_id: str, chunk_ids: tuple[str, ...]) -> dict[str, str]:
+    """The document of each chunk id that the run's hits or stored passages know."""
+    if not chunk_ids:
+        return {}
+    passages = ("UNION ALL SELECT chunk_id, doc_id FROM passages WHERE run_id = $run "
+                "AND list_contains($ids, chunk_id)" if has(src, "passages") else "")
+    df = frame(src, f"""
+        SELECT chunk_id, any_value(doc_id) AS doc_id FROM (
+            SELECT chunk_id, doc_id FROM hits WHERE run_id = $run
+            AND list_contains($ids, chunk_id) {passages}) GROUP BY chunk_id""",
+               {"run": run_id, "ids": list(chunk_ids)})
+    return dict(zip(df["chunk_id"], df["doc_id"], strict=True))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -164,11 +173,11 @@ def chunk_texts(src: Source, run_id: str, chunk_ids: tuple[str, ...]
     embedded index the run used for any other chunk (when it is on this machine)."""
     if not chunk_ids:
         return {}
-    try:
+    if has(src, "passages"):
         stored = frame(src, "SELECT chunk_id, doc_id, title, text FROM passages WHERE "
                             "run_id = $run AND list_contains($ids, chunk_id)",
                        {"run": run_id, "ids": list(chunk_ids)})
-    except duckdb.CatalogException:  # a store written before passages were kept
+    else:  # a store written before passages were kept
         stored = pd.DataFrame(columns=["chunk_id", "doc_id", "title", "text"])
     found = {row.chunk_id: {"doc_id": row.doc_id, "title": row.title or "",
                             "text": row.text or ""} for row in stored.itertuples()}

@@ -34,7 +34,6 @@ PAGES = {
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _SPACE = re.compile(r"\s+")
 _AUTOLINK = re.compile(r"://|(?i:www)\.|@(?=[\w-]+\.\w)")  # GFM autolink starts
-_WORD = re.compile(r"(?u)\b\w\w+\b")  # the token pattern of the evidence step
 _JOINER = re.compile(r"[ \t]+|-|/")
 SUPPORT_COLOUR = {"supported": "green", "retrievable_not_retrieved": "orange",
                   "ungrounded": "red"}
@@ -52,10 +51,10 @@ def escape_md(text: str) -> str:
 def highlight(text: str, words: set[str], colour: str = "green") -> str:
     """Markdown of ``text`` (escaped) with the tokens whose stem is in ``words`` marked;
     neighbouring marked tokens (only spaces or a hyphen between) share one mark."""
-    from auditor.evidence import content_words
+    from auditor.evidence import TOKEN, content_words  # the evidence step's words
 
     spans: list[list[int]] = []
-    for match in _WORD.finditer(text):
+    for match in TOKEN.finditer(text):
         stems = content_words(match.group())
         if not stems or stems[0] not in words:
             continue
@@ -147,8 +146,8 @@ def table(df: pd.DataFrame, *, key: str, file_name: str | None = None,
     shown = st.dataframe(df, hide_index=True, column_config=column_config, key=key,
                          height=height, **kwargs)
     if file_name:
-        csv = df.to_csv(index=False).encode()
-        csv_download("CSV", lambda: csv, file_name, key=f"{key}_csv")
+        csv_download("CSV", lambda: df.to_csv(index=False).encode(), file_name,
+                     key=f"{key}_csv")
     return shown
 
 

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from auditor.compare import compare_runs
 from auditor.diagnose import RULES
 from auditor.store import Store
+from dashboards import data
 from dashboards.widgets import escape_md, highlight
 
 APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
@@ -61,6 +62,23 @@ def frame(at: AppTest, *columns: str, exact: bool = False):
         if (have == {*columns, "relevance"}) if exact else set(columns) <= have:
             return d.value
     raise AssertionError(f"no dataframe with columns {columns}")
+
+
+def explorer(at: AppTest):
+    """The Query explorer's table (keyed by run, filter and page)."""
+    return next(d for d in at.dataframe if (d.key or "").startswith("q_table"))
+
+
+def store_copy(nightly_store, monkeypatch, tmp_path, *sql: tuple[str, list]) -> Path:
+    """A copy of the fixture store changed by ``sql`` (statement, parameters), which the
+    ``app`` fixture then serves."""
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(nightly_store.path, copy)
+    with duckdb.connect(str(copy)) as con:
+        for statement, params in sql:
+            con.execute(statement, params)
+    monkeypatch.setenv("AUDITOR_STORE", str(copy))
+    return copy
 
 
 def metric_value(at: AppTest, label: str) -> str:
@@ -177,26 +195,50 @@ def test_why_filters_by_logged_time(app, nightly_store):
 def test_query_explorer_searches_filters_and_pages(app, nightly_store):
     at = app("queries")
     assert any("50 queries match" in c.value for c in at.caption)
-    assert len(at.dataframe(key="q_table").value) == 50
+    assert len(explorer(at).value) == 50
     at.text_input(key="q_search").set_value("thalassemia").run()
-    table = at.dataframe(key="q_table").value
+    table = explorer(at).value
     assert list(table["query_id"]) == ["42"]
     at.text_input(key="q_search").set_value("").run()
     at.multiselect(key="q_causes").set_value(["not_indexed"]).run()
-    table = at.dataframe(key="q_table").value
+    table = explorer(at).value
     causes = Store(nightly_store.path).cause_counts(nightly_store.run_id)
     assert len(table) == next(c["queries"] for c in causes if c["cause"] == "not_indexed")
     assert all("not_indexed" in causes for causes in table["causes"])
     at.slider(key="q_recall").set_value(0.0).run()
-    assert (at.dataframe(key="q_table").value["recall@10"] <= 0.0).all()
+    assert (explorer(at).value["recall@10"] <= 0.0).all()
 
 
 def test_query_explorer_sorts_in_sql(app):
     at = app("queries")
     at.selectbox(key="q_sort").set_value("recall@10").run()
     at.radio(key="q_order").set_value("DESC").run()
-    values = at.dataframe(key="q_table").value["recall@10"].dropna().tolist()
+    values = explorer(at).value["recall@10"].dropna().tolist()
     assert values == sorted(values, reverse=True)
+
+
+def test_query_explorer_selection_is_by_query_not_row_position(app):
+    """A selected row stays the selected query when a search or a new sort moves the rows."""
+    at = app("queries")
+    table = explorer(at)
+    picked = str(table.value.iloc[30]["query_id"])
+    at.session_state[table.key] = {"selection": {"rows": [30], "columns": [], "cells": []}}
+    at.run()
+    assert at.subheader[0].value == f"Query {picked}"
+    at.text_input(key="q_search").set_value("thalassemia").run()
+    assert not at.exception
+    assert list(explorer(at).value["query_id"]) == ["42"]
+    assert at.subheader[0].value == f"Query {picked}"
+
+    at = app("queries")
+    table = explorer(at)
+    picked = str(table.value.iloc[3]["query_id"])
+    at.session_state[table.key] = {"selection": {"rows": [3], "columns": [], "cells": []}}
+    at.run()
+    at.radio(key="q_order").set_value("DESC").run()
+    assert not at.exception
+    assert str(explorer(at).value.iloc[3]["query_id"]) != picked
+    assert at.subheader[0].value == f"Query {picked}"
 
 
 def test_query_detail_shows_rankings_targets_and_why_missing(app, nightly_store):
@@ -293,6 +335,56 @@ def test_compare_page_matches_compare_runs(app, nightly_store):
     recall = deltas[deltas["metric"] == "recall@10"].iloc[0]
     assert recall["delta"] == pytest.approx(result.metric("recall@10").delta)
     assert recall["ci_high"] < 0
+    # the run and its gated baseline: the stored comparison, the numbers the gates used
+    assert any("stored when the run was gated" in c.value for c in at.caption)
+    stored = Store(nightly_store.path).comparison_rows(nightly_store.run_id)
+    assert list(deltas["metric"]) == [row["metric"] for row in stored]
+
+
+def test_compare_follows_the_sidebar_run(app, nightly_store):
+    at = app("compare")
+    at.selectbox(key="run").set_value(nightly_store.baseline_run_id).run()
+    assert not at.exception
+    current = at.selectbox(key=f"cmp_current_{nightly_store.baseline_run_id}")
+    assert current.value == nightly_store.baseline_run_id
+
+
+def test_overview_counts_causes_over_shared_queries_as_compare_does(nightly_store):
+    src = data.source(nightly_store.path)
+    counts = data.cause_changes(src, nightly_store.baseline_run_id, nightly_store.run_id)
+    result = compare_runs(Store(nightly_store.path), nightly_store.baseline_run_id,
+                          nightly_store.run_id)
+    assert counts.to_dict("records") == result.cause_counts
+
+
+def test_query_detail_grade_zero_is_no_target(app, nightly_store, monkeypatch, tmp_path):
+    """Judgments of grade 0 are not targets: a query with only those shows its answer's
+    silver evidence, as the audit does."""
+    store_copy(nightly_store, monkeypatch, tmp_path,
+               ("UPDATE judgments SET relevance = 0 WHERE query_id = '133'", []))
+    at = app("queries", query="133")
+    assert "Evidence (silver) documents" in markdown(at)
+    assert frame(at, "id", "why_missing")["relevance"].isna().all()
+
+
+def test_query_detail_maps_served_chunks_to_documents(app, nightly_store, monkeypatch,
+                                                       tmp_path):
+    """In a doc-level run, served chunk ids count as their documents, ranked as documents."""
+    run = nightly_store.run_id
+    with duckdb.connect(str(nightly_store.path), read_only=True) as con:
+        served = json.loads(con.execute("SELECT served FROM query_results WHERE run_id = ? AND "
+                                        "query_id = '133'", [run]).fetchone()[0])
+    chunks = [{**item, "id": f"{item['id']}#{i % 2}"} for i, item in enumerate(served)]
+    store_copy(nightly_store, monkeypatch, tmp_path,
+               ("UPDATE hits SET chunk_id = doc_id || '#0' WHERE run_id = ?", [run]),
+               ("INSERT INTO passages SELECT ?, unnest(?), unnest(?), NULL, NULL",
+                [run, [c["id"] for c in chunks[1::2]], [c["id"] for c in served[1::2]]]),
+               ("UPDATE query_results SET served = ? WHERE run_id = ? AND query_id = '133'",
+                [json.dumps(chunks), run]))
+    at = app("queries", query="133")
+    table = frame(at, "id", "rank", "score", "chunk_id", exact=True)
+    assert list(table["id"]) == [item["id"] for item in served]
+    assert list(table["rank"]) == list(range(1, len(served) + 1))
 
 
 # the store -------------------------------------------------------------------------------
@@ -351,3 +443,85 @@ def test_logged_text_reaches_markdown_escaped(nightly_store, monkeypatch, tmp_pa
     raw = "\n".join(m.value for m in at.markdown)
     assert escape_md(hostile) in raw
     assert "![x](http" not in raw and "<img" not in raw.replace("\\<img", "")
+
+
+def old_store_sql() -> list[tuple[str, list]]:
+    """What a store written before migration m003 lacks."""
+    drop = ["DROP TABLE gates", "DROP TABLE comparisons", "DROP TABLE embeddings",
+            "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
+            "ALTER TABLE runs DROP COLUMN baseline_run_id",
+            "ALTER TABLE runs DROP COLUMN gate_status",
+            "DELETE FROM schema_migrations WHERE version >= 3"]
+    return [(statement, []) for statement in drop]
+
+
+@pytest.mark.parametrize("page", ["overview", "why", "queries", "trace", "corpus", "scatter",
+                                  "compare"])
+def test_store_older_than_gates_shows_every_page(app, nightly_store, monkeypatch, tmp_path,
+                                                 page):
+    store_copy(nightly_store, monkeypatch, tmp_path, *old_store_sql())
+    at = app(page, query="133")
+    assert not at.error
+    if page == "overview":
+        assert "not gated" in at.info[0].value
+
+
+def test_empty_run_is_not_the_default_and_shows_every_page(app, nightly_store, monkeypatch,
+                                                            tmp_path):
+    store_copy(nightly_store, monkeypatch, tmp_path, (
+        "INSERT INTO runs (run_id, started_at, status, backend, mode, level, config, "
+        "fingerprint, code_version) SELECT 'empty-run', started_at + INTERVAL 1 DAY, "
+        "'running', backend, mode, level, config, fingerprint, code_version FROM runs "
+        "WHERE run_id = ?", [nightly_store.run_id]))
+    assert app().selectbox(key="run").value == nightly_store.run_id  # newest complete
+    for page in ("overview", "why", "queries", "trace", "corpus", "scatter", "compare"):
+        at = app(page, run="empty-run")
+        assert not at.error, page
+    assert "share no query" in at.info[0].value
+
+
+def test_run_without_answers_or_judgments(app, nightly_store, monkeypatch, tmp_path):
+    """Only label-free metrics: the Overview says so, Compare shows causes and drift."""
+    run = nightly_store.run_id
+    emptied = [(f"DELETE FROM {table} WHERE run_id = ?", [run]) for table in (
+        "judgments", "sentences", "support", "scatter", "diagnoses", "gates", "comparisons")]
+    store_copy(nightly_store, monkeypatch, tmp_path, *emptied,
+               ("DELETE FROM metrics WHERE run_id = ? AND metric NOT IN ('overlap@10', 'rbo')",
+                [run]),
+               ("UPDATE query_results SET answer = NULL WHERE run_id = ?", [run]),
+               ("UPDATE runs SET gate_status = NULL, baseline_run_id = NULL WHERE run_id = ?",
+                [run]))
+    at = app()
+    assert any("no judgments" in i.value for i in at.info)
+    assert not at.success
+    at = app("compare")
+    assert "share no headline metric" in at.info[0].value
+    assert any("Drift of the result lists" in h.value for h in at.subheader)
+
+
+def test_hostile_answer_sentence_and_metadata_value_stay_text(app, nightly_store, monkeypatch,
+                                                              tmp_path):
+    hostile = "![x](http://evil.example/p.png) <img src=x onerror=alert(1)> :red[y] $x$"
+    run = nightly_store.run_id
+    trace = Store(nightly_store.path).query_trace(run, "133")
+    first = trace["sentences"][0]
+    shift = len(hostile) - first["end_char"]
+    answer = hostile + trace["result"]["answer"][first["end_char"]:]
+    where = "WHERE run_id = ? AND query_id = '133'"
+    store_copy(nightly_store, monkeypatch, tmp_path,
+               (f"UPDATE sentences SET start_char = start_char + ?, end_char = end_char + ? "
+                f"{where} AND idx > 0", [shift, shift, run]),
+               (f"UPDATE sentences SET start_char = 0, end_char = ?, text = ? {where} AND "
+                "idx = 0", [len(hostile), hostile, run]),
+               (f"UPDATE query_results SET answer = ?, metadata = ? {where}",
+                [answer, json.dumps({"tenant": hostile}), run]))
+    for page in ("trace", "queries"):
+        at = app(page, query="133")
+        if page == "trace":
+            at.button_group(key="sentence_133").set_value(0).run()
+        raw = "\n".join(m.value for m in at.markdown)
+        assert "![x](http" not in raw and "<img" not in raw.replace("\\<img", "")
+        if page == "trace":
+            assert escape_md(hostile) in raw
+    at = app("why")
+    assert hostile in at.multiselect(key="seg_tenant").options

@@ -1,15 +1,19 @@
 """Compare runs: any two runs paired on their shared queries (``auditor.compare``): metric
 deltas with bootstrap CIs and Holm-adjusted p, regressed and improved queries, new and
-resolved causes, and drift of the result lists (overlap@k, RBO)."""
+resolved causes, and drift of the result lists (overlap@k, RBO).
+
+The current run follows the sidebar; the baseline defaults to the run's own
+(``data.default_baseline``, as on the Overview). For that pair the metric table shows the
+deltas stored when the run was gated: the numbers the gates used."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import pandas as pd
 import streamlit as st
 
-from auditor.compare import Comparison
+from auditor.compare import Comparison, MetricDelta
 from dashboards import charts, data, widgets
 from dashboards.compare_data import RESAMPLES, comparison
 from dashboards.data import Source
@@ -24,11 +28,10 @@ def pick_pair(src: Source, run: dict) -> tuple[str, str] | None:
     labels = {row["run_id"]: widgets.run_label(row) for row in df.to_dict("records")}
     left, right = st.columns(2)
     current = right.selectbox("Current", ids, index=ids.index(run["run_id"]),
-                              format_func=labels.__getitem__, key="cmp_current")
+                              format_func=labels.__getitem__,
+                              key=f"cmp_current_{run['run_id']}")  # follows the sidebar
     others = [i for i in ids if i != current]
-    row = df[df["run_id"] == current].iloc[0]
-    older = ids[ids.index(current) + 1:]
-    default = row["baseline_run_id"] or (older[0] if older else others[0])
+    default = data.default_baseline(src, current)
     base = left.selectbox("Baseline", others,
                           index=others.index(default) if default in others else 0,
                           format_func=labels.__getitem__, key=f"cmp_base_{current}")
@@ -36,7 +39,21 @@ def pick_pair(src: Source, run: dict) -> tuple[str, str] | None:
 
 
 def metric_frame(result: Comparison) -> pd.DataFrame:
-    return pd.DataFrame([asdict(m) for m in result.metrics])
+    rows = [asdict(m) for m in result.metrics]
+    return pd.DataFrame(rows, columns=[f.name for f in fields(MetricDelta)])
+
+
+def metric_table(src: Source, result: Comparison) -> tuple[pd.DataFrame, str]:
+    """The metric deltas and how they were computed: the stored comparison when the pair is
+    the run and the baseline it was gated against, else the comparison computed here."""
+    stored = data.stored_comparison(src, result.run_id)
+    if len(stored) and (stored["baseline_run_id"] == result.baseline_run_id).all():
+        return (stored.drop(columns="baseline_run_id"),
+                "metrics: the comparison stored when the run was gated (the numbers its gates "
+                "used, with the gate's bootstrap resamples)")
+    return (metric_frame(result),
+            f"metrics: paired bootstrap 95% CIs ({RESAMPLES:,} resamples), Holm-adjusted "
+            "sign-flip p")
 
 
 def query_changes(rows: list, total: int, title: str, key: str, run_id: str) -> None:
@@ -97,11 +114,20 @@ def main() -> None:
     pair = pick_pair(src, run)
     if pair is None:
         return
-    result = comparison(src, pair[0], pair[1], int(run["k"]))
+    k = int(data.run_row(src, pair[1])["k"])  # the current run's cut-off
+    result = comparison(src, pair[0], pair[1], k)
+    deltas, how = metric_table(src, result)
     st.caption(f"{result.shared_queries:,} shared queries · {result.only_baseline:,} only in "
-               f"the baseline · {result.only_current:,} only in the current run · paired "
-               f"bootstrap 95% CIs ({RESAMPLES:,} resamples), Holm-adjusted sign-flip p")
-    deltas = metric_frame(result)
+               f"the baseline · {result.only_current:,} only in the current run · {how}")
+    if not result.shared_queries:
+        st.info("The two runs share no query: there is nothing to pair.")
+        return
+    if deltas.empty:
+        st.info(f"The two runs share no headline metric at k = {k} (a run without judgments "
+                "or answers, or one that failed): only causes and drift are compared.")
+        causes(result)
+        drift(result)
+        return
     left, right = st.columns([2, 3])
     with left:
         st.plotly_chart(charts.deltas(deltas), key="cmp_deltas")

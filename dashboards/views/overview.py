@@ -13,16 +13,6 @@ from dashboards import charts, data, widgets
 from dashboards.data import Source
 
 
-def baseline_of(src: Source, run: dict[str, Any]) -> tuple[str | None, str]:
-    """The run it was gated against, else the previous finished run (and what to call it)."""
-    if run.get("baseline_run_id"):
-        return run["baseline_run_id"], "baseline"
-    df = data.runs(src)
-    older = df[(df["started_at"] < run["started_at"])
-               & df["status"].isin(["complete", "partial"])]
-    return (older.iloc[0]["run_id"], "previous run") if len(older) else (None, "")
-
-
 def gate_verdict(src: Source, run: dict[str, Any]) -> None:
     gates = data.gates(src, run["run_id"])
     status = run.get("gate_status")
@@ -42,7 +32,8 @@ def gate_verdict(src: Source, run: dict[str, Any]) -> None:
             widgets.table(gates, key="gates", file_name=f"gates-{run['run_id']}.csv")
 
 
-def headline(src: Source, run: dict[str, Any], base: str | None, base_name: str) -> None:
+def headline(src: Source, run: dict[str, Any], base: str | None) -> pd.DataFrame:
+    """The headline metrics as cards with their change since the baseline; returns them."""
     metrics = tuple(data.headline_metrics(int(run["k"])))
     now = data.metric_summary(src, run["run_id"], metrics)
     now = now[now["n"] > 0]
@@ -58,10 +49,11 @@ def headline(src: Source, run: dict[str, Any], base: str | None, base_name: str)
             delta_color="inverse" if lower_is_better(row.metric) else "normal",
             help=f"mean over n = {row.n:,} queries ({row.undefined:,} undefined); "
                  f"95% CI [{row.ci_low:.3f}, {row.ci_high:.3f}]"
-                 + (f"; change vs the {base_name}" if delta is not None else ""),
+                 + ("; change vs the baseline" if delta is not None else ""),
             border=True,
         )
         columns[i % 5].caption(f"n {row.n:,} · 95% CI {row.ci_low:.3f}–{row.ci_high:.3f}")
+    return now
 
 
 def trends(src: Source, k: int) -> None:
@@ -75,10 +67,10 @@ def trends(src: Source, k: int) -> None:
                "green = gates passed, red = failed, grey = not gated.")
 
 
-def changes(src: Source, run: dict[str, Any], base: str | None, base_name: str) -> None:
-    st.subheader(f"What changed since the {base_name or 'baseline'}")
+def changes(src: Source, run: dict[str, Any], base: str | None) -> None:
+    st.subheader("What changed since the baseline")
     if base is None:
-        st.caption("No earlier run to compare with.")
+        st.caption("No baseline: no other complete run of the same backend, mode and level.")
         return
     stored = data.stored_comparison(src, run["run_id"])
     left, right = st.columns(2)
@@ -97,10 +89,13 @@ def changes(src: Source, run: dict[str, Any], base: str | None, base_name: str) 
         if len(causes):
             st.plotly_chart(charts.grouped_bars(causes, "cause", ["baseline", "current"],
                                                 "Queries per cause"), key="cause_changes")
+            st.caption("Over the queries both runs answered.")
 
 
-def to_look_at(src: Source, run: dict[str, Any], base: str | None, limit: int = 6) -> None:
-    """The regressed queries first (against the baseline), then the lowest-scoring ones."""
+def to_look_at(src: Source, run: dict[str, Any], base: str | None, judged: bool,
+               limit: int = 6) -> None:
+    """The regressed queries first (against the baseline), then the lowest-scoring ones;
+    ``judged``: whether recall@k is defined for any query of the run."""
     metric = f"recall@{int(run['k'])}"
     st.subheader("Queries to look at")
     regressed = data.regressed(src, base, run["run_id"], metric, limit) if base else None
@@ -117,8 +112,10 @@ def to_look_at(src: Source, run: dict[str, Any], base: str | None, limit: int = 
         widgets.query_links(failing.head(max(limit - shown, 3)), run["run_id"],
                             lambda r: f"{metric} {r['current']:.2f} · "
                                       + widgets.escape_md(r["causes"] or "no cause recorded"))
-    elif not shown:
+    elif not shown and judged:
         st.success(f"Every judged query has {metric} = 1.")
+    elif not shown:
+        st.info(f"This run has no judgments: no query has a {metric} to rank by.")
     widgets.link("queries", "All queries in the explorer", run["run_id"],
                  icon=":material/search:")
 
@@ -126,15 +123,16 @@ def to_look_at(src: Source, run: dict[str, Any], base: str | None, limit: int = 
 def main() -> None:
     src = widgets.current_source()
     run = widgets.current_run(src)
-    base, base_name = baseline_of(src, run)
+    base = data.default_baseline(src, run["run_id"])
     st.title("Overview")
     st.caption(f"Run `{run['run_id']}` · {run['status']} · {run['backend']} {run['mode']} · "
                f"{int(run['queries'] or 0):,} queries · metrics at k = {int(run['k'])}"
-               + (f" · {base_name} `{base}`" if base else ""))
+               + (f" · baseline `{base}`" if base else ""))
     gate_verdict(src, run)
-    headline(src, run, base, base_name)
-    to_look_at(src, run, base)
+    now = headline(src, run, base)
+    judged = f"recall@{int(run['k'])}" in set(now["metric"])
+    to_look_at(src, run, base, judged)
     trends(src, int(run["k"]))
-    changes(src, run, base, base_name)
+    changes(src, run, base)
 
 main()

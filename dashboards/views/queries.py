@@ -7,7 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards import data, detail, query_data, widgets
+from auditor.diagnose import RULES
+from auditor.store import StoreError
+from dashboards import detail, query_data, widgets
 from dashboards.data import Segment, Source
 from dashboards.query_data import QueryFilter
 
@@ -16,7 +18,7 @@ PAGE_SIZE = 50
 
 def filters(src: Source, run: dict[str, Any], segment: Segment) -> QueryFilter:
     k = int(run["k"])
-    causes = list(data.cause_counts(src, run["run_id"])["cause"])
+    causes = list(RULES)
     search, cause, status = st.columns([3, 3, 2])
     text = search.text_input("Search", key="q_search", placeholder="query text or id")
     chosen = cause.multiselect("Cause", causes, key="q_causes", placeholder="any cause")
@@ -34,7 +36,7 @@ def filters(src: Source, run: dict[str, Any], segment: Segment) -> QueryFilter:
 
 def selected(event: Any, df: Any) -> str | None:
     rows = getattr(getattr(event, "selection", None), "rows", None) or []
-    return str(df.iloc[rows[0]]["query_id"]) if rows else None
+    return str(df.iloc[rows[0]]["query_id"]) if rows and rows[0] < len(df) else None
 
 
 def main() -> None:
@@ -44,17 +46,17 @@ def main() -> None:
     segment = widgets.segment_filter(src, run["run_id"])
     st.title("Query explorer")
     flt = filters(src, run, segment)
-    page_key = f"q_page_{hash((segment, flt))}"  # a new filter starts again at page 1
+    view = f"{run['run_id']}_{hash((segment, flt))}"  # a new filter starts again at page 1
     total = query_data.query_page(src, run["run_id"], k, segment, flt, 1, PAGE_SIZE)[1]
-    page, size = (1, PAGE_SIZE) if total <= PAGE_SIZE else (None, PAGE_SIZE)
-    table_slot = st.container()
-    if page is None:
-        page, size = widgets.pager(total, page_key, PAGE_SIZE)
+    table_slot = st.container()  # the pager sits under the table
+    page, size = widgets.pager(total, f"q_page_{view}", PAGE_SIZE)
     df, total = query_data.query_page(src, run["run_id"], k, segment, flt, page, size)
     with table_slot:
         st.caption(f"{total:,} queries match · select a row to open it")
+        # A selection is a row position: keyed by what the table shows, so a new search,
+        # sort or page starts unselected instead of selecting whatever row moved there.
         event = st.dataframe(
-            df, hide_index=True, key="q_table", on_select="rerun",
+            df, hide_index=True, key=f"q_table_{view}_{page}", on_select="rerun",
             selection_mode="single-row", height=min(38 + 35 * len(df), 420),
             column_config={"query": st.column_config.TextColumn("query", width="medium"),
                            "causes": st.column_config.TextColumn("causes", width="medium"),
@@ -71,10 +73,12 @@ def main() -> None:
     if not query_id:
         st.caption("Select a query above (or open one from another page) to see its detail.")
         return
-    if not query_data.query_exists(src, run["run_id"], query_id):
+    try:
+        trace = query_data.query_trace(src, run["run_id"], query_id)
+    except StoreError:
         st.warning(f"Query {widgets.escape_md(query_id)} is not in this run.")
         return
-    detail.show(src, run, query_id)
+    detail.show(src, run, trace)
 
 
 main()

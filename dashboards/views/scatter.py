@@ -72,8 +72,15 @@ def _short(text: str, width: int = 60) -> str:
 
 
 def run_details_limit(src: data.Source, run_id: str) -> int:
-    config = data.run_details(src, run_id).get("config") or {}
-    return int(config.get("scatter_limit", 3))
+    """The run's scatter limit: its manifest's thresholds, else its config, else the
+    default of the diagnosis."""
+    from auditor.diagnose import Thresholds
+
+    run = data.run_details(src, run_id)
+    for settings in ((run.get("manifest") or {}).get("thresholds"), run.get("config")):
+        if (settings or {}).get("scatter_limit") is not None:
+            return int(settings["scatter_limit"])
+    return Thresholds().scatter_limit
 
 
 main()

@@ -29,9 +29,7 @@ def evidence_line(evidence: dict[str, Any], limit: int = 6) -> str:
 
 
 def breakdown(src: Source, run_id: str, segment: Segment) -> pd.DataFrame:
-    size = data.segment_size(src, run_id, segment)
-    diagnosed = data.diagnosed_queries(src, run_id, segment)
-    counts = data.cause_counts(src, run_id, segment)
+    size, diagnosed, counts = data.causes(src, run_id, segment)
     st.caption(f"{size:,} queries in {'this segment' if segment.active else 'the run'}; "
                f"{diagnosed:,} ({diagnosed / max(size, 1):.0%}) have at least one cause. "
                "A query can have several causes.")
@@ -60,11 +58,12 @@ def trend(src: Source, segment: Segment) -> None:
 
 def examples(src: Source, run_id: str, segment: Segment, counts: pd.DataFrame) -> None:
     st.subheader("Each cause, its rule and examples")
+    every = data.cause_examples(src, run_id, segment)
     for row in counts.itertuples():
         with st.expander(f"{row.cause} · {row.queries:,} queries ({row.share:.0%})",
                          expanded=row.Index == 0):
             st.markdown(f"**Rule:** {widgets.escape_md(RULES.get(row.cause, ''))}")
-            df = data.cause_examples(src, run_id, row.cause, segment)
+            df = every[every["cause"] == row.cause]
             widgets.query_links(df, run_id, lambda r: (
                 (f"targets {widgets.escape_md(r['targets'])} · "
                  if isinstance(r["targets"], str) else "")
