@@ -7,26 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from auditor.audit import run_audit
 from auditor.backends.embedded import EmbeddedBackend
-from auditor.config import load_settings
 from auditor.logs import LoadCounts, read_log
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.spans import span_layout
-from auditor.store import Store
 
 from .conftest import FIXTURES
+from .test_interop import _audit
 
 SCIFACT = FIXTURES / "scifact"
 SPANS = FIXTURES / "openinference_spans.json"
-
-
-def _audit(tmp: Path, backend: EmbeddedBackend, log: Path, qrels: Path | None) -> tuple[Store, str]:
-    settings = load_settings(None, log=log, qrels=qrels, store=tmp / "a.duckdb",
-                             encoder="hash", mode="bm25", index=tmp / "idx")
-    run_id, status = run_audit(settings, backend=backend)
-    assert status == "complete"
-    return Store(settings.store), run_id
 
 
 def _read(path: Path) -> tuple[list[LogRecord], list[QuarantineEntry], LoadCounts]:
