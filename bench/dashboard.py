@@ -309,51 +309,23 @@ def apptest_timings(path: Path, run: str, query: str, repeats: int
 
 def browser_timings(path: Path, run: str, query: str) -> dict[str, dict[str, float]]:
     """First (cold) and second (warm) visit of each page in headless Chromium."""
-    import socket
-    import subprocess
-    import urllib.request
-
     from playwright.sync_api import sync_playwright
 
-    from dashboards import command
+    from dashboards import serving
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(command(path, port=port), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if server.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {server.returncode}")
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(f"the dashboard at {base} did not become healthy")
-        results: dict[str, dict[str, float]] = {}
-        with sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                         args=["--no-sandbox", "--disable-gpu"])
-            page = chromium.new_page(viewport={"width": 1440, "height": 1000})
-            for name in PAGES:
-                where = "" if name == "overview" else name
-                extra = f"&query={query}" if name in ("queries", "trace") else ""
-                url = f"{base}/{where}?run={run}{extra}"
-                results[name] = {visit: visit_time(page, url, HEADINGS[name])
-                                 for visit in ("cold", "warm")}
-            chromium.close()
-        return results
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    results: dict[str, dict[str, float]] = {}
+    with serving(path) as base, sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu"])
+        page = chromium.new_page(viewport={"width": 1440, "height": 1000})
+        for name in PAGES:
+            where = "" if name == "overview" else name
+            extra = f"&query={query}" if name in ("queries", "trace") else ""
+            url = f"{base}/{where}?run={run}{extra}"
+            results[name] = {visit: visit_time(page, url, HEADINGS[name])
+                             for visit in ("cold", "warm")}
+        chromium.close()
+    return results
 
 
 def visit_time(page: Any, url: str, heading: str) -> float:

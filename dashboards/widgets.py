@@ -181,3 +181,16 @@ def query_links(df: pd.DataFrame, run_id: str, detail: Callable[[pd.Series], str
             with explore:
                 link("queries", "Details", run_id, str(series["query_id"]),
                      icon=":material/search:")
+
+
+def query_trace(src: Source, run_id: str, query_id: str) -> dict[str, Any] | None:
+    """Everything stored about one query, or a warning (and None) when the run lacks it."""
+    from auditor.store import StoreError
+    from dashboards import query_data
+
+    try:
+        return query_data.query_trace(src, run_id, query_id)
+    except StoreError:
+        st.warning(f"Query {escape_md(query_id)} is not in this run.")
+        return None
+

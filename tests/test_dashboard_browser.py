@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,26 +37,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {server.stdout.read() if server.stdout else ''}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"the dashboard at {url} did not become healthy in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def hostile_store(nightly_store, tmp_path_factory) -> tuple[Path, str]:
     """A copy of the fixture store where one passing query's text is hostile markup."""
@@ -79,22 +55,10 @@ def hostile_store(nightly_store, tmp_path_factory) -> tuple[Path, str]:
 def dashboard(hostile_store) -> Iterator[str]:
     """``dashboards.command`` (streamlit run dashboards/app.py ... -- --store PATH) on a free
     loopback port."""
-    from dashboards import command
+    from dashboards import serving
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "AUDITOR_STORE"}
-    server = subprocess.Popen(command(hostile_store[0], port=port), cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server)
+    with serving(hostile_store[0]) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from typing import Any
 import streamlit as st
 
 from auditor.diagnose import RULES
-from auditor.store import StoreError
 from dashboards import detail, query_data, widgets
 from dashboards.data import Segment, Source
 from dashboards.query_data import QueryFilter
@@ -73,10 +72,8 @@ def main() -> None:
     if not query_id:
         st.caption("Select a query above (or open one from another page) to see its detail.")
         return
-    try:
-        trace = query_data.query_trace(src, run["run_id"], query_id)
-    except StoreError:
-        st.warning(f"Query {widgets.escape_md(query_id)} is not in this run.")
+    trace = widgets.query_trace(src, run["run_id"], query_id)
+    if trace is None:
         return
     detail.show(src, run, trace)
 

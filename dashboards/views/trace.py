@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from auditor.store import StoreError
 from dashboards import query_data, widgets
 from dashboards.data import Source, run_details
 from dashboards.widgets import SUPPORT_COLOUR, escape_md
@@ -170,10 +169,8 @@ def main() -> None:
     query_id = pick_query(src, run["run_id"])
     if not query_id:
         return
-    try:
-        trace = query_data.query_trace(src, run["run_id"], query_id)
-    except StoreError:
-        st.warning(f"Query {escape_md(query_id)} is not in this run.")
+    trace = widgets.query_trace(src, run["run_id"], query_id)
+    if trace is None:
         return
     result = trace["result"]
     st.markdown(f"**Query {escape_md(query_id)}** · {escape_md(result['query'])}")
