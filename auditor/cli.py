@@ -8,15 +8,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from typer._click.exceptions import NoArgsIsHelpError  # typer bundles click since 0.26
 
 from auditor.backends import BackendError
 from auditor.config import AuditSettings, ConfigError, load_settings
+from auditor.errors import AuditorError
 from auditor.logs import InputError
 from auditor.metrics import MetricNameError
 from auditor.store import Store, StoreError
@@ -34,7 +37,7 @@ app.add_typer(index_app, name="index")
 out = Console()
 err = Console(stderr=True)
 FLUSH_EVERY = 8192  # cached embeddings written during an index build, at most this many held
-USER_ERRORS = (ConfigError, InputError, BackendError, StoreError, MetricNameError)
+USER_ERRORS = (AuditorError, ConfigError, InputError, BackendError, StoreError, MetricNameError)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="settings file (default: ./audit.toml)")
@@ -444,29 +447,43 @@ def demo(
 
 
 def main() -> None:
+    """Run the app; every way it can end maps to an exit code and at most one line on stderr."""
     _quiet_libraries()
     try:
-        code = app(standalone_mode=False)  # click returns typer.Exit's code in this mode
+        code = app(prog_name="auditor", standalone_mode=False)  # returns typer.Exit's code
+    except NoArgsIsHelpError:  # `auditor` or `auditor index` alone: typer printed the help
+        raise SystemExit(2) from None
+    except typer.TyperException as exc:  # typer's bundled click: usage errors and friends
+        _fail(_usage_sentence(exc))
     except USER_ERRORS as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise SystemExit(2) from None
+        _fail(str(exc))
     except typer.Abort:
-        err.print("aborted")
-        raise SystemExit(2) from None
+        _fail("aborted")
     except KeyboardInterrupt:
-        err.print("interrupted: the run was stored as partial")
-        raise SystemExit(2) from None
-    except (typer.BadParameter, typer.Exit) as exc:
-        raise SystemExit(getattr(exc, "exit_code", 2)) from None
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(2) from None
-        raise
+        _fail("interrupted: the run was stored as partial")
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:  # a bug: still exit 2 (1 means "a gate failed"), say where to look
+        if os.environ.get("AUDITOR_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in auditor; rerun with "
+              "AUDITOR_DEBUG=1 for the traceback)")
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+def _fail(sentence: str) -> NoReturn:
+    """One line on stderr, exit 2: nothing the user typed is read as markup."""
+    err.print(Text.assemble(("error: ", "red"), sentence.strip()), soft_wrap=True)
+    raise SystemExit(2) from None
+
+
+def _usage_sentence(exc: typer.TyperException) -> str:
+    """A usage error as one sentence naming the command, e.g. "missing argument QUERY_ID"."""
+    message = exc.format_message().strip().rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "auditor"
+    return f"{command}: {message[:1].lower()}{message[1:]} (see `{command} --help`)"
 
 
 # The nightly and browsing commands live in their own module; importing it registers them.
