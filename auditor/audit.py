@@ -30,7 +30,7 @@ from auditor.evidence import SUPPORT_THRESHOLD
 from auditor.logs import LoadCounts, read_log, read_qrels
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
-from auditor.store import RunStatus, Store, StoreError
+from auditor.store import RunStatus, Store, StoreError, resume_refusal
 from auditor.tables import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.trace import AnswerTrace, Tracer
 
@@ -231,8 +231,9 @@ def resume_settings(store: Store, run_id: str) -> dict[str, Any]:
     Secrets were never stored: they come from the environment again.
     """
     row = store.run(run_id)
-    if row["status"] == "complete":
-        raise StoreError(f"run {run_id} is already complete: there is nothing to resume")
+    refusal = resume_refusal(run_id, row["status"], row.get("owner"))
+    if refusal:
+        raise StoreError(refusal)
     config = dict(row["config"])
     for key in ("es_credentials", "webhook"):
         config.pop(key, None)

@@ -2,8 +2,15 @@
 
 A DuckDB file is open read-write by one process or read-only by many, never both, so the
 writer opens a connection per short transaction and closes it at once; readers (CLI,
-dashboard) open read-only connections. Bulk rows go in as Arrow tables (≈3.4M rows/s
-here, 2,000x faster than ``executemany``).
+dashboard) open read-only connections. Whoever finds the file held by another process waits
+and tries again (with jittered backoff, up to ``busy_timeout_s``, 30 s by default): two runs
+on one store both finish, and a dashboard read during a run waits a few milliseconds
+instead of failing. Bulk rows go in as Arrow tables (≈3.4M rows/s here, 2,000x faster than
+``executemany``).
+
+A run whose process died without finishing (SIGKILL, power cut) still says ``running`` in
+the file; :meth:`Store.runs` and :meth:`Store.run` show it as ``interrupted`` once its owner
+process (``runs.owner``) is gone, and only then may it be resumed.
 
 Schema changes are ordered migrations ``m001_...``; a merged migration is never edited.
 """
@@ -11,6 +18,7 @@ Schema changes are ordered migrations ``m001_...``; a merged migration is never 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -22,11 +30,15 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-RunStatus = Literal["running", "complete", "partial", "failed"]
+from auditor.owners import current_owner, describe, is_alive
+
+# "interrupted" is never stored: it is how a "running" run whose process is gone is shown.
+RunStatus = Literal["running", "complete", "partial", "failed", "interrupted"]
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
 # Tables with a primary key: rows already stored are skipped, not an error.
 KEYED_TABLES = frozenset({"embeddings", "passages"})
-WRITE_ATTEMPTS = 40  # ≈30 s of backoff before a writer gives up on a busy file
+BUSY_TIMEOUT_S = 30.0  # how long anyone waits for a file another process holds
+BUSY_ENV = "AUDITOR_BUSY_TIMEOUT_S"
 
 
 class StoreError(Exception):
@@ -224,11 +236,20 @@ def m004_passages(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m005_owner(con: duckdb.DuckDBPyConnection) -> None:
+    """The process that runs each run (pid, host, start time): a run whose process is gone
+    is shown ``interrupted`` instead of ``running`` forever."""
+    con.execute("ALTER TABLE runs ADD COLUMN owner JSON")
+
+
 class Store:
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float | None = None) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s if busy_timeout_s is not None else float(
+            os.environ.get(BUSY_ENV) or BUSY_TIMEOUT_S)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -245,20 +266,23 @@ class Store:
             con.close()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        """Open the file. A writer waits out readers (a dashboard holds the file for a few
-        milliseconds per query); a reader gives up at once with a clear message."""
-        attempts = 1 if read_only else WRITE_ATTEMPTS
-        for attempt in range(attempts):
+        """Open the file, waiting while another process holds it. Writers hold it for one
+        short transaction and readers for one query, so the wait is usually milliseconds;
+        after ``busy_timeout_s`` the error says what to do."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        attempt = 0
+        while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as exc:
-                if attempt + 1 == attempts:
+                if time.monotonic() >= deadline:
                     raise StoreError(
                         f"the results store {self.path} is busy or unreadable ({exc}): "
                         "wait for the running audit to finish and try again"
                     ) from None
-                time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+            pause = min(0.02 * 2**attempt, 0.5) * (0.5 + random.random())
+            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+            attempt += 1
 
     @staticmethod
     def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -294,10 +318,11 @@ class Store:
         with self.connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, started_at, status, backend, mode, level, config, "
-                "fingerprint, code_version) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                "fingerprint, code_version, owner) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id, datetime.now(UTC), backend, mode, level,
                     json.dumps(config), json.dumps(fingerprint), code_version,
+                    json.dumps(current_owner()),
                 ],
             )
 
@@ -336,11 +361,24 @@ class Store:
             )
 
     def reopen_run(self, run_id: str) -> None:
-        """Mark an unfinished run running again; the corpus pass is redone from scratch."""
+        """Mark an unfinished run running again, owned by this process; the corpus pass is
+        redone from scratch. Refused while the run's owner process is alive (checked inside
+        the write transaction, so two resumes cannot both take the run)."""
         with self.connect() as con:
             con.execute("BEGIN")
+            row = con.execute("SELECT status, owner FROM runs WHERE run_id = ?",
+                              [run_id]).fetchone()
+            if row is None:
+                con.execute("ROLLBACK")
+                raise StoreError(f"no run {run_id!r} in {self.path}: list runs with "
+                                 "`auditor runs`")
+            refusal = resume_refusal(run_id, row[0], json.loads(row[1]) if row[1] else None)
+            if refusal:
+                con.execute("ROLLBACK")
+                raise StoreError(refusal)
             con.execute("UPDATE runs SET status = 'running', finished_at = NULL, "
-                        "status_reason = NULL WHERE run_id = ?", [run_id])
+                        "status_reason = NULL, owner = ? WHERE run_id = ?",
+                        [json.dumps(current_owner()), run_id])
             con.execute("DELETE FROM corpus_coverage WHERE run_id = ?", [run_id])
             con.execute("COMMIT")
 
@@ -380,13 +418,16 @@ class Store:
 
     # reading -------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:
+        """Every run, newest first, with its shown status (see :func:`shown_status`)."""
         with self.connect(read_only=True) as con:
-            return _dicts(
+            owner = "owner" if _has_column(con, "runs", "owner") else "NULL AS owner"
+            rows = _dicts(
                 con.execute(
                     "SELECT run_id, started_at, finished_at, status, status_reason, backend, "
-                    "mode, level, counts FROM runs ORDER BY started_at DESC"
+                    f"mode, level, counts, {owner} FROM runs ORDER BY started_at DESC"
                 )
             )
+        return [shown_status(row) for row in rows]
 
     def run(self, run_id: str) -> dict[str, Any]:
         with self.connect(read_only=True) as con:
@@ -396,7 +437,7 @@ class Store:
         row = rows[0]
         for key in ("config", "fingerprint", "counts", "manifest"):
             row[key] = json.loads(row[key]) if row.get(key) else None  # old stores lack some
-        return row
+        return shown_status(row)
 
     def metric_means(self, run_id: str) -> list[dict[str, Any]]:
         """Mean and n of every metric; n counts the queries where the value is defined."""
@@ -542,6 +583,36 @@ class Store:
                     [run_id],
                 )
             )
+
+
+def shown_status(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with ``owner`` parsed, and ``interrupted`` for a run still marked running
+    whose owner process is gone (killed before it could write its final status)."""
+    owner = row.get("owner")
+    if isinstance(owner, str):
+        owner = row["owner"] = json.loads(owner)
+    if row.get("status") == "running" and not is_alive(owner):
+        row["status"] = "interrupted"
+        row["status_reason"] = (f"its {describe(owner)} is gone: continue it with "
+                                f"`auditor run --resume {row['run_id']}`")
+    return row
+
+
+def resume_refusal(run_id: str, status: str, owner: dict[str, Any] | None) -> str | None:
+    """Why run ``run_id`` may not be resumed now, or None."""
+    if status == "complete":
+        return f"run {run_id} is already complete: there is nothing to resume"
+    if status == "running" and is_alive(owner):
+        return (f"run {run_id} is still running in {describe(owner)}: wait for it to end "
+                "(or stop it) before resuming")
+    return None
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Old stores opened read-only are not migrated: a reader checks before it selects."""
+    return con.execute("SELECT count(*) FROM information_schema.columns "
+                       "WHERE table_name = ? AND column_name = ?", [table, column]
+                       ).fetchone()[0] > 0
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

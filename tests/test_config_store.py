@@ -114,7 +114,7 @@ def test_busy_store_gives_a_clear_error(tmp_path: Path) -> None:
     try:
         assert holder.stdout.readline().strip() == "ok"
         with pytest.raises(StoreError, match="busy"):
-            Store(path).runs()
+            Store(path, busy_timeout_s=0.3).runs()
     finally:
         holder.kill()
         holder.wait()

@@ -406,6 +406,7 @@ def test_busy_store_says_wait(nightly_store, monkeypatch, tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         monkeypatch.setenv("AUDITOR_STORE", str(copy))
+        monkeypatch.setenv("AUDITOR_BUSY_TIMEOUT_S", "0.3")  # readers wait 30 s by default
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
         assert not at.exception
         assert "busy" in at.error[0].value

@@ -226,7 +226,7 @@ def test_sigkilled_run_resumes_to_the_same_rows(tmp_path: Path) -> None:
     done_before = replayed(killed_store)
     assert 100 <= done_before < 400, "the run was not killed mid-way"
     runs = Store(killed_store).runs()
-    assert [r["status"] for r in runs] == ["running"]
+    assert [r["status"] for r in runs] == ["interrupted"]  # its process is gone
     run_id = runs[0]["run_id"]
 
     code, resumed, stderr = run_json("run", "--resume", run_id, "--store", str(killed_store),

@@ -1,0 +1,154 @@
+"""Faults and concurrency, with real processes: two runs and readers on one store, a run
+killed with SIGKILL, Elasticsearch cut mid-run, a dashboard stopped with SIGTERM, and
+credentials inside ``es_url``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from auditor.store import Store, StoreError
+
+from .test_audit import auditor, write_config
+from .test_nightly import big_log, replayed, run_json
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("AUDITOR_ES_URL", None)
+    return env
+
+
+# concurrency ---------------------------------------------------------------------------
+def test_two_runs_and_readers_on_one_store_all_succeed(tmp_path: Path) -> None:
+    """Writers wait for each other; `auditor runs` and store reads during the writes wait
+    too (never "busy"); both runs write their reports."""
+    log, qrels = big_log(tmp_path, copies=4)
+    write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=10, baseline="none")
+    assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    command = [sys.executable, "-m", "auditor.cli", "run", "--json"]
+    writers = [subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    store = Store(tmp_path / "audit.duckdb")
+    failures: list[str] = []
+    reads = 0
+
+    def read_in_process() -> None:
+        nonlocal reads
+        while any(w.poll() is None for w in writers):
+            try:
+                store.runs()
+                with store.connect(read_only=True) as con:
+                    con.execute("SELECT count(*) FROM query_results").fetchone()
+                reads += 1
+            except StoreError as exc:  # before the first run creates the file, or busy
+                if store.path.exists():
+                    failures.append(str(exc))
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=read_in_process)
+    reader.start()
+    listed = 0
+    while any(w.poll() is None for w in writers):
+        if store.path.exists():
+            done = subprocess.run([sys.executable, "-m", "auditor.cli", "runs", "--json"],
+                                  cwd=tmp_path, env=_env(), capture_output=True, text=True)
+            if done.returncode != 0:
+                failures.append(done.stderr)
+            listed += 1
+    reader.join()
+    outputs = [w.communicate() for w in writers]
+    for writer, (stdout, stderr) in zip(writers, outputs, strict=True):
+        assert writer.returncode == 0, stderr
+        assert json.loads(stdout)["status"] == "complete"
+    assert not failures, failures[:3]
+    assert reads > 0 and listed > 0
+    runs = store.runs()
+    assert [r["status"] for r in runs] == ["complete", "complete"]
+    for run in runs:
+        folder = tmp_path / ".auditor" / "reports" / run["run_id"]
+        assert folder.is_dir() and any(folder.iterdir()), folder
+    assert not [p for p in (tmp_path / ".auditor" / "reports").iterdir()
+                if p.is_dir() and not any(p.iterdir())]
+
+
+def test_a_reader_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    """A store held by another process past the timeout: one sentence, after the wait."""
+    path = tmp_path / "s.duckdb"
+    Store(path).append({})  # creates the file and its tables
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ok', flush=True); time.sleep(2)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="busy"):
+            Store(path, busy_timeout_s=0.5).runs()
+        assert time.monotonic() - started >= 0.5
+        assert Store(path, busy_timeout_s=30).runs() == []  # waits the holder out
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# a run killed with SIGKILL ----------------------------------------------------------------
+def test_sigkilled_run_shows_interrupted_and_resumes(tmp_path: Path) -> None:
+    log, qrels = big_log(tmp_path, copies=8)
+    write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=20, baseline="none")
+    assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    path = tmp_path / "audit.duckdb"
+    process = subprocess.Popen([sys.executable, "-m", "auditor.cli", "run"], cwd=tmp_path,
+                               env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while replayed(path) < 60 and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        [run] = Store(path).runs()
+        assert run["status"] == "running" and run["owner"]["pid"] == process.pid
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    [run] = Store(path).runs()
+    assert run["status"] == "interrupted" and "--resume" in run["status_reason"]
+    assert "interrupted" in auditor("runs", cwd=tmp_path).stdout
+    code, resumed, stderr = run_json("run", "--resume", run["run_id"], cwd=tmp_path)
+    assert code == 0, stderr
+    assert resumed["status"] == "complete" and resumed["counts"]["replayed"] == 400
+    assert Store(path).run(run["run_id"])["status"] == "complete"
+
+
+def test_resume_is_refused_while_the_owner_process_lives(tmp_path: Path) -> None:
+    """The run's owner is this test process, alive: `--resume` says so, exit 2."""
+    write_config(tmp_path, baseline="none")
+    store = Store(tmp_path / "audit.duckdb")
+    store.create_run("r1", backend="embedded", mode="bm25", level="doc",
+                     config={"log": "x.jsonl"}, fingerprint={}, code_version="0")
+    refused = auditor("run", "--resume", "r1", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert f"still running in process {os.getpid()}" in refused.stderr
+    with pytest.raises(StoreError, match="still running"):
+        store.reopen_run("r1")
+
+
+def test_runs_of_old_stores_without_owner_show_interrupted(tmp_path: Path) -> None:
+    """A store written before owners were recorded: its stuck `running` rows are
+    interrupted (no process of that code can still be writing after the upgrade)."""
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    store.create_run("r1", backend="embedded", mode="bm25", level="doc", config={},
+                     fingerprint={}, code_version="0")
+    assert store.run("r1")["status"] == "running"  # this process owns it
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE runs SET owner = NULL")
+    assert store.run("r1")["status"] == "interrupted"
+    assert [r["status"] for r in store.runs()] == ["interrupted"]
