@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -34,8 +36,17 @@ app = typer.Typer(
 )
 index_app = typer.Typer(help="Build search indices.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal wraps at its width; a pipe or a file gets whole lines (no 80-column wrap)."""
+    terminal = Console(stderr=stderr).is_terminal
+    wide = terminal or "COLUMNS" in os.environ
+    return Console(stderr=stderr, soft_wrap=not terminal, width=None if wide else 200)
+
+
+out = _console()
+err = _console(stderr=True)
 FLUSH_EVERY = 8192  # cached embeddings written during an index build, at most this many held
 USER_ERRORS = (AuditorError, ConfigError, InputError, BackendError, StoreError, MetricNameError)
 
@@ -89,7 +100,7 @@ def index_build(
         chunk_words=chunk_words,
     )
     built = build_index(settings, vectors=not no_vectors)
-    out.print(f"[green]indexed[/] {built}")
+    out.print(f"[green]indexed[/] {escape(built)}")
 
 
 def build_index(settings: AuditSettings, vectors: bool = True) -> str:
@@ -129,6 +140,8 @@ def build_index(settings: AuditSettings, vectors: bool = True) -> str:
 
 BaselineOpt = Annotated[str | None, typer.Option(
     help="gate against: last | last-passing | RUN_ID | none")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="also print every measure, cause and gate as tables")]
 
 
 @app.command()
@@ -147,6 +160,7 @@ def run(
     resume: Annotated[str | None, typer.Option(
         help="continue this unfinished run (its stored settings are used)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Replay the log, score and store the run, gate it against the baseline, report.
 
@@ -166,9 +180,26 @@ def run(
     results = Store(settings.store)
     run_id = _audit(settings, resume)
     verdict = _verdict(results, run_id, settings, quiet=as_json)
-    _report(results, run_id, as_json, verdict)
-    if not verdict.passed:
-        raise typer.Exit(1)
+    _report(results, run_id, as_json, verdict, verbose=verbose, k=settings.diagnose_k,
+            flags=_flags(store, config))
+    raise typer.Exit(verdict_exit_code(verdict))
+
+
+def verdict_exit_code(verdict: Verdict) -> int:
+    """1 when a gate failed (or could not be evaluated and require_baseline is set), else 0."""
+    status = getattr(verdict, "gate_status", None)
+    if status is None:
+        return 0 if verdict.passed else 1
+    not_judged = status == "not_evaluated" and getattr(verdict, "require_baseline", False)
+    return 1 if status == "failed" or not_judged else 0
+
+
+def _flags(store: Path | None, config: Path | None) -> str:
+    """The options that chose the results, repeated in the commands the summary suggests."""
+    import shlex
+
+    given = [("--store", store), ("--config", config)]
+    return "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in given if value)
 
 
 def _audit(settings: AuditSettings, resume: str | None = None) -> str:
@@ -177,7 +208,7 @@ def _audit(settings: AuditSettings, resume: str | None = None) -> str:
 
     total = _count_lines(settings.log)
     with _progress() as bar:
-        task = bar.add_task(f"replaying ({settings.mode})", total=total)
+        task = bar.add_task(f"replaying ({escape(settings.mode)})", total=total)
         if resume is not None:
             done = (Store(settings.store).run(resume)["counts"] or {}).get("replayed", 0)
             bar.update(task, completed=done)
@@ -197,7 +228,7 @@ def _verdict(store: Store, run_id: str, settings: AuditSettings, quiet: bool = F
             out.print(f"alert posted to the webhook ({alert.attempts} attempt(s))")
         else:
             err.print(f"[yellow]alert not delivered[/] after {alert.attempts} attempt(s): "
-                      f"{alert.error}")
+                      f"{escape(str(alert.error))}")
     return verdict
 
 
@@ -232,7 +263,10 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = None) -> None:
+def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = None, *,
+            verbose: bool = False, k: int = 10, flags: str = "") -> None:
+    """The summary a person reads first (verdict, causes, next command); tables if verbose."""
+    from auditor.cli_summary import summary_lines
     from auditor.report import run_summary
 
     data = run_summary(store, run_id)
@@ -241,20 +275,27 @@ def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = 
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
+    for line in summary_lines(data, verdict, store, k, flags):
+        out.print(line, highlight=False)
+    if verbose:
+        out.print()
+        _details(store, run_id, data)
+        if verdict is not None:
+            _print_verdict(verdict)
+
+
+def _details(store: Store, run_id: str, data: dict[str, Any]) -> None:
+    """Every measure and cause as tables, the corpus, the cache and the quarantine."""
+    from auditor.metrics import MEASURES
+
     counts = data["counts"] or {}
-    status_colour = {"complete": "green", "partial": "yellow"}.get(data["status"], "red")
-    out.print(
-        f"run [bold]{run_id}[/] [{status_colour}]{data['status']}[/]"
-        + (f" ({data['status_reason']})" if data["status_reason"] else "")
-    )
     out.print(
         f"log lines read {counts.get('read', 0)}: accepted {counts.get('accepted', 0)}, "
         f"quarantined {counts.get('quarantined', 0)}, blank {counts.get('blank', 0)}"
         + (f", skipped {counts['skipped']}" if counts.get("skipped") else "") + "; "
-        f"replayed {counts.get('replayed', 0)} {counts.get('by_status', {})}"
-    )
-    from auditor.metrics import MEASURES
-
+        f"replayed {counts.get('replayed', 0)} ("
+        + ", ".join(f"{status} {n}" for status, n in counts.get("by_status", {}).items())
+        + ")", markup=False)
     ranking = [n for n in data["metrics"] if n.partition("@")[0] in MEASURES]
     others = [n for n in data["metrics"] if n not in ranking]
     out.print(_metrics_table(
@@ -267,12 +308,7 @@ def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = 
         out.print("answer sentences: " + ", ".join(
             f"{status} {n}" for status, n in sorted(data["sentences"].items())))
     if data["causes"]:
-        causes = Table(title="why retrieval failed (queries per cause)")
-        for column in ("cause", "queries", "share"):
-            causes.add_column(column, justify="left" if column == "cause" else "right")
-        for cause, value in data["causes"].items():
-            causes.add_row(cause, str(value["queries"]), f"{value['share']:.0%}")
-        out.print(causes)
+        out.print(_causes_table(data["causes"]))
     corpus = data["corpus"]
     if corpus:
         k = corpus["k"]
@@ -289,18 +325,35 @@ def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = 
     bad = store.quarantine(run_id)
     if bad:
         out.print(f"[yellow]{len(bad)} records quarantined[/] (first 5):")
-        for row in bad[:5]:
-            out.print(f"  {row['source']}:{row['line']} [{row['field']}] {row['reason']}")
-    out.print(f"stored in {store.path}")
-    if verdict is not None:
-        _print_verdict(verdict)
+        for row in bad[:5]:  # file names, fields and reasons are user text: never markup
+            out.print(f"  {row['source']}:{row['line']} [{row['field']}] {row['reason']}",
+                      markup=False, highlight=False)
+    out.print(f"stored in {store.path}", markup=False, highlight=False)
+
+
+def _causes_table(causes: dict[str, dict[str, Any]]) -> Table:
+    """Failure causes; drift below them, apart (a difference from production, not a failure)."""
+    from auditor.diagnose import DRIFT
+
+    table = Table(title="why retrieval failed (queries per cause)")
+    for column in ("cause", "queries", "share"):
+        table.add_column(column, justify="left" if column == "cause" else "right")
+    for cause, value in sorted(causes.items(), key=lambda item: item[0] == DRIFT):
+        if cause == DRIFT:
+            table.add_section()
+            cause = f"{DRIFT} (not a failure)"
+        table.add_row(cause, str(value["queries"]), f"{value['share']:.0%}")
+    return table
 
 
 def _verdict_data(verdict: Verdict) -> dict[str, Any]:
     comparison = verdict.comparison
     return {
         "passed": verdict.passed,
+        "gate_status": getattr(verdict, "gate_status", "passed" if verdict.passed else "failed"),
         "baseline_run_id": verdict.baseline_run_id,
+        "baseline_reason": getattr(verdict, "baseline_reason", None),
+        "warnings": list(getattr(verdict, "warnings", [])),
         "gates": [g.as_dict() for g in verdict.gates],
         "regressed": [q.query_id for q in comparison.regressed] if comparison else [],
         "regressed_total": comparison.regressed_total if comparison else 0,
@@ -314,7 +367,6 @@ def _verdict_data(verdict: Verdict) -> dict[str, Any]:
 
 
 def _print_verdict(verdict: Verdict) -> None:
-    from rich.markup import escape
 
     comparison = verdict.comparison
     if comparison is None:
@@ -331,13 +383,15 @@ def _print_verdict(verdict: Verdict) -> None:
         new = sorted(c["cause"] for c in comparison.new_cause_counts)
         if new:
             out.print(f"  new causes: {', '.join(new)}")
+    marks = {"passed": "[green]PASS[/]", "failed": "[red]FAIL[/]",
+             "not_evaluated": "[yellow]NOT EVALUATED[/]"}
     for gate in verdict.gates:
-        mark = "[green]PASS[/]" if gate.passed else "[red]FAIL[/]"
-        out.print(f"{mark} {escape(gate.gate)}: {escape(gate.reason)}")
+        status = getattr(gate, "status", "passed" if gate.passed else "failed")
+        out.print(f"{marks.get(status, status)} {escape(gate.gate)}: {escape(gate.reason)}")
     if verdict.reports:
         directory = next(iter(verdict.reports.values())).parent
         names = ", ".join(path.name for path in verdict.reports.values())
-        out.print(f"reports in {directory}: {names}", highlight=False)
+        out.print(f"reports in {directory}: {names}", markup=False, highlight=False)
     if not verdict.passed:
         out.print(f"[red bold]{len(verdict.failed)} gate(s) failed[/]")
 
@@ -346,26 +400,37 @@ def _print_verdict(verdict: Verdict) -> None:
 def runs(store: StoreOpt = None, config: ConfigOpt = None, as_json: bool = typer.Option(
     False, "--json", help="print JSON"
 )) -> None:
-    """List the runs in a results store, newest first."""
+    """List the runs in a results store, newest first: whole ids, verdict, mode and log."""
     settings = load_settings(config, store=store)
-    rows = Store(settings.store).runs()
+    results = Store(settings.store)
+    rows = [{**row, **_run_extras(results).get(row["run_id"], {})} for row in results.runs()]
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
-    table = Table(title=str(settings.store))
-    for column in ("run_id", "started_at", "status", "backend", "mode", "level", "queries"):
-        table.add_column(column)
+    table = Table(title=str(settings.store), title_justify="left", highlight=False,
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("run_id", "started", "status", "verdict", "backend", "mode", "queries", "log"):
+        table.add_column(column, no_wrap=column == "run_id", overflow="fold",
+                         min_width=max((len(r["run_id"]) for r in rows), default=6)
+                         if column == "run_id" else None,
+                         justify="right" if column == "queries" else "left")
     for row in rows:
-        counts = json.loads(row["counts"]) if row["counts"] else {}
-        table.add_row(
-            row["run_id"], str(row["started_at"])[:19], row["status"], row["backend"],
-            row["mode"], row["level"], str(counts.get("replayed", "")),
-        )
+        counts = json.loads(row["counts"]) if isinstance(row["counts"], str) else row["counts"]
+        table.add_row(*(Text(str(value)) for value in (  # Text: ids and paths are not markup
+            row["run_id"], str(row["started_at"])[:16], row["status"],
+            (row.get("gate_status") or "—").replace("_", " "), row["backend"],
+            f"{row['mode']} · {row['level']}", (counts or {}).get("replayed", ""),
+            row.get("log") or "—")))
     out.print(table)
 
 
-STATUS_STYLE = {"supported": "green", "retrievable_not_retrieved": "yellow",
-                "ungrounded": "red"}
+def _run_extras(store: Store) -> dict[str, dict[str, Any]]:
+    """Each run's verdict and log file, which the listing shows beside the stored columns."""
+    with store.connect(read_only=True) as con:
+        found = con.execute(
+            "SELECT run_id, gate_status, json_extract_string(config, '$.log') FROM runs"
+        ).fetchall()
+    return {run_id: {"gate_status": status, "log": log} for run_id, status, log in found}
 
 
 @app.command()
@@ -377,50 +442,16 @@ def trace(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show one answer sentence by sentence with its sources, and why retrieval failed."""
-    from rich.markup import escape
+    from auditor.cli_trace import print_trace, trace_json
 
     settings = load_settings(config, store=store)
     results = Store(settings.store)
     run_id = run_id or results.latest_run_with(query_id)
     data = results.query_trace(run_id, query_id)
     if as_json:
-        typer.echo(json.dumps({"run_id": run_id, **data}, indent=2, default=str))
-        return
-    result = data["result"]
-    out.print(f"[bold]{escape(query_id)}[/] · run {run_id} · replay {result['status']}"
-              f" · {result['n_hits']} hits")
-    out.print(f"query: {escape(result['query'])}")
-    support: dict[int, list[dict[str, Any]]] = {}
-    for row in data["support"]:
-        support.setdefault(row["idx"], []).append(row)
-    if not data["sentences"]:
-        out.print("[dim]no answer logged (or no factual sentence in it)[/]")
-    for sentence in data["sentences"]:
-        style = STATUS_STYLE.get(sentence["status"], "white")
-        out.print(f"\n[{style}]■ {sentence['status']}[/] {escape(sentence['text'])}")
-        rows = support.get(sentence["idx"], [])
-        for row in [r for r in rows if r["origin"] != "index"][:6]:
-            out.print(f"    {row['origin']:<8} #{row['rank']:<3} {escape(row['chunk_id'])} "
-                      f"(doc {escape(row['doc_id'])}) score {row['score']:.3f}")
-        if sentence["status"] != "supported":
-            where = (f"replayed rank {sentence['replayed_rank']}" if sentence["replayed_rank"]
-                     else "not in the replayed top-k")
-            best = sentence["best_chunk_id"] or "—"
-            doc = escape(str(sentence["best_doc_id"]))
-            out.print(f"    best anywhere: {escape(best)} (doc {doc})"
-                      f" score {sentence['best_score']:.3f}, {where}"
-                      + (" · composite" if sentence["composite"] else ""))
-    out.print("\n[bold]causes[/]" if data["diagnoses"] else "\n[green]no failure cause[/]")
-    for row in data["diagnoses"]:
-        evidence = json.loads(row["evidence"]) if row["evidence"] else {}
-        target = f" {escape(row['target_id'])}" if row["target_id"] else ""
-        detail = ", ".join(f"{key}={_short(value)}" for key, value in evidence.items())
-        out.print(f"  [yellow]{row['cause']}[/]{target}: {escape(detail)}")
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else text[:77] + "..."
+        typer.echo(json.dumps(trace_json(run_id, data), indent=2, default=str))
+    else:
+        print_trace(out, run_id, data)
 
 
 @app.command()
@@ -428,18 +459,21 @@ def demo(
     no_dashboard: Annotated[bool, typer.Option(help="do not start the dashboard")] = False,
     port: Annotated[int, typer.Option(help="dashboard port on 127.0.0.1")] = 8501,
     config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Index the bundled fixtures, audit them, print the summary, open the dashboard.
 
     The dashboard only starts from an interactive terminal (not in CI or a pipe).
     """
     settings = load_settings(config)
-    out.print(f"[bold]1/2[/] indexing {settings.corpus} → {settings.index}")
-    out.print(build_index(settings))
-    out.print(f"[bold]2/2[/] auditing {settings.log} ({settings.mode})")
+    out.print(f"[bold]1/2[/] indexing {escape(str(settings.corpus))} → "
+              f"{escape(str(settings.index))}")
+    out.print(build_index(settings), markup=False)
+    out.print(f"[bold]2/2[/] auditing {escape(str(settings.log))} ({settings.mode})")
     results = Store(settings.store)
     run_id = _audit(settings)
-    _report(results, run_id, as_json=False, verdict=_verdict(results, run_id, settings))
+    _report(results, run_id, as_json=False, verdict=_verdict(results, run_id, settings),
+            verbose=verbose, k=settings.diagnose_k, flags=_flags(None, config))
     if not no_dashboard and sys.stdin.isatty() and sys.stdout.isatty():
         from auditor.cli_nightly import serve_dashboard
 

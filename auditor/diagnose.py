@@ -42,6 +42,8 @@ Cause = Literal[
     "slow",
 ]
 CAUSES: tuple[Cause, ...] = get_args(Cause)
+# Production served other results than the index returns today: a difference, not a failure.
+DRIFT: Cause = "drifted"
 ANN_MODES = ("dense", "hybrid", "template")  # runs whose ranking uses approximate kNN
 EMPTY_CAUSES: tuple[Cause, ...] = ("not_indexed", "empty_result")  # all an empty query gets
 MIN_EDIT_WORDS = 10  # texts this long that differ by one replaced word are near-duplicates

@@ -88,7 +88,7 @@ def test_run_json_summary_parses(workdir: Path) -> None:
 
 
 def test_summary_table_prints_means_and_n(workdir: Path) -> None:
-    done = auditor("run", cwd=workdir)
+    done = auditor("run", "--verbose", cwd=workdir)
     assert done.returncode == 0, done.stderr
     for word in ("complete", "recall", "ndcg", "mrr", "@10", " n "):
         assert word in done.stdout

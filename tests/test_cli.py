@@ -3,7 +3,9 @@ sentence on stderr and exit 2, never a traceback, and user text is never read as
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,8 @@ import typer
 
 from auditor import cli
 from auditor.errors import AuditorError, InputError
+
+from .conftest import FIXTURES
 
 
 def _leaves(group: typer.core.TyperGroup, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -153,3 +157,134 @@ def test_the_installed_entry_point(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: auditor runs: no such option: --bogus "
                                    "(see `auditor runs --help`)")
+
+
+# What a run prints -------------------------------------------------------------------------
+# A log path with Rich markup characters in it, and a log with bad records (quarantine lines
+# name their field in brackets): all must print literally.
+MARKUP_DIR = "logs [v2]/[bold]x[/]"
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A hash-encoder BM25 run of the SciFact fixtures plus the bad log: (dir, stdout, stderr)."""
+    from .test_audit import auditor, write_config
+
+    directory = tmp_path_factory.mktemp("cli")
+    logs = directory / MARKUP_DIR
+    logs.mkdir(parents=True)
+    log = logs / "log.jsonl"
+    log.write_text((FIXTURES / "scifact" / "log.jsonl").read_text()
+                   + (FIXTURES / "bad_log.jsonl").read_text())
+    write_config(directory, log=str(log))
+    assert auditor("index", "build", cwd=directory).returncode == 0
+    done = auditor("run", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    return directory, done.stdout, done.stderr
+
+
+def piped(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`auditor ARGS | cat`: stdout is not a terminal, COLUMNS unset unless given."""
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("AUDITOR_") and k != "COLUMNS"}
+    return subprocess.run([sys.executable, "-m", "auditor.cli", *args], cwd=cwd,
+                          env={**environ, **env}, text=True, capture_output=True, timeout=600)
+
+
+def test_summary_says_the_verdict_and_the_next_command(audited: tuple[Path, str, str]) -> None:
+    _, stdout, _ = audited
+    lines = stdout.splitlines()
+    run, measures, *rest = lines
+    assert re.fullmatch(r"run \S+ complete · bm25 · doc level · 58 of 58 queries replayed · "
+                        r"5 log records quarantined", run), run
+    assert re.fullmatch(r"recall@10 \d\.\d{3} · nDCG@10 \d\.\d{3} \(n 50 judged of 58\)",
+                        measures), measures
+    causes = next(line for line in rest if line.startswith("why retrieval failed: "))
+    assert "drifted" not in causes and "unsupported_answer" not in causes
+    assert re.search(r"^production served different results than the index returns today "
+                     r"for \d+ quer(y|ies) \(drift\)$", stdout, re.M)
+    assert re.search(r"^\d+ answers? holds? sentences no document supports$", stdout, re.M)
+    assert re.search(r"the regression gates on recall@10 and ndcg@10 are not evaluated", stdout)
+    last = lines[-1]
+    assert re.fullmatch(r"next: auditor dashboard · auditor trace \S+ · report: \S+report\.html",
+                        last), last
+    assert len(lines) <= 10  # the tables wait for --verbose
+    assert "┃" not in stdout
+
+
+def test_piped_output_is_not_wrapped_at_80_columns(audited: tuple[Path, str, str]) -> None:
+    directory, _, _ = audited
+    done = piped("run", "--verbose", "--baseline", "none", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    assert max(len(line) for line in done.stdout.splitlines()) > 80
+    assert "┃ measure" in done.stdout  # the tables, with --verbose
+
+
+def test_user_text_is_printed_literally(audited: tuple[Path, str, str]) -> None:
+    """Rich markup in a path or a quarantine reason is text, never a style."""
+    directory, _, _ = audited
+    done = piped("run", "--verbose", "--baseline", "none", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"/\[bold\]x\[/\]/log\.jsonl:55 \[query\] Field required", done.stdout)
+    listing = piped("runs", cwd=directory)
+    assert listing.returncode == 0, listing.stderr
+    assert MARKUP_DIR in listing.stdout
+    missing = piped("run", "--log", str(directory / "[red]gone[/].jsonl"), cwd=directory)
+    assert missing.returncode == 2 and "[red]gone[/].jsonl" in missing.stderr
+
+
+def test_runs_shows_whole_ids_verdict_and_mode(audited: tuple[Path, str, str]) -> None:
+    directory, _, _ = audited
+    rows = json.loads(piped("runs", "--json", cwd=directory).stdout)
+    for columns in ({}, {"COLUMNS": "80"}):
+        done = piped("runs", cwd=directory, **columns)
+        assert done.returncode == 0, done.stderr
+        header = done.stdout.splitlines()[2]
+        for column in ("run_id", "verdict", "mode"):
+            assert column in header or columns  # names may wrap in 80 columns, ids may not
+        for row in rows:
+            assert row["run_id"] in done.stdout
+    assert {"gate_status", "log", "mode"} <= set(rows[0])
+
+
+def test_trace_reads_like_sentences(audited: tuple[Path, str, str]) -> None:
+    directory, _, _ = audited
+    query_id = json.loads(FIXTURES.joinpath("scifact", "log.jsonl").read_text()
+                          .splitlines()[0])["query_id"]
+    stored = json.loads(piped("trace", query_id, "--json", cwd=directory).stdout)
+    assert isinstance(stored["result"]["served"], list)  # decoded once, not a JSON string
+    assert all(isinstance(row["evidence"], dict) for row in stored["diagnoses"])
+    for query in _traced_queries(directory):
+        done = piped("trace", query, cwd=directory)
+        assert done.returncode == 0, done.stderr
+        assert "=" not in done.stdout.split("\ncauses", 1)[-1]  # no key=value dumps
+        assert not re.search(r"\d\.\d{4,}", done.stdout)  # three significant digits
+
+
+def _traced_queries(directory: Path) -> list[str]:
+    """One query per cause found in the run (the ones whose evidence is told)."""
+    import duckdb
+
+    with duckdb.connect(str(directory / "audit.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT cause, min(query_id) FROM diagnoses GROUP BY cause").fetchall()
+    assert len(rows) >= 3
+    return sorted({query for _, query in rows})
+
+
+def test_every_cause_is_told_in_a_sentence() -> None:
+    from auditor.cli_trace import EXPLAIN, explain, num, words_of
+    from auditor.diagnose import CAUSES
+
+    assert set(EXPLAIN) == set(CAUSES)
+    assert [num(v) for v in (0.027745885954841176, 3.7e-05, 12, 1.0, 16098.7, None)] == [
+        "0.0277", "3.7e-05", "12", "1", "16,099", "—"]
+    query = "Assembly of invadopodia is triggered by the activation of kinases"
+    assert words_of(["assembl", "trigger", "kinas", "src"], query) == [
+        "Assembly", "triggered", "kinases", "src"]
+    told = explain("vocabulary_mismatch", "38485364", {
+        "by": ["term_overlap"], "term_overlap": 0.16666, "missing_terms": ["assembl", "kinas"],
+        "query_terms": ["assembl", "kinas", "src"], "bm25_rank": 18, "dense_rank": None}, query)
+    assert told == ("38485364 holds only 16.7% of the query's words; it lacks Assembly, "
+                    "kinases (BM25 #18, dense absent)")
+    assert explain("new_cause", None, {"share_of_x": 0.123456, "ids": ["a"]}, "") == (
+        "share of x 0.123, ids a")

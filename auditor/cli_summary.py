@@ -1,0 +1,189 @@
+"""The first lines after a run: the verdict in words and the next command to type.
+
+A person reads these before anything else, so each line is a sentence, drift is kept apart
+from failure causes (it is a difference between production and the index today, not a
+retrieval failure), and every piece of user data is plain text (never Rich markup).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+
+from auditor.diagnose import DRIFT
+from auditor.store import Store
+
+if TYPE_CHECKING:
+    from auditor.gates import GateResult
+    from auditor.nightly import Verdict
+
+UNSUPPORTED = "unsupported_answer"  # told as "answers hold sentences no document supports"
+NAMES = {"ndcg": "nDCG", "mrr": "MRR"}  # how people write the headline measures
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def measure_name(metric: str) -> str:
+    name, _, k = metric.partition("@")
+    return NAMES.get(name, name) + (f"@{k}" if k else "")
+
+
+def summary_lines(data: dict[str, Any], verdict: Verdict | None, store: Store, k: int,
+                  flags: str = "") -> list[Text]:
+    """The summary of a run, one sentence per line; ``flags`` repeat --store/--config in the
+    suggested commands so they read the same results."""
+    lines = [_run_line(data), _metrics_line(data, k)]
+    lines += [Text(w, style="yellow") for w in _warnings(data, verdict, k)]
+    lines += _cause_lines(data["causes"])
+    if verdict is not None:
+        lines += _verdict_lines(verdict)
+    lines.append(_next_line(data, verdict, store, k, flags))
+    return lines
+
+
+def _run_line(data: dict[str, Any]) -> Text:
+    counts = data["counts"] or {}
+    colour = {"complete": "green", "partial": "yellow"}.get(data["status"], "red")
+    status = Text(data["status"], style=colour)
+    if data.get("status_reason"):
+        status.append(f" ({data['status_reason']})")
+    accepted, replayed = counts.get("accepted", 0), counts.get("replayed", 0)
+    parts = [f"{data['mode']}", f"{data['level']} level",
+             f"{replayed} of {plural(accepted, 'query', 'queries')} replayed"]
+    if counts.get("quarantined"):
+        parts.append(f"{counts['quarantined']} log records quarantined")
+    return Text.assemble(f"run {data['run_id']} ", status, " · " + " · ".join(parts))
+
+
+def _metrics_line(data: dict[str, Any], k: int) -> Text:
+    metrics, replayed = data["metrics"], (data["counts"] or {}).get("replayed", 0)
+    shown = [m for m in (f"recall@{k}", f"ndcg@{k}") if m in metrics]
+    judged = max((metrics[m]["n"] for m in shown), default=0)
+    if not judged:
+        return Text(f"recall@{k} and nDCG@{k} not measured: none of the "
+                    f"{plural(replayed, 'replayed query', 'replayed queries')} has judgments",
+                    style="yellow")
+    values = " · ".join(f"{measure_name(m)} {_num(metrics[m]['mean'])}" for m in shown)
+    return Text(f"{values} (n {judged} judged of {replayed})")
+
+
+def _warnings(data: dict[str, Any], verdict: Verdict | None, k: int) -> list[str]:
+    """The verdict's warnings; before it carries them, the judged share is checked here."""
+    stated = getattr(verdict, "warnings", None)
+    if stated is not None:
+        return list(stated)
+    metric = data["metrics"].get(f"recall@{k}")
+    replayed = (data["counts"] or {}).get("replayed", 0)
+    judged = metric["n"] if metric else 0
+    if judged and judged * 2 < replayed:
+        return [f"only {judged} of {replayed} queries are judged: the measures speak for "
+                "those alone"]
+    return []
+
+
+def _cause_lines(causes: dict[str, dict[str, Any]]) -> list[Text]:
+    failures = {c: v["queries"] for c, v in causes.items() if c not in (DRIFT, UNSUPPORTED)}
+    lines = [Text("why retrieval failed: " + " · ".join(
+        f"{cause} {plural(n, 'query', 'queries')}" for cause, n in failures.items()))
+        if failures else Text("no retrieval failure found", style="green")]
+    if DRIFT in causes:
+        n = causes[DRIFT]["queries"]
+        lines.append(Text("production served different results than the index returns today "
+                          f"for {plural(n, 'query', 'queries')} (drift)"))
+    if UNSUPPORTED in causes:
+        n = causes[UNSUPPORTED]["queries"]
+        lines.append(Text(f"{n} answer holds sentences no document supports" if n == 1 else
+                          f"{n} answers hold sentences no document supports"))
+    return lines
+
+
+def _status(gate: GateResult) -> str:
+    return getattr(gate, "status", "passed" if gate.passed else "failed")
+
+
+def _verdict_lines(verdict: Verdict) -> list[Text]:
+    """Failed gates by name, then what could not be judged and why, else that all passed."""
+    gates = verdict.gates
+    failed = [g for g in gates if _status(g) == "failed"]
+    lines = [Text(f"gate failed: {g.reason}", style="red bold") for g in failed]
+    skipped = list(getattr(verdict, "not_evaluated", None) or _unjudged(verdict))
+    relative = [g for g in skipped if g.kind == "max_drop"]
+    if relative:
+        reason = getattr(verdict, "baseline_reason", None) or "no earlier run to compare with"
+        metrics = " and ".join(dict.fromkeys(g.metric for g in relative))
+        line = f"{reason}, so the regression gates on {metrics} are not evaluated"
+        if getattr(verdict, "require_baseline", False):
+            line += " (require_baseline is set: that fails the run)"
+        lines.append(Text(line, style="yellow"))
+    lines += [Text(f"not evaluated: {g.reason}", style="yellow")
+              for g in skipped if g.kind != "max_drop"]
+    passed = [g for g in gates if _status(g) == "passed" and g not in skipped]
+    if not failed and passed:
+        comparison = verdict.comparison
+        against = (f", compared with {comparison.baseline_run_id} on "
+                   f"{comparison.shared_queries} shared queries"
+                   if comparison is not None and comparison.shared_queries else "")
+        lines.append(Text(f"{plural(len(passed), 'gate')} passed{against}", style="green"))
+    if not gates:
+        lines.append(Text("no gates configured"))
+    return lines
+
+
+def _unjudged(verdict: Verdict) -> list[GateResult]:
+    """Until the verdict says so itself: relative gates that had no baseline to compare."""
+    if verdict.comparison is not None and verdict.comparison.shared_queries:
+        return []
+    return [g for g in verdict.gates if g.kind == "max_drop" and g.passed]
+
+
+def _next_line(data: dict[str, Any], verdict: Verdict | None, store: Store, k: int,
+               flags: str) -> Text:
+    steps = [f"auditor dashboard{flags}"]
+    query = worth_tracing(store, data["run_id"], verdict, k)
+    if query is not None:
+        steps.append(f"auditor trace {_shell_word(query)}{flags}")
+    report = (verdict.reports.get("html") or next(iter(verdict.reports.values()), None)
+              if verdict is not None else None)
+    if report is not None:
+        steps.append(f"report: {_relative(report)}")
+    return Text("next: " + " · ".join(steps), style="bold")
+
+
+def worth_tracing(store: Store, run_id: str, verdict: Verdict | None, k: int) -> str | None:
+    """A query a person learns most from: the first regressed one, else the worst-ranked
+    query with a retrieval failure cause, else one whose answer is unsupported."""
+    comparison = verdict.comparison if verdict is not None else None
+    if comparison is not None and comparison.regressed:
+        return comparison.regressed[0].query_id
+    with store.connect(read_only=True) as con:
+        row = con.execute(
+            "SELECT d.query_id FROM diagnoses d LEFT JOIN metrics m ON m.run_id = d.run_id "
+            "AND m.query_id = d.query_id AND m.metric = $metric "
+            "WHERE d.run_id = $run AND d.cause <> $drift GROUP BY d.query_id "
+            "ORDER BY bool_and(d.cause = $unsupported), min(m.value) NULLS LAST, "
+            "count(DISTINCT d.cause) DESC, d.query_id LIMIT 1",
+            {"metric": f"ndcg@{k}", "run": run_id, "drift": DRIFT,
+             "unsupported": UNSUPPORTED},
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+def _shell_word(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
