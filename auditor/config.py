@@ -20,14 +20,13 @@ from pydantic_settings import (
 )
 
 from auditor.backends import MODE_SYNONYMS, Mode
+from auditor.errors import ConfigError
 from auditor.gates import DEFAULT_GATES, Gate
 
 DEFAULT_CONFIG = Path("audit.toml")
 SECRET_FIELDS = ("es_username", "es_password", "es_api_key", "webhook_url")
 
-
-class ConfigError(Exception):
-    """The configuration is unusable; the message names the file and the setting."""
+__all__ = ["AuditSettings", "ConfigError", "check_doc_url", "load_settings"]
 
 
 class AuditSettings(BaseSettings):
@@ -113,6 +112,11 @@ class AuditSettings(BaseSettings):
     def _no_baseline(cls, value: str | None) -> str | None:
         return None if value is None or value.strip().lower() in ("", "none") else value
 
+    @field_validator("doc_url")
+    @classmethod
+    def _doc_url_is_a_web_link(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else check_doc_url(value)
+
     @field_validator("k")
     @classmethod
     def _k_positive_sorted(cls, value: list[int]) -> list[int]:
@@ -137,6 +141,25 @@ class AuditSettings(BaseSettings):
         data["es_credentials"] = "set" if any(getattr(self, f) for f in SECRET_FIELDS[:3]) else None
         data["webhook"] = "set" if self.webhook_url else None
         return data
+
+
+def check_doc_url(template: str) -> str:
+    """A ``doc_url`` template as given, if it is an http(s) link holding ``{doc_id}``.
+
+    Anything else (``javascript:``, ``data:``, a relative path) is refused: the template
+    becomes a link people click in the dashboard and the reports.
+    """
+    from urllib.parse import urlsplit
+
+    text = template.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"doc_url {template[:80]!r} must be an http:// or https:// link, "
+                         "e.g. https://wiki.example.com/{doc_id}")
+    if "{doc_id}" not in text:
+        raise ValueError(f"doc_url {template[:80]!r} must hold {{doc_id}}, where the "
+                         "document id goes")
+    return text
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> AuditSettings:

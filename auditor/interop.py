@@ -8,10 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from auditor.errors import AuditorError
 from auditor.store import Store
 
 
-class ExportError(Exception):
+class ExportError(AuditorError):
     """A run cannot be written in TREC format (an id holds whitespace)."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,16 +18,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from auditor import decode
+from auditor.decode import Defect
+from auditor.errors import InputError
 from auditor.records import Chunk, LogRecord, Qrel, QuarantineEntry, RetrievedItem
 
 KNOWN_FIELDS = set(LogRecord.model_fields)
 BEIR_ALIASES = {"_id": "query_id", "text": "query"}
 RAW_LIMIT = 2_000  # characters of a bad record kept for the user to inspect
 PARQUET_BATCH = 8_192
-
-
-class InputError(Exception):
-    """An input file cannot be read at all (missing, unknown format)."""
+JSON_COLUMNS = ("retrieved", "cited", "relevant", "metadata")  # CSV cells holding JSON text
+CSV_REQUIRED = ("query_id", "query")
 
 
 @dataclass
@@ -42,6 +44,11 @@ class LoadCounts:
     blank: int = 0
     skipped: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+
+    def quarantine(self, entry: QuarantineEntry) -> QuarantineEntry:
+        self.quarantined += 1
+        self.by_reason[entry.field] = self.by_reason.get(entry.field, 0) + 1
+        return entry
 
 
 def read_log(path: Path, counts: LoadCounts | None = None) -> Iterator[LogRecord | QuarantineEntry]:
@@ -61,8 +68,7 @@ def read_log(path: Path, counts: LoadCounts | None = None) -> Iterator[LogRecord
         else:
             item = _validate(str(path), line, raw, payload, seen)
         if isinstance(item, QuarantineEntry):
-            counts.quarantined += 1
-            counts.by_reason[item.field] = counts.by_reason.get(item.field, 0) + 1
+            counts.quarantine(item)
         else:
             counts.accepted += 1
         yield item
@@ -104,54 +110,111 @@ def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
 
 
 def _jsonl(path: Path, aliases: dict[str, str] | None = None) -> Iterator[tuple[int, str, Any]]:
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                yield number, raw, None
-                continue
-            try:
-                payload = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                yield number, raw, _BadJson(f"invalid JSON: {exc.msg} at column {exc.colno}")
-                continue
-            if aliases and isinstance(payload, dict):
-                payload = {aliases.get(key, key): value for key, value in payload.items()}
-            yield number, raw, payload
+    for number, raw, defect in decode.lines(path):
+        if defect is not None:
+            yield number, raw, defect
+            continue
+        if not raw.strip():
+            yield number, raw, None
+            continue
+        payload = decode.parse_json(raw)
+        if aliases and isinstance(payload, dict):
+            payload = {aliases.get(key, key): value for key, value in payload.items()}
+        yield number, raw, payload
 
 
 def _parquet(path: Path) -> Iterator[tuple[int, str, Any]]:
-    import pyarrow.parquet as pq
-
     number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH):
-        for row in batch.to_pylist():
+    for rows in _parquet_batches(path):
+        for row in rows:
             number += 1
             row = {key: value for key, value in row.items() if value is not None}
             yield number, json.dumps(row, default=str), row
 
 
+def _parquet_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
+    """Rows batch by batch; a file pyarrow cannot read is one InputError sentence."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH):
+            yield batch.to_pylist()
+    except (pa.ArrowException, OSError, ValueError, OverflowError, RecursionError) as exc:
+        what = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise InputError(f"log file {path} is not a readable Parquet file ({what.rstrip('.')})"
+                         ": export it again") from None
+
+
 def _csv(path: Path) -> Iterator[tuple[int, str, Any]]:
-    """CSV rows; list/dict columns (retrieved, cited, relevant, metadata) hold JSON text."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-        reader = csv.DictReader(handle)
+    """CSV rows; list/dict columns (retrieved, cited, relevant, metadata) hold JSON text.
+
+    The header line is not a record. A row's line is the physical line where it ends.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), decode.CSV_FIELD_LIMIT))
+    bad_lines: dict[int, Defect] = {}
+
+    def texts() -> Iterator[str]:
+        for number, text, defect in decode.lines(path):
+            if defect is not None:
+                bad_lines[number] = defect
+            yield text
+
+    reader = csv.reader(texts())
+    header: list[str] | None = None
+    last = 0
+    try:
         for row in reader:
-            number = reader.line_num  # physical line of the row's end (header is line 1)
-            parsed: dict[str, Any] = {}
-            for key, value in row.items():
-                if key is None or value in (None, ""):
-                    continue
-                parsed[key] = _csv_value(key, value)
-            yield number, json.dumps(row), parsed
+            first, last = last + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                if header is None:
+                    continue  # blank lines before the header are not records
+                yield last, "", None
+                continue
+            if header is None:
+                header = _csv_header(path, row, bad_lines)
+                continue
+            cells = dict(zip(header, row, strict=False))
+            raw = json.dumps(cells)
+            defect = next((bad_lines.pop(n) for n in range(first, last + 1) if n in bad_lines),
+                          None)
+            if defect is not None:
+                column = next((k for k, v in cells.items() if "\ufffd" in v), defect.field)
+                yield last, raw, Defect(column, defect.reason)
+            elif len(row) > len(header):
+                yield last, raw, Defect("(record)", f"{len(row)} cells but the header names "
+                                                    f"{len(header)} columns")
+            else:
+                yield last, raw, {key: _csv_value(key, value) for key, value in cells.items()
+                                  if value != ""}
+    except csv.Error as exc:
+        raise InputError(f"CSV log {path}:{reader.line_num}: {exc}") from None
+
+
+def _csv_header(path: Path, row: list[str], bad_lines: dict[int, Defect]) -> list[str]:
+    if bad_lines:
+        raise InputError(f"CSV log {path}:1: the header line is not valid UTF-8")
+    header = [name.strip() for name in row]
+    missing = [name for name in CSV_REQUIRED if name not in header]
+    if missing:
+        raise InputError(f"CSV log {path}:1: the header has no {' or '.join(missing)} column "
+                         f"(it names {', '.join(header)[:200]})")
+    return header
 
 
 def _csv_value(key: str, value: str) -> Any:
-    if key in ("retrieved", "cited", "relevant", "metadata") or key not in KNOWN_FIELDS:
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value if key not in ("retrieved", "cited", "relevant", "metadata") else _BadJson(
-                f"column {key} is not valid JSON"
-            )
+    """A cell: JSON columns parsed (or a Defect), latency as a number, extra columns parsed
+    as JSON when they are (a finite number, list, object...), else kept as text."""
+    if key in JSON_COLUMNS:
+        parsed = decode.parse_json(value)
+        return Defect(key, f"column {key} is not valid JSON ({parsed.reason})") if isinstance(
+            parsed, Defect) else parsed
+    if key not in KNOWN_FIELDS:
+        parsed = decode.parse_json(value)
+        if isinstance(parsed, Defect) or (isinstance(parsed, float) and not math.isfinite(
+                parsed)):
+            return value
+        return parsed
     if key == "latency_ms":
         try:
             return float(value)
@@ -160,30 +223,28 @@ def _csv_value(key: str, value: str) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class _BadJson:
-    reason: str
-
-
 def _validate(
     source: str, line: int, raw: str, payload: Any, seen: set[str]
 ) -> LogRecord | QuarantineEntry:
     def bad(field_name: str, reason: str) -> QuarantineEntry:
         return QuarantineEntry(source, line, field_name, reason, raw[:RAW_LIMIT].rstrip("\n"))
 
-    if isinstance(payload, _BadJson):
-        return bad("(record)", payload.reason)
+    if isinstance(payload, Defect):
+        return bad(payload.field, payload.reason)
     if not isinstance(payload, dict):
         return bad("(record)", f"expected a JSON object, got {type(payload).__name__}")
-    for key, value in payload.items():
-        if isinstance(value, _BadJson):
-            return bad(key, value.reason)
+    for value in payload.values():
+        if isinstance(value, Defect):
+            return bad(value.field, value.reason)
     known = {key: value for key, value in payload.items() if key in KNOWN_FIELDS}
     extra = {key: value for key, value in payload.items() if key not in KNOWN_FIELDS}
+    metadata = known.get("metadata", {})
+    if not isinstance(metadata, dict):
+        return bad("metadata", "metadata must be an object")
+    defect = decode.free_values(extra, raw) or decode.free_values(metadata, raw, "metadata.")
+    if defect is not None:
+        return bad(defect.field, defect.reason)
     if extra:
-        metadata = known.get("metadata", {})
-        if not isinstance(metadata, dict):
-            return bad("metadata", "metadata must be an object")
         known["metadata"] = {**extra, **metadata}
     try:
         record = LogRecord.model_validate(known)
@@ -208,49 +269,71 @@ def _field_path(loc: tuple) -> str:
     return ".".join(parts) or "(record)"
 
 
-def read_qrels(path: Path) -> Iterator[Qrel | QuarantineEntry]:
-    """TREC qrels (``qid iter docid rel``) or BEIR qrels (``query-id corpus-id score``, TSV)."""
+def read_qrels(path: Path, counts: LoadCounts | None = None) -> Iterator[Qrel | QuarantineEntry]:
+    """TREC qrels (``qid iter docid rel``) or BEIR qrels (``query-id corpus-id score``, TSV).
+
+    A BEIR header line counts as skipped; a bad line becomes a quarantine entry.
+    """
+    counts = counts if counts is not None else LoadCounts()
     if not path.is_file():
         raise InputError(f"qrels file {path} does not exist")
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            parts = raw.split("\t") if "\t" in raw else raw.split()
-            parts = [part.strip() for part in parts]
-            if not raw.strip() or (number == 1 and parts[0].lower() in ("query-id", "query_id")):
-                continue
-            if len(parts) == 4:
-                query_id, _, doc_id, grade = parts
-            elif len(parts) == 3:
-                query_id, doc_id, grade = parts
-            else:
-                yield QuarantineEntry(
-                    str(path), number, "(record)", f"expected 3 or 4 columns, got {len(parts)}",
-                    raw.rstrip("\n"),
-                )
-                continue
-            try:
-                relevance = int(float(grade))
-            except ValueError:
-                yield QuarantineEntry(
-                    str(path), number, "relevance", f"not a number: {grade!r}", raw.rstrip("\n")
-                )
-                continue
-            yield Qrel(query_id=query_id, doc_id=doc_id, relevance=relevance)
+    for number, raw, defect in decode.lines(path):
+        counts.read += 1
+        parts = [part.strip() for part in (raw.split("\t") if "\t" in raw else raw.split())]
+        if defect is None and not raw.strip():
+            counts.blank += 1
+            continue
+        if number == 1 and defect is None and parts[0].lower() in ("query-id", "query_id"):
+            counts.skipped += 1
+            continue
+        item = _qrel(parts, defect)
+        if isinstance(item, Defect):
+            yield counts.quarantine(QuarantineEntry(
+                str(path), number, item.field, item.reason, raw[:RAW_LIMIT].rstrip("\n")))
+        else:
+            counts.accepted += 1
+            yield item
+
+
+def _qrel(parts: list[str], defect: Defect | None) -> Qrel | Defect:
+    if defect is not None:
+        return defect
+    if len(parts) == 4:
+        query_id, _, doc_id, text = parts
+    elif len(parts) == 3:
+        query_id, doc_id, text = parts
+    else:
+        return Defect("(record)", f"expected 3 or 4 columns, got {len(parts)}")
+    if not query_id or not doc_id:
+        return Defect("query_id" if not query_id else "doc_id", "empty id")
+    grade = decode.grade(text)
+    if isinstance(grade, Defect):
+        return grade
+    return Qrel(query_id=query_id, doc_id=doc_id, relevance=grade)
 
 
 def read_trec_run(path: Path) -> Iterator[tuple[str, RetrievedItem]]:
     """TREC run lines ``qid Q0 docid rank score tag`` as (query_id, item)."""
     if not path.is_file():
         raise InputError(f"run file {path} does not exist")
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            parts = raw.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise InputError(f"{path}:{number}: expected 6 columns in a TREC run line")
-            query_id, _, doc_id, rank, score, _ = parts
-            yield query_id, RetrievedItem(id=doc_id, rank=int(rank), score=float(score))
+    for number, raw, defect in decode.lines(path):
+        if defect is not None:
+            raise InputError(f"run file {path}:{number}: {defect.reason}")
+        parts = raw.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise InputError(f"run file {path}:{number}: expected 6 columns in a TREC run line, "
+                             f"got {len(parts)}")
+        query_id, _, doc_id, rank, score, _ = parts
+        number_score = decode.finite(score)
+        if not rank.isdigit() or not 1 <= int(rank) <= 10**9:
+            raise InputError(f"run file {path}:{number}: rank {rank[:40]!r} is not a positive "
+                             "integer")
+        if number_score is None:
+            raise InputError(f"run file {path}:{number}: score {score[:40]!r} is not a finite "
+                             "number")
+        yield query_id, RetrievedItem(id=doc_id, rank=int(rank), score=number_score)
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
@@ -266,29 +349,37 @@ def read_corpus(path: Path, chunk_words: int = 0) -> Iterator[Chunk]:
     source = path / "corpus.jsonl" if path.is_dir() else path
     if not source.is_file():
         raise InputError(f"corpus file {source} does not exist")
-    with source.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-                doc_id = str(row.get("doc_id", row.get("_id", row.get("chunk_id"))))
-                title, text = str(row.get("title") or ""), str(row.get("text") or "")
-            except (json.JSONDecodeError, AttributeError) as exc:
-                raise InputError(f"{source}:{number}: not a corpus record ({exc})") from None
-            if "chunk_id" in row:
-                yield Chunk(
-                    chunk_id=str(row["chunk_id"]), doc_id=doc_id,
-                    position=int(row.get("position", 0)), title=title, text=text,
-                )
-            elif chunk_words > 0:
-                for position, piece in enumerate(split_words(text, chunk_words)):
-                    yield Chunk(
-                        chunk_id=f"{doc_id}#{position}", doc_id=doc_id, position=position,
-                        title=title, text=piece,
-                    )
-            else:
-                yield Chunk(chunk_id=doc_id, doc_id=doc_id, title=title, text=text)
+    for number, raw, defect in decode.lines(source):
+        if defect is None and not raw.strip():
+            continue
+        row = defect or decode.parse_json(raw)
+        if isinstance(row, Defect) or not isinstance(row, dict):
+            why = row.reason if isinstance(row, Defect) else "expected a JSON object"
+            raise InputError(f"corpus file {source}:{number}: {why}")
+        try:
+            yield from _chunks(row, chunk_words)
+        except (ValidationError, ValueError, TypeError) as exc:
+            what = exc.errors()[0] if isinstance(exc, ValidationError) else None
+            why = (f"{_field_path(what['loc'])}: {what['msg']}" if what else str(exc))
+            raise InputError(f"corpus file {source}:{number}: {why}") from None
+
+
+def _chunks(row: dict[str, Any], chunk_words: int) -> Iterator[Chunk]:
+    doc_id = str(row.get("doc_id", row.get("_id", row.get("chunk_id"))))
+    title, text = str(row.get("title") or ""), str(row.get("text") or "")
+    if "chunk_id" in row:
+        yield Chunk(
+            chunk_id=str(row["chunk_id"]), doc_id=doc_id,
+            position=int(row.get("position", 0)), title=title, text=text,
+        )
+    elif chunk_words > 0:
+        for position, piece in enumerate(split_words(text, chunk_words)):
+            yield Chunk(
+                chunk_id=f"{doc_id}#{position}", doc_id=doc_id, position=position,
+                title=title, text=piece,
+            )
+    else:
+        yield Chunk(chunk_id=doc_id, doc_id=doc_id, title=title, text=text)
 
 
 def split_words(text: str, chunk_words: int) -> list[str]:

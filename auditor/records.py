@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
+
+from auditor.decode import GRADE_MAX, GRADE_MIN
+
+# Numbers users hand us: finite (NaN and Infinity are defects, not values), and grades small
+# enough to sum as float64 and store as int64.
+FiniteNumber = Annotated[StrictFloat, AllowInfNan(False)] | StrictInt
+Grade = Annotated[StrictInt, Field(ge=GRADE_MIN, le=GRADE_MAX)]
 
 
 class RetrievedItem(BaseModel):
@@ -19,8 +34,8 @@ class RetrievedItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1)
-    rank: StrictInt | None = Field(default=None, ge=1)
-    score: StrictFloat | StrictInt | None = None
+    rank: StrictInt | None = Field(default=None, ge=1, le=10**9)
+    score: FiniteNumber | None = None
 
 
 class LogRecord(BaseModel):
@@ -34,8 +49,8 @@ class LogRecord(BaseModel):
     retrieved: list[RetrievedItem] | None = None
     answer: str | None = None
     cited: list[str] | None = None
-    relevant: dict[str, StrictInt] | None = None
-    latency_ms: StrictFloat | StrictInt | None = Field(default=None, ge=0)
+    relevant: dict[str, Grade] | None = None
+    latency_ms: FiniteNumber | None = Field(default=None, ge=0)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("query_id", mode="before")

@@ -17,7 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from auditor.logs import RAW_LIMIT, InputError, Skipped
+from auditor import decode
+from auditor.decode import Defect
+from auditor.errors import InputError
+from auditor.logs import RAW_LIMIT, Skipped
 from auditor.records import QuarantineEntry
 
 SpanLayout = Literal["lines", "document"]
@@ -52,17 +55,17 @@ def span_layout(path: Path) -> SpanLayout | None:
 
 def _sniff(path: Path) -> tuple[SpanLayout | None, Any]:
     """The layout, and for a one-line document its parsed value (so it is parsed once)."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        first = next((line for line in handle if line.strip()), "")
-        if not first:
-            return None, None
-        more = any(line.strip() for line in handle)
-        try:
-            value = json.loads(first)
-        except json.JSONDecodeError:
-            handle.seek(0)
-            opens = first.lstrip().startswith(("{", "["))
-            return ("document" if opens and _MARKS.search(handle.read(_HEAD)) else None), None
+    lines = decode.lines(path)
+    first = next((text for _, text, _ in lines if text.strip()), "")
+    if not first:
+        return None, None
+    more = any(text.strip() for _, text, _ in lines)
+    value = decode.parse_json(first)
+    if isinstance(value, Defect):
+        with path.open("rb") as handle:  # sniffing only: bad bytes cannot hide a marker
+            head = handle.read(_HEAD).decode("utf-8", "replace")
+        opens = first.lstrip().startswith(("{", "["))
+        return ("document" if opens and _MARKS.search(head) else None), None
     if not _holds_spans(value):
         return None, None
     return ("lines", None) if more else ("document", value)
@@ -195,24 +198,34 @@ def _first(flat: dict[str, Any], what: str) -> Any:
 
 
 def _load(path: Path) -> Any:
+    """A whole-file span document; unreadable, it is one InputError naming the line."""
+    data = path.read_bytes().removeprefix(decode.BOM)
     try:
-        return json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
+        reason = decode.invalid_utf8(exc, column).reason.split(" (")[0]
+        raise InputError(f"span file {path}:{line}: {reason}") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column "
+        raise InputError(f"span file {path}:{exc.lineno}: not valid JSON ({exc.msg}, column "
                          f"{exc.colno})") from None
+    except (RecursionError, ValueError) as exc:
+        why = (f"nested more than {decode.MAX_DEPTH} levels deep"
+               if isinstance(exc, RecursionError) else str(exc).split(":")[0])
+        raise InputError(f"span file {path}: not readable JSON ({why})") from None
 
 
 def _lines(path: Path) -> Iterator[tuple[int, Any]]:
     """(line, parsed JSON value or _Bad) per non-blank line."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield number, json.loads(raw)
-            except json.JSONDecodeError as exc:
-                yield number, _Bad("(record)", f"invalid JSON: {exc.msg} at column {exc.colno}",
-                                   raw[:RAW_LIMIT].rstrip("\n"))
+    for number, raw, defect in decode.lines(path):
+        if defect is None and not raw.strip():
+            continue
+        value = defect or decode.parse_json(raw)
+        yield number, (_Bad(value.field, value.reason, raw[:RAW_LIMIT].rstrip("\n"))
+                       if isinstance(value, Defect) else value)
 
 
 def _unit_spans(unit: Any) -> Iterable[tuple[dict[str, Any], dict[str, Any]] | _Bad]:
@@ -232,16 +245,28 @@ def _unit_spans(unit: Any) -> Iterable[tuple[dict[str, Any], dict[str, Any]] | _
             if not isinstance(resource, dict | None) or not scopes:
                 yield bad("resourceSpans", "expected a resource and scopeSpans", resource_spans)
                 continue
+            if decode.too_deep(resource):
+                yield bad("resource", f"nested more than {decode.MAX_DEPTH} levels deep", {})
+                continue
             for scope in scopes:
                 for span in _list(scope, "spans"):
-                    yield ((span, _otlp_span(span, resource or {})) if isinstance(span, dict)
-                           else bad("spans", "a span must be an object", span))
+                    if not isinstance(span, dict):
+                        yield bad("spans", "a span must be an object", span)
+                    elif decode.too_deep(span):
+                        yield bad("(record)", f"nested more than {decode.MAX_DEPTH} levels "
+                                              "deep", {})
+                    else:
+                        yield span, _otlp_span(span, resource or {})
         return
     if isinstance(unit, dict) and isinstance(unit.get("data"), list):
         unit = unit["data"]
     for span in unit if isinstance(unit, list) else [unit]:
-        yield (span, span) if isinstance(span, dict) else bad(
-            "(record)", "a span must be an object", span)
+        if not isinstance(span, dict):
+            yield bad("(record)", "a span must be an object", span)
+        elif decode.too_deep(span):
+            yield bad("(record)", f"nested more than {decode.MAX_DEPTH} levels deep", {})
+        else:
+            yield span, span
 
 
 def _list(value: Any, key: str) -> list[Any]:

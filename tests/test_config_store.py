@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,3 +120,20 @@ def test_busy_store_gives_a_clear_error(tmp_path: Path) -> None:
         holder.kill()
         holder.wait()
     assert duckdb.connect(str(path), read_only=True).execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [("javascript:alert(1)//{doc_id}", "http:// or https://"),
+     ("data:text/html,{doc_id}", "http:// or https://"),
+     ("/wiki/{doc_id}", "http:// or https://"),
+     ("https://wiki.example.com/page", "must hold {doc_id}")],
+)
+def test_doc_url_must_be_a_web_link_with_the_doc_id(
+        tmp_path: Path, template: str, why: str) -> None:
+    config = tmp_path / "audit.toml"
+    config.write_text(f"doc_url = {json.dumps(template)}\n")
+    with pytest.raises(ConfigError, match=r"audit\.toml: doc_url: .*" + re.escape(why)):
+        load_settings(config)
+    assert load_settings(doc_url="https://wiki.example.com/{doc_id}").doc_url == \
+        "https://wiki.example.com/{doc_id}"

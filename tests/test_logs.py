@@ -206,3 +206,145 @@ def test_corpus_chunking_keeps_sentences_whole(tmp_path: Path) -> None:
     assert split_words("", 5) == [""]
     (whole,) = read_corpus(path)
     assert (whole.chunk_id, whole.doc_id) == ("d", "d")
+
+
+# Issue 10: every input defect is a quarantine entry naming its field, or one InputError
+# sentence naming the file and line; never a traceback, never silently repaired.
+
+
+def _one_bad(path: Path) -> QuarantineEntry:
+    counts = LoadCounts()
+    good, bad = _split(list(read_log(path, counts)))
+    assert counts.read == counts.accepted + counts.quarantined + counts.blank + counts.skipped
+    assert [r.query_id for r in good] == ["q1"] and len(bad) == 1, bad
+    assert "at at" not in bad[0].reason
+    return bad[0]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ("[" * 10_000 + "]" * 10_000, "(record)", "nested too deeply"),
+        ('{"query_id": "a", "query": "x", "metadata": {"m": ' + "[" * 100 + "]" * 100 + "}}",
+         "metadata.m", "nested more than 64"),
+        ('{"query_id": "a", "query": "x", "relevant": {"d": 100000000000000000000000000000}}',
+         "relevant.d", "less than or equal to 1000"),
+        ('{"query_id": "a", "query": "x", "relevant": {"d": -1001}}', "relevant.d", "-1000"),
+        ('{"query_id": "a", "query": "x", "latency_ms": Infinity}', "latency_ms", "finite"),
+        ('{"query_id": "a", "query": "x", "latency_ms": 1e400}', "latency_ms", "finite"),
+        ('{"query_id": "a", "query": "x", "retrieved": [{"id": "d", "score": NaN}]}',
+         "retrieved.0.score", "finite"),
+        ('{"query_id": "a", "query": "x", "tenant": -Infinity}', "tenant", "finite"),
+        ('{"query_id": "a", "query": "x", "metadata": {"w": [NaN]}}', "metadata.w.0", "finite"),
+        ('{"query_id": "a", "query": "x", "retrieved": [{"id": "d", "rank": 10000000000}]}',
+         "retrieved.0.rank", "less than"),
+        ('{"query_id": ' + "9" * 5000 + ', "query": "x"}', "(record)", "invalid JSON"),
+        ('{"query_id": "a", "query": "x\\ud800"}', "query", "unicode"),
+    ],
+)
+def test_hostile_records_are_quarantined_naming_the_field(
+    tmp_path: Path, line: str, field: str, reason: str
+) -> None:
+    entry = _one_bad(_write_jsonl(tmp_path / "log.jsonl", [json.dumps(GOOD), line]))
+    assert (entry.line, entry.field) == (2, field)
+    assert reason in entry.reason
+
+
+def test_invalid_utf8_is_said_in_the_quarantine_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b'\n{"query_id": "a", "query": "caf\xe9"}\n')
+    entry = _one_bad(path)
+    assert entry.line == 2 and "invalid UTF-8" in entry.reason and "0xe9" in entry.reason
+
+
+def test_a_byte_order_mark_on_line_one_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")
+    (record,) = list(read_log(path))
+    assert isinstance(record, LogRecord) and record.query_id == "q1"
+
+
+def test_qrels_grades_that_are_not_small_finite_numbers_are_quarantined(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "qrels.txt"
+    path.write_bytes(b"\xef\xbb\xbfq1 0 d1 1\nq1 0 d2 inf\nq1 0 d3 1e400\n"
+                     b"q1 0 d4 100000000000000000000000\nq1 0 d5 nan\nq1 0 d\xff 1\n\n"
+                     b"q1 0 d6 2.0\n")
+    counts = LoadCounts()
+    items = list(read_qrels(path, counts))
+    good = [i for i in items if isinstance(i, Qrel)]
+    bad = {i.line: i for i in items if isinstance(i, QuarantineEntry)}
+    assert [(q.doc_id, q.relevance) for q in good] == [("d1", 1), ("d6", 2)]
+    assert sorted(bad) == [2, 3, 4, 5, 6]
+    assert all(bad[n].field == "relevance" for n in (2, 3, 4, 5))
+    assert "finite" in bad[2].reason and "outside -1000..1000" in bad[4].reason
+    assert "invalid UTF-8" in bad[6].reason
+    assert (counts.read, counts.accepted, counts.quarantined, counts.blank) == (8, 2, 5, 1)
+
+
+def test_inline_grades_within_bounds_reach_the_metrics(tmp_path: Path) -> None:
+    from auditor.metrics import Qrels, evaluate, parse_metric
+
+    record = {**GOOD, "relevant": {"d1": 1000, "d2": -1000}}
+    (parsed,) = list(read_log(_write_jsonl(tmp_path / "log.jsonl", [json.dumps(record)])))
+    assert isinstance(parsed, LogRecord) and parsed.relevant
+    qrels = Qrels.from_rows([("q1", d, g) for d, g in parsed.relevant.items()])
+    values = evaluate(["q1"], ["q1", "q1"], ["d2", "d1"], qrels, [parse_metric("ndcg@10")])
+    assert 0 < values["ndcg@10"][0] < 1
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not parquet" * 10, b"PAR1" + b"\0" * 64])
+def test_unreadable_parquet_is_one_input_error_sentence(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "log.parquet"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        list(read_log(path))
+    message = str(caught.value)
+    assert message.startswith(f"log file {path} is not a readable Parquet file")
+    assert "\n" not in message and "at at" not in message
+
+
+def test_truncated_parquet_is_one_input_error_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"query_id": ["a", "b"], "query": ["one", "two"]}), path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        list(read_log(path))
+
+
+def test_parquet_non_finite_numbers_are_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"query_id": ["q1", "b"], "query": ["one", "two"],
+                             "latency_ms": [1.0, float("inf")]}), path)
+    assert _one_bad(path).field == "latency_ms"
+
+
+def test_csv_cells_beyond_pythons_default_limit_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    answer = "word " * 60_000  # 300,000 characters, over csv's 131,072 default
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["query_id", "query", "answer"])
+        writer.writerow(["q1", "cats", answer])
+    (record,) = list(read_log(path))
+    assert isinstance(record, LogRecord) and record.answer == answer
+
+
+def test_csv_without_a_query_column_names_the_file_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("query_id,text\nq1,cats\n")
+    with pytest.raises(InputError, match=r"log\.csv:1: the header has no query column"):
+        list(read_log(path))
+
+
+def test_csv_rows_with_bad_bytes_or_extra_cells_are_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"\xef\xbb\xbfquery_id,query,latency_ms\r\nq1,cats,1\r\nq2,caf\xe9,2\r\n"
+                     b"q3,dogs,3,surplus\r\n\r\nq4,birds,inf\r\n")
+    counts = LoadCounts()
+    good, bad = _split(list(read_log(path, counts)))
+    assert [r.query_id for r in good] == ["q1"]
+    assert [(e.line, e.field) for e in bad] == [(3, "query"), (4, "(record)"), (6, "latency_ms")]
+    assert "invalid UTF-8" in bad[0].reason
+    assert (counts.read, counts.blank) == (5, 1)

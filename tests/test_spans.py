@@ -251,3 +251,48 @@ def test_audit_runs_on_the_span_export(tmp_path: Path, scifact_index: EmbeddedBa
     assert trace["sentences"]  # the LLM span's answer was traced to its sources
     assert trace["metrics"]["recall@100"] == 1.0
     assert "served_recall@10" in trace["metrics"]  # the span's documents were what was served
+
+
+# Issue 10: hostile span files are quarantined span by span, or one InputError sentence.
+
+
+def _span(span_id: str, **attributes: object) -> dict:
+    return {**PHOENIX_RETRIEVER, "context": {"trace_id": "t1", "span_id": span_id},
+            "attributes": {**PHOENIX_RETRIEVER["attributes"], **attributes}}
+
+
+def test_hostile_spans_on_lines_are_quarantined_with_their_field(tmp_path: Path) -> None:
+    deep = _span("s3", note="x")
+    deep["attributes"]["note"] = json.loads("[" * 200 + "]" * 200)
+    nan_score = _span("s4", **{"retrieval.documents": [{"document.id": "d1",
+                                                        "document.score": float("nan")}]})
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join([
+        json.dumps(PHOENIX_RETRIEVER).encode(),
+        json.dumps(_span("s2", **{"input.value": "caf\u00e9"})).encode().replace(
+            b"caf\\u00e9", b"caf\xe9"),
+        json.dumps(deep).encode(),
+        json.dumps(nan_score).encode(),
+        b"[" * 10_000 + b"]" * 10_000,
+    ]) + b"\n")
+    assert span_layout(path) == "lines"
+    records, bad, counts = _read(path)
+    assert [r.query_id for r in records] == ["s1"]
+    assert [(b.line, b.field) for b in bad] == [
+        (2, "(record)"), (3, "(record)"), (4, "retrieved.0.score"), (5, "(record)")]
+    assert "invalid UTF-8" in bad[0].reason and "nested more than 64" in bad[1].reason
+    assert "finite" in bad[2].reason and "nested too deeply" in bad[3].reason
+    assert counts.read == counts.accepted + counts.quarantined + counts.blank + counts.skipped
+
+
+def test_unreadable_span_documents_are_one_input_error_sentence(tmp_path: Path) -> None:
+    from auditor.errors import InputError
+
+    path = tmp_path / "spans.json"
+    text = json.dumps({"resourceSpans": []}, indent=2)
+    path.write_bytes(text.encode().replace(b"[]", b'["\xff"]'))
+    with pytest.raises(InputError, match=r"spans\.json:2: invalid UTF-8: byte 0xff"):
+        list(read_log(path))
+    path.write_text('{\n "resourceSpans": ' + "[" * 10_000 + "]" * 10_000 + "}")
+    with pytest.raises(InputError, match=r"spans\.json: not readable JSON \(nested more"):
+        list(read_log(path))
