@@ -64,11 +64,17 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        return Defect("(record)", f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return Defect("(record)", f"invalid JSON: {json_problem(exc)}")
     except RecursionError:
         return Defect("(record)", f"JSON nested too deeply (more than {MAX_DEPTH} levels)")
     except ValueError as exc:  # an integer of more than 4,300 digits
         return Defect("(record)", f"invalid JSON: {str(exc).split(':')[0]}")
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """``Unterminated string starting at column 12``: the parser's words and where (its own
+    messages may end in "at", which is not repeated)."""
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
 
 
 def free_values(values: dict[str, Any], text: str, prefix: str = "") -> Defect | None:
@@ -78,7 +84,8 @@ def free_values(values: dict[str, Any], text: str, prefix: str = "") -> Defect |
     if all(type(value) in _SCALARS for value in values.values()):
         return None
     finite = _MAYBE_NONFINITE.search(text) is None
-    stack = [(f"{prefix}{key}", f"{prefix}{key}", value, 1) for key, value in values.items()]
+    names = {key: f"{prefix}{key or repr(key)}" for key in values}  # an empty key shows as ''
+    stack = [(names[key], names[key], value, 1) for key, value in values.items()]
     while stack:
         top, where, value, depth = stack.pop()
         if isinstance(value, float) and not finite and not math.isfinite(value):

@@ -112,7 +112,7 @@ def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
 def _jsonl(path: Path, aliases: dict[str, str] | None = None) -> Iterator[tuple[int, str, Any]]:
     for number, raw, defect in decode.lines(path):
         if defect is not None:
-            yield number, raw, defect
+            yield number, raw, Defect(_holding_replacement(raw), defect.reason)
             continue
         if not raw.strip():
             yield number, raw, None
@@ -121,6 +121,18 @@ def _jsonl(path: Path, aliases: dict[str, str] | None = None) -> Iterator[tuple[
         if aliases and isinstance(payload, dict):
             payload = {aliases.get(key, key): value for key, value in payload.items()}
         yield number, raw, payload
+
+
+def _holding_replacement(text: str) -> str:
+    """The top-level field of a JSON line whose bytes were replaced (U+FFFD) on decoding,
+    so an invalid UTF-8 entry names its field; ``(record)`` when the line does not parse."""
+    payload = decode.parse_json(text)
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            if "\ufffd" in key or (not decode.too_deep(value) and "\ufffd" in json.dumps(
+                    value, ensure_ascii=False)):
+                return key
+    return "(record)"
 
 
 def _parquet(path: Path) -> Iterator[tuple[int, str, Any]]:
@@ -179,7 +191,7 @@ def _csv(path: Path) -> Iterator[tuple[int, str, Any]]:
             defect = next((bad_lines.pop(n) for n in range(first, last + 1) if n in bad_lines),
                           None)
             if defect is not None:
-                column = next((k for k, v in cells.items() if "\ufffd" in v), defect.field)
+                column = next((k for k, v in cells.items() if k and "\ufffd" in v), defect.field)
                 yield last, raw, Defect(column, defect.reason)
             elif len(row) > len(header):
                 yield last, raw, Defect("(record)", f"{len(row)} cells but the header names "

@@ -210,8 +210,8 @@ def _load(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"span file {path}:{exc.lineno}: not valid JSON ({exc.msg}, column "
-                         f"{exc.colno})") from None
+        raise InputError(f"span file {path}:{exc.lineno}: not valid JSON "
+                         f"({decode.json_problem(exc)})") from None
     except (RecursionError, ValueError) as exc:
         why = (f"nested more than {decode.MAX_DEPTH} levels deep"
                if isinstance(exc, RecursionError) else str(exc).split(":")[0])

@@ -284,3 +284,50 @@ def test_demo_in_a_terminal_ends_by_serving_the_dashboard(tmp_path: Path) -> Non
         process.wait(timeout=30)
         os.close(leader)
     assert b"complete" in seen and healthy, seen.decode(errors="replace")[-2000:]
+
+
+def test_hostile_records_are_quarantined_and_the_run_goes_on(workdir: Path, tmp_path: Path
+                                                             ) -> None:
+    """Issue 10: records that used to crash the run (exit 1 = "a gate failed") are
+    quarantined with their field, and the counts still add up."""
+    good = (SCIFACT / "log.jsonl").read_bytes().splitlines()[:3]
+    log = tmp_path / "hostile.jsonl"
+    log.write_bytes(b"\n".join([
+        b"\xef\xbb\xbf" + good[0], *good[1:],
+        b"[" * 10_000 + b"]" * 10_000,
+        b'{"query_id": "x1", "query": "q", "relevant": {"d": 100000000000000000000000000000}}',
+        b'{"query_id": "x2", "query": "q", "latency_ms": Infinity}',
+        b'{"query_id": "x3", "query": "q", "retrieved": [{"id": "d", "score": NaN}]}',
+        b'{"query_id": "x4", "query": "caf\xe9"}',
+    ]) + b"\n")
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_bytes((SCIFACT / "qrels.tsv").read_bytes()
+                      + b"1\td1\tinf\n1\td2\t1e400\n1\td3\t100000000000000000000000\n1\td\xff\t1\n")
+    done = auditor("run", "--json", "--log", str(log), "--qrels", str(qrels), cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    data = json.loads(done.stdout)
+    counts = data["counts"]
+    assert (counts["read"], counts["accepted"], counts["quarantined"]) == (8, 3, 5)
+    assert counts["qrels_quarantined"] == 4
+    with duckdb.connect(str(workdir / "audit.duckdb"), read_only=True) as con:
+        fields = con.execute("SELECT source, line, field FROM quarantine WHERE run_id = ? "
+                             "ORDER BY source, line", [data["run_id"]]).fetchall()
+    assert [(line, field) for source, line, field in fields if source == str(log)] == [
+        (4, "(record)"), (5, "relevant.d"), (6, "latency_ms"), (7, "retrieved.0.score"),
+        (8, "query")]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [("log.parquet", b"", "is not a readable Parquet file"),
+     ("log.parquet", b"PAR1 not really", "is not a readable Parquet file"),
+     ("log.csv", b"query_id,text\n1,cats\n", "log.csv:1: the header has no query column")],
+)
+def test_unreadable_logs_are_one_sentence_exit_2(workdir: Path, tmp_path: Path, name: str,
+                                                 content: bytes, needle: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    done = auditor("run", "--log", str(path), cwd=workdir)
+    assert done.returncode == 2 and needle in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -75,6 +75,7 @@ HOSTILE_LINES = [
     b'{"query_id": ' + b"9" * 5000 + b', "query": "x"}',
     b'{"query_id": "a", "query": "x\\ud800"}',
     b'{"query_id": "a", "query": "caf\xe9"}',
+    b'{"query_id": "a", "query": "x", "m": ' + b"[" * 900 + b"\"\xff\"" + b"]" * 900 + b"}",
     b"\xef\xbb\xbf{}",
     b"\x00\xff\xfe",
 ]

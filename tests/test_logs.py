@@ -240,6 +240,7 @@ def _one_bad(path: Path) -> QuarantineEntry:
          "retrieved.0.rank", "less than"),
         ('{"query_id": ' + "9" * 5000 + ', "query": "x"}', "(record)", "invalid JSON"),
         ('{"query_id": "a", "query": "x\\ud800"}', "query", "unicode"),
+        ('{"query_id": "a", "query": "x', "(record)", "Invalid control character at column 30"),
     ],
 )
 def test_hostile_records_are_quarantined_naming_the_field(
@@ -254,7 +255,8 @@ def test_invalid_utf8_is_said_in_the_quarantine_not_replaced(tmp_path: Path) -> 
     path = tmp_path / "log.jsonl"
     path.write_bytes(json.dumps(GOOD).encode() + b'\n{"query_id": "a", "query": "caf\xe9"}\n')
     entry = _one_bad(path)
-    assert entry.line == 2 and "invalid UTF-8" in entry.reason and "0xe9" in entry.reason
+    assert (entry.line, entry.field) == (2, "query")
+    assert "invalid UTF-8" in entry.reason and "0xe9" in entry.reason
 
 
 def test_a_byte_order_mark_on_line_one_is_accepted(tmp_path: Path) -> None:
