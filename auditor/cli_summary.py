@@ -38,7 +38,8 @@ def summary_lines(data: dict[str, Any], verdict: Verdict | None, store: Store, k
     suggested commands so they read the same results."""
     lines = [_run_line(data), _metrics_line(data, k)]
     lines += [Text(w, style="yellow") for w in _warnings(data, verdict, k)]
-    lines += _cause_lines(data["causes"])
+    if (data["counts"] or {}).get("replayed"):
+        lines += _cause_lines(data["causes"])
     if verdict is not None:
         lines += _verdict_lines(verdict)
     lines.append(_next_line(data, verdict, store, k, flags))
@@ -63,6 +64,8 @@ def _metrics_line(data: dict[str, Any], k: int) -> Text:
     metrics, replayed = data["metrics"], (data["counts"] or {}).get("replayed", 0)
     shown = [m for m in (f"recall@{k}", f"ndcg@{k}") if m in metrics]
     judged = max((metrics[m]["n"] for m in shown), default=0)
+    if not replayed:
+        return Text("no query was replayed, so nothing was measured", style="red")
     if not judged:
         return Text(f"recall@{k} and nDCG@{k} not measured: none of the "
                     f"{plural(replayed, 'replayed query', 'replayed queries')} has judgments",
@@ -113,7 +116,7 @@ def _verdict_lines(verdict: Verdict) -> list[Text]:
     skipped = list(getattr(verdict, "not_evaluated", None) or _unjudged(verdict))
     relative = [g for g in skipped if g.kind == "max_drop"]
     if relative:
-        reason = getattr(verdict, "baseline_reason", None) or "no earlier run to compare with"
+        reason = getattr(verdict, "baseline_reason", None) or _no_baseline(verdict)
         metrics = " and ".join(dict.fromkeys(g.metric for g in relative))
         line = f"{reason}, so the regression gates on {metrics} are not evaluated"
         if getattr(verdict, "require_baseline", False):
@@ -131,6 +134,13 @@ def _verdict_lines(verdict: Verdict) -> list[Text]:
     if not gates:
         lines.append(Text("no gates configured"))
     return lines
+
+
+def _no_baseline(verdict: Verdict) -> str:
+    """Until the verdict says why itself: no baseline run, or one sharing no query."""
+    if verdict.comparison is None:
+        return "no earlier run to compare with"
+    return f"baseline {verdict.comparison.baseline_run_id} shares no query with this run"
 
 
 def _unjudged(verdict: Verdict) -> list[GateResult]:

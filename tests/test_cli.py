@@ -288,3 +288,25 @@ def test_every_cause_is_told_in_a_sentence() -> None:
                     "kinases (BM25 #18, dense absent)")
     assert explain("new_cause", None, {"share_of_x": 0.123456, "ids": ["a"]}, "") == (
         "share of x 0.123, ids a")
+
+
+def test_summary_names_the_failed_gates_and_a_regressed_query(
+        audited: tuple[Path, str, str]) -> None:
+    directory, _, _ = audited
+    again = piped("run", "--baseline", "last", cwd=directory)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"^2 gates passed, compared with \S+ on 58 shared queries$", again.stdout,
+                     re.M), again.stdout
+    baseline = json.loads(piped("runs", "--json", cwd=directory).stdout)[0]["run_id"]
+    worse = piped("run", "--mode", "dense", "--baseline", baseline, "--json", cwd=directory)
+    assert worse.returncode == 1, worse.stderr
+    regressed = json.loads(worse.stdout)["verdict"]["regressed"]
+    done = piped("gate", json.loads(worse.stdout)["run_id"], "--baseline", baseline,
+                 cwd=directory)
+    assert done.returncode == 1
+    lines = piped("run", "--mode", "dense", "--baseline", baseline, cwd=directory
+                  ).stdout.splitlines()
+    failed = [re.match(r"gate failed: (\S+) \d", line) for line in lines
+              if line.startswith("gate failed")]
+    assert [match[1] for match in failed if match] == ["recall@10", "ndcg@10"]
+    assert lines[-1].startswith(f"next: auditor dashboard · auditor trace {regressed[0]} · ")
