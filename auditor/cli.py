@@ -22,7 +22,6 @@ from typer._click.exceptions import NoArgsIsHelpError  # typer bundles click sin
 from auditor.backends import BackendError
 from auditor.config import AuditSettings, ConfigError, load_settings
 from auditor.errors import AuditorError
-from auditor.logs import InputError
 from auditor.metrics import MetricNameError
 from auditor.store import Store, StoreError
 
@@ -48,7 +47,7 @@ def _console(stderr: bool = False) -> Console:
 out = _console()
 err = _console(stderr=True)
 FLUSH_EVERY = 8192  # cached embeddings written during an index build, at most this many held
-USER_ERRORS = (AuditorError, ConfigError, InputError, BackendError, StoreError, MetricNameError)
+USER_ERRORS = (AuditorError, BackendError, StoreError, MetricNameError)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="settings file (default: ./audit.toml)")
@@ -494,7 +493,8 @@ def main() -> None:
     except typer.Abort:
         _fail("aborted")
     except KeyboardInterrupt:
-        _fail("interrupted: the run was stored as partial")
+        _fail("interrupted (an audit run in progress is kept as partial: `auditor run "
+              "--resume RUN_ID` continues it)")
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:  # a bug: still exit 2 (1 means "a gate failed"), say where to look
