@@ -246,17 +246,18 @@ def sql_timings(path: Path, base: str, run: str, query: str, repeats: int
         "runs": lambda: data.runs(src),
         "metric_summary (10 metrics)": lambda: data.metric_summary(
             src, run, tuple(data.headline_metrics(10))),
-        "trend (4 metrics, all runs)": lambda: data.trend(src, tuple(data.trend_metrics(10))),
+        "trend (4 metrics, comparable runs)": lambda: data.trend(
+            src, run, tuple(data.trend_metrics(10))),
         "regressed (top 6)": lambda: data.regressed(src, base, run, "recall@10", 6),
         "causes": lambda: data.causes(src, run),
         "causes (tenant segment)": lambda: data.causes(src, run, acme),
         "cause_examples (every cause)": lambda: data.cause_examples(src, run),
-        "cause_trend": lambda: data.cause_trend(src),
+        "cause_trend": lambda: data.cause_trend(src, tuple(data.comparable(src, run)["run_id"])),
         "segment_values": lambda: data.segment_values(src, run),
         "query_page (sorted by recall@10)": lambda: query_data.query_page(
             src, run, 10, Segment(), flt, 1, 50),
         "query_page (search + cause)": lambda: query_data.query_page(
-            src, run, 10, Segment(), QueryFilter(search="w1", causes=("drifted",)), 1, 50),
+            src, run, 10, Segment(), QueryFilter(search="w1", causes=("not_retrieved",)), 1, 50),
         "query_page (page 1000)": lambda: query_data.query_page(
             src, run, 10, Segment(), QueryFilter(), 1000, 50),
         "query_trace (one query)": lambda: query_data.query_trace(src, run, query),

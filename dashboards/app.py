@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import streamlit as st
 
 from auditor.store import StoreError
@@ -56,7 +57,8 @@ def pages() -> list[st.Page]:
 
 
 def pick_run(src: data.Source) -> bool:
-    """The sidebar's run picker; a ``run`` query parameter (a link) selects the run."""
+    """The sidebar's run picker: comparable runs (same backend, mode, level and log) first,
+    then a run among them; a ``run`` query parameter (a link) selects the run."""
     df = data.runs(src)
     if df.empty:
         st.info(f"The store {src.path} holds no run yet: run `auditor run` first.")
@@ -67,11 +69,32 @@ def pick_run(src: data.Source) -> bool:
         st.session_state["run"] = st.session_state["_linked_run"] = wanted
     if st.session_state.get("run") not in ids:
         st.session_state["run"] = data.default_run(src)
-    labels = {row["run_id"]: widgets.run_label(row) for row in df.to_dict("records")}
-    st.sidebar.selectbox("Run", ids, key="run", format_func=labels.__getitem__,
-                         on_change=_run_changed)
-    st.sidebar.caption(f"run `{st.session_state['run']}` · newest first · {len(ids)} runs")
+    groups = list(dict.fromkeys(df["group"]))  # the group of the newest run first
+    group_of = dict(zip(df["run_id"], df["group"], strict=True))
+    st.session_state["run_group"] = group_of[st.session_state["run"]]
+    if len(groups) > 1:
+        counts = df["group"].value_counts()
+        st.sidebar.selectbox("Comparable runs", groups, key="run_group",
+                             format_func=lambda g: f"{g} ({counts[g]} runs)",
+                             on_change=_group_changed, args=(df,),
+                             help="runs of the same backend, mode, level and log")
+    members = df[df["group"] == st.session_state["run_group"]]
+    labels = {row["run_id"]: widgets.run_label(row) for row in members.to_dict("records")}
+    st.sidebar.selectbox("Run", list(members["run_id"]), key="run",
+                         format_func=labels.__getitem__, on_change=_run_changed)
+    run = data.run_row(src, st.session_state["run"])
+    st.sidebar.caption(f"run `{run['run_id']}` · {widgets.escape_md(run['group'])} · log "
+                       f"{widgets.escape_md(run['log'] or '—')} · newest first · "
+                       f"{len(members)} of {len(ids)} runs")
     return True
+
+
+def _group_changed(df: pd.DataFrame) -> None:
+    """Another group picked: its newest complete run (else its newest)."""
+    members = df[df["group"] == st.session_state["run_group"]]
+    complete = members[members["status"] == "complete"]
+    st.session_state["run"] = (complete if len(complete) else members)["run_id"].iloc[0]
+    _run_changed()
 
 
 def _run_changed() -> None:

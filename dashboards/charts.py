@@ -10,7 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-GATE_COLOUR = {"passed": "#2e7d32", "failed": "#c62828", "not gated": "#757575"}
+from auditor.diagnose import DRIFT
+
+GATE_COLOUR = {"passed": "#2e7d32", "failed": "#c62828", "not_evaluated": "#f9a825",
+               "not gated": "#757575"}
 DIRECTION_COLOUR = {"better": "#2e7d32", "worse": "#c62828", "unchanged": "#757575"}
 HEIGHT = 320
 
@@ -51,11 +54,12 @@ def trend(df: pd.DataFrame, metrics: list[str], cols: int = 4) -> go.Figure:
     return layout(fig, height=280 * rows)
 
 
-def deltas(df: pd.DataFrame) -> go.Figure:
-    """Each metric's change (current - baseline) with its 95% CI; green = better."""
+def deltas(df: pd.DataFrame, judged: bool = True) -> go.Figure:
+    """Each metric's change (current - baseline) with its 95% CI; green = better. Not
+    ``judged`` (runs that are not comparable): every change grey, none better or worse."""
     df = df.dropna(subset=["delta"]).copy()
     better = df["delta"].where(~df["lower_is_better"], -df["delta"])
-    significant = df["p_holm"].fillna(1.0) < 0.05 if "p_holm" in df else False
+    significant = (df["p_holm"].fillna(1.0) < 0.05 if "p_holm" in df else False) & judged
     df["direction"] = "unchanged"
     df.loc[significant & (better > 0), "direction"] = "better"
     df.loc[significant & (better < 0), "direction"] = "worse"
@@ -100,12 +104,15 @@ def grouped_bars(df: pd.DataFrame, category: str, series: list[str], title: str)
 
 
 def cause_trend(df: pd.DataFrame) -> go.Figure:
-    """Share of queries per cause across runs."""
+    """Share of queries per cause across runs (drift dotted: it is no failure)."""
     fig = go.Figure()
     for cause, part in df.groupby("cause"):
-        fig.add_trace(go.Scatter(x=run_axis(part), y=part["share"], name=str(cause),
+        drift = cause == DRIFT  # not a failure: drawn apart, dotted and grey
+        name = "drift (not a failure)" if drift else str(cause)
+        fig.add_trace(go.Scatter(x=run_axis(part), y=part["share"], name=name,
                                  mode="lines+markers",
-                                 hovertemplate=f"{cause}: %{{y:.1%}}<extra></extra>"))
+                                 line={"dash": "dot", "color": "#9e9e9e"} if drift else None,
+                                 hovertemplate=f"{name}: %{{y:.1%}}<extra></extra>"))
     fig.update_yaxes(title="share of queries", tickformat=".0%")
     fig.update_xaxes(type="category")
     return layout(fig)

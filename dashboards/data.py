@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 import streamlit as st
 
+from auditor.diagnose import DRIFT
 from auditor.gates import lower_is_better
 from auditor.store import Store, StoreError
 
@@ -76,7 +77,7 @@ def has(src: Source, name: str) -> bool:
 
 def _runs_column(src: Source, column: str) -> str:
     """A column of ``runs`` that older stores lack, as NULL there."""
-    return column if has(src, f"runs.{column}") else f"NULL::VARCHAR AS {column}"
+    return f"r.{column}" if has(src, f"runs.{column}") else f"NULL::VARCHAR AS {column}"
 
 
 def metric_sql_name(metric: str) -> str:
@@ -149,15 +150,72 @@ def logged_range(src: Source, run_id: str) -> tuple[datetime | None, datetime | 
 
 
 # runs ------------------------------------------------------------------------------------
+GATE_STATUS_LEGACY = ("CASE WHEN NOT passed THEN 'failed' WHEN kind = 'max_drop' AND value IS "
+                      "NULL THEN 'not_evaluated' ELSE 'passed' END")
+
+
+def gate_status_sql(src: Source) -> str:
+    """Each gate row's status: the stored column, else derived as migration m005 backfills it
+    (a relative gate that passed without a value had no baseline: not evaluated)."""
+    if has(src, "gates.status"):
+        return f"coalesce(status, {GATE_STATUS_LEGACY})"
+    return GATE_STATUS_LEGACY
+
+
+def _shown_gate_status(src: Source) -> tuple[str, str, str]:
+    """The WITH clause, joins and expression of each run's shown gate status: its newest
+    stored verdict, else what its gate rows say, else ``runs.gate_status``."""
+    ctes, joins, parts = [], "", []
+    if has(src, "verdicts"):
+        ctes.append("v AS (SELECT run_id, arg_max(gate_status, created_at) AS status "
+                    "FROM verdicts GROUP BY run_id)")
+        joins += " LEFT JOIN v USING (run_id)"
+        parts.append("v.status")
+    if has(src, "gates"):
+        ctes.append(f"""g AS (SELECT run_id, CASE WHEN bool_or(s = 'failed') THEN 'failed'
+                              WHEN bool_or(s = 'not_evaluated') THEN 'not_evaluated'
+                              ELSE 'passed' END AS status
+                       FROM (SELECT run_id, {gate_status_sql(src)} AS s FROM gates)
+                       GROUP BY run_id)""")
+        joins += " LEFT JOIN g USING (run_id)"
+        parts.append("g.status")
+    if has(src, "runs.gate_status"):
+        parts.append("r.gate_status")
+    with_clause = f"WITH {', '.join(ctes)}" if ctes else ""
+    return with_clause, joins, f"coalesce({', '.join(parts)})" if parts else "NULL::VARCHAR"
+
+
 @st.cache_data(ttl=TTL, show_spinner=False)
+def _stored_runs(src: Source) -> pd.DataFrame:
+    with_clause, joins, expression = _shown_gate_status(src)
+    df = frame(src, f"""
+        {with_clause}
+        SELECT r.run_id, r.started_at, r.finished_at, r.status, r.status_reason,
+               {expression} AS gate_status, {_runs_column(src, "baseline_run_id")},
+               r.backend, r.mode, r.level, r.config ->> 'log' AS log,
+               TRY_CAST(r.counts ->> 'replayed' AS BIGINT) AS queries,
+               coalesce(TRY_CAST(r.config ->> 'diagnose_k' AS INTEGER), 10) AS k
+        FROM runs r{joins} ORDER BY r.started_at DESC""")
+    df["group"] = [group_label(row) for row in df.to_dict("records")]
+    return df
+
+
+def group_label(row: dict[str, Any]) -> str:
+    """Runs that can be compared share backend, mode, level and log (path)."""
+    log = Path(row["log"]).name if isinstance(row.get("log"), str) else "no log"
+    return f"{row['backend']} {row['mode']} · {row['level']} level · {log}"
+
+
 def runs(src: Source) -> pd.DataFrame:
-    """Every run, newest first, with its query count and diagnosis cut-off."""
-    return frame(src, f"""
-        SELECT run_id, started_at, finished_at, status, status_reason,
-               {_runs_column(src, "gate_status")}, {_runs_column(src, "baseline_run_id")},
-               backend, mode, level, TRY_CAST(counts ->> 'replayed' AS BIGINT) AS queries,
-               coalesce(TRY_CAST(config ->> 'diagnose_k' AS INTEGER), 10) AS k
-        FROM runs ORDER BY started_at DESC""")
+    """Every run, newest first, with its query count, diagnosis cut-off, shown gate status
+    and comparable group. A run still ``running`` gets the status ``Store.runs`` shows (e.g.
+    ``interrupted`` once its process is gone), asked afresh: that changes without the file."""
+    df = _stored_runs(src)
+    if (df["status"] == "running").any():
+        df = df.copy()
+        shown = {row["run_id"]: row["status"] for row in Store(Path(src.path)).runs()}
+        df["status"] = df["run_id"].map(shown).fillna(df["status"])
+    return df
 
 
 def default_run(src: Source) -> str | None:
@@ -186,13 +244,14 @@ def run_details(src: Source, run_id: str) -> dict[str, Any]:
     return Store(Path(src.path)).run(run_id)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def default_baseline(src: Source, run_id: str) -> str | None:
-    """The run the run is compared with: the baseline it was gated against, else the run the
-    gate would pick (``Store.resolve_baseline("last", ...)``: the newest complete run of the
-    same backend, mode and level). None when no run qualifies."""
-    stored = run_row(src, run_id)["baseline_run_id"]
-    return stored or Store(Path(src.path)).resolve_baseline("last", run_id)
+def comparable(src: Source, run_id: str, limit: int = TREND_RUNS) -> pd.DataFrame:
+    """The newest ``limit`` finished runs of the run's group (same backend, mode, level and
+    log), oldest first: the runs a trend may draw side by side."""
+    df = runs(src)
+    group = df.loc[df["run_id"] == run_id, "group"]
+    df = df[df["status"].isin(["complete", "partial"])
+            & (df["group"] == (group.iloc[0] if len(group) else None))]
+    return df.head(limit).iloc[::-1].reset_index(drop=True)
 
 
 # metrics ---------------------------------------------------------------------------------
@@ -233,51 +292,41 @@ def metric_summary(src: Source, run_id: str, metrics: tuple[str, ...],
     return _with_ci(df)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def trend(src: Source, metrics: tuple[str, ...], limit: int = TREND_RUNS) -> pd.DataFrame:
-    """Mean and CI of each metric in the newest ``limit`` finished runs, oldest first."""
-    df = frame(src, f"""
-        WITH recent AS (SELECT run_id, started_at, {_runs_column(src, "gate_status")} FROM runs
-                        WHERE status IN ('complete', 'partial')
-                        ORDER BY started_at DESC LIMIT $lim)
-        SELECT r.run_id, r.started_at, coalesce(r.gate_status, 'not gated') AS gate_status,
-               m.metric, avg(m.value) AS mean, count(m.value) AS n, stddev_samp(m.value) AS sd
-        FROM recent r JOIN metrics m USING (run_id)
-        WHERE list_contains($metrics, m.metric)
-        GROUP BY ALL ORDER BY r.started_at, m.metric""",
-                {"lim": limit, "metrics": list(metrics)})
-    return _with_ci(df)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def gates(src: Source, run_id: str) -> pd.DataFrame:
-    """The run's gates (``Store.gates``), failed first; none in a store older than gates."""
-    rows = Store(Path(src.path)).gates(run_id) if has(src, "gates") else []
-    return pd.DataFrame(rows, columns=["gate", "metric", "kind", "passed", "value", "threshold",
-                                       "baseline_run_id", "reason"])
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def stored_comparison(src: Source, run_id: str) -> pd.DataFrame:
-    """The metric deltas stored when the run was gated against its baseline
-    (``Store.comparison_rows``: the numbers the gates used)."""
-    rows = Store(Path(src.path)).comparison_rows(run_id) if has(src, "comparisons") else []
-    df = pd.DataFrame(rows, columns=["baseline_run_id", "metric", "n", "baseline_mean",
-                                     "current_mean", "delta", "ci_low", "ci_high", "p_value",
-                                     "p_holm"])
-    df["lower_is_better"] = df["metric"].map(lower_is_better).astype(bool)
+def trend(src: Source, run_id: str, metrics: tuple[str, ...],
+          limit: int = TREND_RUNS) -> pd.DataFrame:
+    """Mean and CI of each metric in the newest ``limit`` finished runs comparable with the
+    run (``comparable``), oldest first, with each run's shown gate status."""
+    group = comparable(src, run_id, limit)
+    df = _trend(src, tuple(group["run_id"]), metrics)
+    status = dict(zip(group["run_id"], group["gate_status"].fillna("not gated"), strict=True))
+    df["gate_status"] = df["run_id"].map(status)
     return df
 
 
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _trend(src: Source, run_ids: tuple[str, ...], metrics: tuple[str, ...]) -> pd.DataFrame:
+    df = frame(src, """
+        SELECT r.run_id, r.started_at, m.metric, avg(m.value) AS mean, count(m.value) AS n,
+               stddev_samp(m.value) AS sd
+        FROM runs r JOIN metrics m USING (run_id)
+        WHERE list_contains($runs, r.run_id) AND list_contains($metrics, m.metric)
+        GROUP BY ALL ORDER BY r.started_at, m.metric""",
+               {"runs": list(run_ids), "metrics": list(metrics)})
+    return _with_ci(df)
+
+
+# Causes of failure per query: drift (production served other results than the index
+# returns today) is no failure, and is shown apart wherever causes are listed.
 _CAUSES_CTE = ("c AS (SELECT query_id, string_agg(DISTINCT cause, ', ' ORDER BY cause) AS causes, "
                "count(DISTINCT cause) AS n_causes FROM diagnoses WHERE run_id = $run "
-               "GROUP BY query_id)")
+               "AND cause <> $drift GROUP BY query_id)")
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def regressed(src: Source, baseline_run_id: str, run_id: str, metric: str,
               limit: int = 10) -> pd.DataFrame:
-    """Queries whose ``metric`` dropped most against the baseline, with their causes now."""
+    """Queries whose ``metric`` got worst against the baseline, with their causes now."""
+    worse, order = (">", "DESC") if lower_is_better(metric) else ("<", "ASC")
     return frame(src, f"""
         WITH {_CAUSES_CTE}
         SELECT m.query_id, q.query, b.value AS baseline, m.value AS current,
@@ -285,61 +334,71 @@ def regressed(src: Source, baseline_run_id: str, run_id: str, metric: str,
         FROM metrics m JOIN query_results q ON q.run_id = m.run_id AND q.query_id = m.query_id
         JOIN metrics b ON b.run_id = $base AND b.query_id = m.query_id AND b.metric = m.metric
         LEFT JOIN c ON c.query_id = m.query_id
-        WHERE m.run_id = $run AND m.metric = $metric AND m.value < b.value
-        ORDER BY delta, m.query_id LIMIT $lim""",
-                 {"run": run_id, "base": baseline_run_id, "metric": metric, "lim": limit})
+        WHERE m.run_id = $run AND m.metric = $metric AND m.value {worse} b.value
+        ORDER BY delta {order}, m.query_id LIMIT $lim""",
+                 {"run": run_id, "base": baseline_run_id, "metric": metric, "lim": limit,
+                  "drift": DRIFT})
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def failing(src: Source, run_id: str, metric: str, limit: int = 10) -> pd.DataFrame:
-    """Queries with the lowest ``metric`` (below 1) in the run, most causes first."""
+    """Queries with the worst ``metric`` in the run, most causes first: below 1 for a
+    bounded metric, else worse than the run's best value."""
+    lower = lower_is_better(metric)
+    best = "1" if bounded(metric) and not lower else (
+        f"(SELECT {'min' if lower else 'max'}(value) FROM metrics "
+        "WHERE run_id = $run AND metric = $metric)")
     return frame(src, f"""
         WITH {_CAUSES_CTE}
         SELECT m.query_id, q.query, m.value AS current, c.causes
         FROM metrics m JOIN query_results q ON q.run_id = m.run_id AND q.query_id = m.query_id
         LEFT JOIN c ON c.query_id = m.query_id
-        WHERE m.run_id = $run AND m.metric = $metric AND m.value < 1
-        ORDER BY m.value, c.n_causes DESC NULLS LAST, m.query_id LIMIT $lim""",
-                 {"run": run_id, "metric": metric, "lim": limit})
+        WHERE m.run_id = $run AND m.metric = $metric AND m.value {'>' if lower else '<'} {best}
+        ORDER BY m.value {'DESC' if lower else 'ASC'}, c.n_causes DESC NULLS LAST, m.query_id
+        LIMIT $lim""", {"run": run_id, "metric": metric, "lim": limit, "drift": DRIFT})
 
 
 # causes ----------------------------------------------------------------------------------
 class Causes(NamedTuple):
-    """The causes of a segment's queries."""
+    """The failure causes of a segment's queries, and its drift apart."""
 
     size: int  # queries in the segment
-    diagnosed: int  # of those, the queries with at least one cause
+    diagnosed: int  # of those, the queries with at least one failure cause (drift is none)
     counts: pd.DataFrame  # cause, queries, targets, share (of the segment), most queries first
+    drifted: int = 0  # queries production served other results for than the index gives now
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def causes(src: Source, run_id: str, segment: Segment = Segment()) -> Causes:
-    """Queries (and targets) per cause in the segment, in one aggregate: the empty grouping
-    set adds the row of all causes (cause NULL), whose distinct queries are the diagnosed."""
+    """Queries (and targets) per failure cause in the segment, in one aggregate: the empty
+    grouping set adds the row of all causes (cause NULL), whose distinct queries are the
+    diagnosed. Drifted queries are counted apart."""
     where, params = segment.where()
     df = frame(src, f"""
-        WITH sel AS (SELECT query_id FROM query_results q WHERE q.run_id = $run AND {where})
-        SELECT d.cause, count(DISTINCT d.query_id) AS queries, count(d.target_id) AS targets,
-               (SELECT count(*) FROM sel) AS size
-        FROM diagnoses d SEMI JOIN sel USING (query_id) WHERE d.run_id = $run
-        GROUP BY GROUPING SETS ((d.cause), ())""", {"run": run_id, **params})
+        WITH sel AS (SELECT query_id FROM query_results q WHERE q.run_id = $run AND {where}),
+        d AS (SELECT * FROM diagnoses SEMI JOIN sel USING (query_id) WHERE run_id = $run)
+        SELECT cause, count(DISTINCT query_id) AS queries, count(target_id) AS targets,
+               (SELECT count(*) FROM sel) AS size,
+               (SELECT count(DISTINCT query_id) FROM d WHERE cause = $drift) AS drifted
+        FROM d WHERE cause <> $drift
+        GROUP BY GROUPING SETS ((cause), ())""", {"run": run_id, "drift": DRIFT, **params})
     total = df[df["cause"].isna()].iloc[0]
     size = int(total["size"])
-    counts = df[df["cause"].notna()].drop(columns="size")
+    counts = df[df["cause"].notna()].drop(columns=["size", "drifted"])
     counts["share"] = counts["queries"] / max(size, 1)
     counts = counts.sort_values(["queries", "cause"], ascending=[False, True])
-    return Causes(size, int(total["queries"]), counts.reset_index(drop=True))
+    return Causes(size, int(total["queries"]), counts.reset_index(drop=True),
+                  int(total["drifted"]))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def cause_trend(src: Source, segment: Segment = Segment(),
-                limit: int = TREND_RUNS) -> pd.DataFrame:
-    """Share of each run's (segment's) queries per cause, for the newest runs, oldest first."""
+def cause_trend(src: Source, run_ids: tuple[str, ...],
+                segment: Segment = Segment()) -> pd.DataFrame:
+    """Share of each run's (segment's) queries per failure cause, for the given runs (the
+    comparable ones), oldest first; drift has its own line, apart from the causes."""
     where, params = segment.where()
     return frame(src, f"""
-        WITH recent AS (SELECT run_id, started_at FROM runs
-                        WHERE status IN ('complete', 'partial')
-                        ORDER BY started_at DESC LIMIT $lim),
+        WITH recent AS (SELECT run_id, started_at FROM runs WHERE list_contains($runs, run_id)),
         sel AS (SELECT q.run_id, q.query_id FROM query_results q JOIN recent USING (run_id)
                 WHERE {where}),
         size AS (SELECT run_id, count(*) AS n FROM sel GROUP BY run_id),
@@ -351,7 +410,7 @@ def cause_trend(src: Source, segment: Segment = Segment(),
                coalesce(k.queries, 0) / size.n AS share
         FROM recent r JOIN size USING (run_id) CROSS JOIN causes c
         LEFT JOIN counted k ON k.run_id = r.run_id AND k.cause = c.cause
-        ORDER BY r.started_at, c.cause""", {"lim": limit, **params})
+        ORDER BY r.started_at, c.cause""", {"runs": list(run_ids), **params})
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

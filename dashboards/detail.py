@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from auditor.diagnose import RULES
+from auditor.diagnose import DRIFT, RULES
 from dashboards import charts, query_data, widgets
 from dashboards.data import Source
 
@@ -124,10 +124,16 @@ def served_vs_replayed(trace: dict[str, Any], served: pd.DataFrame, grades: dict
 
 
 def causes(trace: dict[str, Any]) -> None:
-    if not trace["diagnoses"]:
+    """The query's failure causes, each with its rule and evidence; drift apart."""
+    failures = [row for row in trace["diagnoses"] if row["cause"] != DRIFT]
+    if any(row["cause"] == DRIFT for row in trace["diagnoses"]):
+        st.info("Drift, not a failure: production served different results than the index "
+                "returns today (compare the served and replayed lists below).",
+                icon=":material/swap_horiz:")
+    if not failures:
         st.success("No failure cause for this query.")
         return
-    for row in trace["diagnoses"]:
+    for row in failures:
         target = f" · target {widgets.escape_md(row['target_id'])}" if row["target_id"] else ""
         with st.expander(f"{row['cause']}{target}"):
             st.markdown(f"**Rule:** {widgets.escape_md(RULES.get(row['cause'], ''))}")
@@ -155,10 +161,10 @@ def header(run: dict[str, Any], trace: dict[str, Any]) -> None:
     shown = [f"recall@{k}", f"ndcg@{k}", f"mrr@{k}", f"answer_coverage@{k}", f"overlap@{k}"]
     for column, name in zip(columns, shown, strict=False):
         column.metric(name, widgets.number(metrics.get(name)))
-    latency = result.get("latency_ms")
-    columns[5].metric("latency ms", widgets.number(latency, 1),
-                      help=f"served latency {widgets.number(result.get('served_latency_ms'), 1)}"
-                           " ms")
+    columns[5].metric("replay ms", widgets.number(result.get("latency_ms"), 1),
+                      help="time the auditor's replay of this query took; production "
+                           f"logged {widgets.number(result.get('served_latency_ms'), 1)} ms "
+                           "(— : not measured)")
     st.caption(f"replay {result['status']} · {result['n_hits']} hits · logged "
                f"{result.get('logged_at') or '—'}"
                + (f" · error: {widgets.escape_md(result['error'])}" if result.get("error")

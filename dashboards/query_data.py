@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from auditor.diagnose import DRIFT
 from auditor.store import Store
 from dashboards.data import TTL, Segment, Source, frame, has, metric_sql_name, run_details
 
@@ -31,7 +32,8 @@ class QueryFilter:
     """What the explorer's widgets ask for, beyond the segment."""
 
     search: str = ""  # part of the query text, or an exact query id
-    causes: tuple[str, ...] = ()  # any of these causes
+    causes: tuple[str, ...] = ()  # any of these failure causes
+    drift: Literal["any", "drifted", "not drifted"] = "any"  # drift is apart from the causes
     statuses: tuple[str, ...] = ()  # replay status: ok, empty, error
     max_recall: float | None = None  # recall@k at most this (None: any, including undefined)
     sort: str = "query_id"
@@ -46,7 +48,7 @@ def _explorer(run_id: str, k: int, segment: Segment, flt: QueryFilter
                        for i, name in enumerate(metrics))
     where, params = segment.where()
     params |= {f"m{i}": name for i, name in enumerate(metrics)}
-    params |= {"run": run_id, "metrics": metrics}
+    params |= {"run": run_id, "metrics": metrics, "drift": DRIFT}
     clauses = [where]
     if flt.search:
         clauses.append("(contains(lower(q.query), lower($search)) OR q.query_id = $search)")
@@ -54,6 +56,8 @@ def _explorer(run_id: str, k: int, segment: Segment, flt: QueryFilter
     if flt.causes:
         clauses.append("list_has_any(c.cause_list, $causes)")
         params["causes"] = list(flt.causes)
+    if flt.drift != "any":
+        clauses.append(f"{'' if flt.drift == 'drifted' else 'NOT '}coalesce(c.drifted, FALSE)")
     if flt.statuses:
         clauses.append("list_contains($statuses, q.status)")
         params["statuses"] = list(flt.statuses)
@@ -61,16 +65,24 @@ def _explorer(run_id: str, k: int, segment: Segment, flt: QueryFilter
         clauses.append(f"m.{metric_sql_name(metrics[0])} <= $max_recall")
         params["max_recall"] = flt.max_recall
     sql = f"""
-        WITH c AS (SELECT query_id, list(DISTINCT cause ORDER BY cause) AS cause_list
+        WITH c AS (SELECT query_id, bool_or(cause = $drift) AS drifted,
+                          list(DISTINCT cause ORDER BY cause) FILTER (WHERE cause <> $drift)
+                              AS cause_list
                    FROM diagnoses WHERE run_id = $run GROUP BY query_id),
         m AS (SELECT query_id, {pivots} FROM metrics
               WHERE run_id = $run AND list_contains($metrics, metric) GROUP BY query_id)
         SELECT q.query_id, q.query, array_to_string(c.cause_list, ', ') AS causes,
+               coalesce(c.drifted, FALSE) AS drifted,
                m.* EXCLUDE (query_id), q.status, q.latency_ms, q.served_latency_ms,
                q.logged_at
         FROM query_results q LEFT JOIN m USING (query_id) LEFT JOIN c USING (query_id)
         WHERE q.run_id = $run AND {" AND ".join(clauses)}"""
     return sql, params
+
+
+# The two latencies, said honestly: the auditor's own replay of the query, and the time
+# production logged for serving it. NULL (not measured) shows blank.
+LATENCY_LABELS = {"latency_ms": "replay ms", "served_latency_ms": "production ms"}
 
 
 def sortable_columns(k: int) -> list[str]:

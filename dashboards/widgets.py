@@ -81,13 +81,17 @@ def current_run(src: Source) -> dict[str, Any]:
     return data.run_row(src, st.session_state["run"])
 
 
-def run_label(row: dict[str, Any]) -> str:
-    """Unique per run (the id), so two runs started in the same minute stay apart."""
+GATE_LABEL = {"passed": "✓ passed", "failed": "✗ failed", "not_evaluated": "? not evaluated"}
+
+
+def run_label(row: dict[str, Any], group: bool = False) -> str:
+    """Unique per run (the id), so two runs started in the same minute stay apart; with
+    ``group``, the backend, mode, level and log that make runs comparable."""
     started = pd.Timestamp(row["started_at"]).strftime("%b %d %H:%M")
-    gate = {"passed": "✓ passed", "failed": "✗ failed"}.get(row.get("gate_status") or "",
-                                                            "not gated")
+    gate = GATE_LABEL.get(row.get("gate_status") or "", "not gated")
     status = "" if row["status"] == "complete" else f" · {row['status']}"
-    return f"{started} · {gate}{status} · {row['run_id'][-6:]}"
+    where = f" · {row['group']}" if group else ""
+    return f"{started}{where} · {gate}{status} · {row['run_id'][-6:]}"
 
 
 def param(name: str) -> str | None:
@@ -149,6 +153,12 @@ def table(df: pd.DataFrame, *, key: str, file_name: str | None = None,
         csv_download("CSV", lambda: df.to_csv(index=False).encode(), file_name,
                      key=f"{key}_csv")
     return shown
+
+
+def blank_numbers(values: pd.Series, digits: int = 1) -> pd.Series:
+    """Numbers as text with NULL as an empty cell: the grid prints "None" for a NULL number,
+    which reads like a value (use where "not measured" must look like nothing)."""
+    return values.map(lambda v: "" if pd.isna(v) else f"{v:,.{digits}f}")
 
 
 def number(value: float | None, digits: int = 3) -> str:

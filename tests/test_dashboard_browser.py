@@ -168,3 +168,22 @@ def test_hostile_logged_text_is_shown_as_text(dashboard, page, nightly_store, ho
         assert page.locator("img[onerror]").count() == 0
         assert page.get_by_text("<img src=x onerror=alert(1)>", exact=False).count() >= 1
     shoot(page, "hostile-text")
+
+
+def test_not_evaluated_run_says_so_without_deltas(dashboard, page, nightly_store):
+    """The first night had no baseline: the Overview says "not evaluated" and why, shows no
+    change on any card, and its explorer labels both latencies for what they measure."""
+    page.goto(f"{dashboard}/?run={nightly_store.baseline_run_id}")
+    settle(page, "Overview")
+    no_exception(page)
+    banner = page.locator('[data-testid="stAlertContentWarning"]').first
+    assert "Gates not evaluated" in banner.inner_text()
+    assert page.locator('[data-testid="stAlertContentSuccess"]').count() == 0
+    assert page.locator('[data-testid="stMetricDelta"]').count() == 0
+    assert page.get_by_text("No comparable baseline, so no change is shown").count() == 1
+    shoot(page, "overview-not-evaluated")
+    page.set_viewport_size({"width": 2400, "height": 1000})  # the grid draws visible columns
+    page.goto(f"{dashboard}/queries?run={nightly_store.baseline_run_id}")
+    settle(page, "Query explorer")
+    headers = page.locator('[data-testid="stDataFrame"] table th').all_inner_texts()
+    assert "replay ms" in headers and "production ms" in headers

@@ -2,9 +2,11 @@
 deltas with bootstrap CIs and Holm-adjusted p, regressed and improved queries, new and
 resolved causes, and drift of the result lists (overlap@k, RBO).
 
-The current run follows the sidebar; the baseline defaults to the run's own
-(``data.default_baseline``, as on the Overview). For that pair the metric table shows the
-deltas stored when the run was gated: the numbers the gates used."""
+The current run follows the sidebar; the baseline defaults to the one its verdict stored
+(as on the Overview), else the newest comparable run. For the stored pair the metric table
+shows the deltas stored when the run was gated: the numbers the gates used. A pair of runs
+that are not comparable (other backend, mode, level or log, or too few shared queries) is
+shown with a warning and no better/worse colours."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from auditor.compare import Comparison, MetricDelta
-from dashboards import charts, data, widgets
+from dashboards import charts, data, verdict_data, widgets
 from dashboards.compare_data import RESAMPLES, comparison
 from dashboards.data import Source
 
@@ -25,17 +27,37 @@ def pick_pair(src: Source, run: dict) -> tuple[str, str] | None:
     if len(ids) < 2:
         st.info("Only one run so far: a comparison needs two.")
         return None
-    labels = {row["run_id"]: widgets.run_label(row) for row in df.to_dict("records")}
+    labels = {row["run_id"]: widgets.run_label(row, group=True)
+              for row in df.to_dict("records")}
     left, right = st.columns(2)
     current = right.selectbox("Current", ids, index=ids.index(run["run_id"]),
                               format_func=labels.__getitem__,
                               key=f"cmp_current_{run['run_id']}")  # follows the sidebar
-    others = [i for i in ids if i != current]
-    default = data.default_baseline(src, current)
-    base = left.selectbox("Baseline", others,
-                          index=others.index(default) if default in others else 0,
+    group_of = dict(zip(df["run_id"], df["group"], strict=True))
+    # comparable runs (same backend, mode, level and log) first, newest first in each part
+    others = sorted((i for i in ids if i != current),
+                    key=lambda i: group_of[i] != group_of[current])
+    stored = verdict_data.baseline(src, current)
+    default = stored if stored in others else others[0]
+    base = left.selectbox("Baseline", others, index=others.index(default),
                           format_func=labels.__getitem__, key=f"cmp_base_{current}")
     return base, current
+
+
+def comparable_note(src: Source, base: str, current: str) -> str | None:
+    """Why the pair is no fair comparison (other group, or too few shared queries), or None;
+    the run's own stored baseline is comparable by its verdict."""
+    if verdict_data.baseline(src, current) == base:
+        return None
+    a, b = data.run_row(src, base), data.run_row(src, current)
+    if a["group"] != b["group"]:
+        return (f"the baseline is a run of {a['group']}, the current one of {b['group']}: "
+                "other backend, mode, level or log")
+    config = data.run_details(src, current).get("config") or {}
+    share, needed = verdict_data.shared_share(src, current, base), verdict_data.min_shared(config)
+    if share < needed:
+        return f"the runs share {share:.0%} of the current run's queries (needs {needed:.0%})"
+    return None
 
 
 def metric_frame(result: Comparison) -> pd.DataFrame:
@@ -46,7 +68,7 @@ def metric_frame(result: Comparison) -> pd.DataFrame:
 def metric_table(src: Source, result: Comparison) -> tuple[pd.DataFrame, str]:
     """The metric deltas and how they were computed: the stored comparison when the pair is
     the run and the baseline it was gated against, else the comparison computed here."""
-    stored = data.stored_comparison(src, result.run_id)
+    stored = verdict_data.stored_comparison(src, result.run_id)
     if len(stored) and (stored["baseline_run_id"] == result.baseline_run_id).all():
         return (stored.drop(columns="baseline_run_id"),
                 "metrics: the comparison stored when the run was gated (the numbers its gates "
@@ -117,6 +139,10 @@ def main() -> None:
     k = int(data.run_row(src, pair[1])["k"])  # the current run's cut-off
     result = comparison(src, pair[0], pair[1], k)
     deltas, how = metric_table(src, result)
+    note = comparable_note(src, *pair)
+    if note:
+        st.warning(f"Not a comparable pair: {widgets.escape_md(note)}. The changes below "
+                   "are shown for reading, never as better or worse.", icon=":material/warning:")
     st.caption(f"{result.shared_queries:,} shared queries · {result.only_baseline:,} only in "
                f"the baseline · {result.only_current:,} only in the current run · {how}")
     if not result.shared_queries:
@@ -130,7 +156,7 @@ def main() -> None:
         return
     left, right = st.columns([2, 3])
     with left:
-        st.plotly_chart(charts.deltas(deltas), key="cmp_deltas")
+        st.plotly_chart(charts.deltas(deltas, judged=note is None), key="cmp_deltas")
     with right:
         widgets.table(deltas, key="cmp_metrics", file_name="deltas.csv",
                       column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in

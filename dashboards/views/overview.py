@@ -1,5 +1,7 @@
-"""Overview: the run's headline numbers with n and 95% CI, its gate verdict and reasons,
-trends across runs, what changed since the baseline, and the queries to look at first."""
+"""Overview: the run's stored verdict (passed, failed or not evaluated, with the reason), its
+headline numbers with n and 95% CI, the queries to look at first for each gated metric,
+trends across comparable runs, and what changed since its comparable baseline (none shown
+when the verdict stored none)."""
 
 from __future__ import annotations
 
@@ -8,71 +10,111 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from auditor.diagnose import DRIFT
 from auditor.gates import lower_is_better
-from dashboards import charts, data, widgets
+from dashboards import charts, data, verdict_data, widgets
 from dashboards.data import Source
+from dashboards.verdict_data import Shown
+
+STATUS_TITLE = {"passed": "Gates passed", "failed": "Gates failed",
+                "not_evaluated": "Gates not evaluated"}
 
 
-def gate_verdict(src: Source, run: dict[str, Any]) -> None:
-    gates = data.gates(src, run["run_id"])
-    status = run.get("gate_status")
+def gate_verdict(src: Source, run: dict[str, Any]) -> Shown:
+    """The banner: passed, failed or not evaluated (with the reason), from the stored
+    verdict; the gates behind it; warnings; how many verdicts the run has had."""
+    shown = verdict_data.shown(src, run["run_id"])
+    gates = shown.gates
+    status = shown.status
     if status == "failed":
-        failed = gates[~gates["passed"]]
-        st.error(f"**Gates failed** ({len(failed)} of {len(gates)})", icon=":material/block:")
-        for row in failed.itertuples():
-            st.markdown(f"- :red[**{widgets.escape_md(row.gate)}**]: "
-                        f"{widgets.escape_md(row.reason)}")
+        failed = shown.with_status("failed")
+        st.error(f"**{STATUS_TITLE[status]}** ({len(failed)} of {len(gates)})",
+                 icon=":material/block:")
+        for row in failed:
+            st.markdown(f"- :red[**{widgets.escape_md(row['gate'])}**]: "
+                        f"{widgets.escape_md(row['reason'])}")
+    elif status == "not_evaluated":
+        skipped = shown.with_status("not_evaluated")
+        st.warning(f"**{STATUS_TITLE[status]}** ({len(skipped)} of {len(gates)}): "
+                   + widgets.escape_md(shown.baseline_reason or "a gate could not be checked")
+                   + ". Nothing failed, but this run is not a pass either.",
+                   icon=":material/help:")
+        for row in skipped:
+            st.markdown(f"- :orange[**{widgets.escape_md(row['gate'])}**]: "
+                        f"{widgets.escape_md(row['reason'])}")
     elif status == "passed":
-        st.success(f"**Gates passed** ({len(gates)})", icon=":material/check_circle:")
+        st.success(f"**{STATUS_TITLE[status]}** ({len(gates)})", icon=":material/check_circle:")
     else:
-        st.info("This run was not gated (no `auditor nightly` verdict stored).",
+        st.info("This run was not gated (no `auditor gate` verdict stored).",
                 icon=":material/info:")
+    if status == "failed" and shown.with_status("not_evaluated"):
+        st.caption("Not evaluated: " + " · ".join(
+            widgets.escape_md(f"{row['gate']} ({row['reason']})")
+            for row in shown.with_status("not_evaluated")))
+    for warning in shown.warnings:
+        st.warning(widgets.escape_md(warning), icon=":material/warning:")
+    if shown.verdicts > 1:
+        st.caption(f"The latest of {shown.verdicts} verdicts on this run (`auditor gate` "
+                   "keeps each one).")
     if len(gates):
         with st.expander("Every gate"):
             widgets.table(gates, key="gates", file_name=f"gates-{run['run_id']}.csv")
+    return shown
 
 
 def headline(src: Source, run: dict[str, Any], base: str | None) -> pd.DataFrame:
-    """The headline metrics as cards with their change since the baseline; returns them."""
+    """The headline metrics as cards with their change since the comparable baseline (the
+    paired change the gates used where one is stored); returns them."""
     metrics = tuple(data.headline_metrics(int(run["k"])))
     now = data.metric_summary(src, run["run_id"], metrics)
     now = now[now["n"] > 0]
-    before = (data.metric_summary(src, base, metrics).set_index("metric")["mean"]
-              if base else pd.Series(dtype=float))
+    changes = pd.Series(dtype=float)
+    if base:
+        before = data.metric_summary(src, base, metrics).set_index("metric")["mean"]
+        changes = now.set_index("metric")["mean"] - before.reindex(now["metric"]).to_numpy()
+        stored = verdict_data.stored_comparison(src, run["run_id"])
+        stored = stored[stored["baseline_run_id"] == base].set_index("metric")["delta"]
+        changes.update(stored)
     columns = st.columns(5)
     for i, row in enumerate(now.itertuples()):
-        previous = before.get(row.metric)
-        delta = None if previous is None or pd.isna(previous) else row.mean - previous
+        delta = changes.get(row.metric)
+        delta = None if delta is None or pd.isna(delta) else float(delta)
         columns[i % 5].metric(
             row.metric, widgets.number(row.mean),
             delta=None if delta is None else f"{delta:+.3f}",
             delta_color="inverse" if lower_is_better(row.metric) else "normal",
             help=f"mean over n = {row.n:,} queries ({row.undefined:,} undefined); "
                  f"95% CI [{row.ci_low:.3f}, {row.ci_high:.3f}]"
-                 + ("; change vs the baseline" if delta is not None else ""),
+                 + (f"; change vs the baseline {base}" if delta is not None else ""),
             border=True,
         )
         columns[i % 5].caption(f"n {row.n:,} · 95% CI {row.ci_low:.3f}–{row.ci_high:.3f}")
     return now
 
 
-def trends(src: Source, k: int) -> None:
-    metrics = data.trend_metrics(k)
-    df = data.trend(src, tuple(metrics))
-    st.subheader("Across runs")
+def trends(src: Source, run: dict[str, Any]) -> None:
+    metrics = data.trend_metrics(int(run["k"]))
+    df = data.trend(src, run["run_id"], tuple(metrics))
+    st.subheader("Across comparable runs")
     if df["run_id"].nunique() < 2:
-        st.caption("One run so far: trends appear from the second run on.")
+        st.caption("One comparable run so far: trends appear from the second run on.")
     st.plotly_chart(charts.trend(df, metrics), key="trend")
-    st.caption(f"Mean per run (newest {data.TREND_RUNS} runs) with its 95% CI; markers: "
-               "green = gates passed, red = failed, grey = not gated.")
+    st.caption(f"Mean per run with its 95% CI, newest {data.TREND_RUNS} runs of "
+               f"{widgets.escape_md(run['group'])} (same backend, mode, level and log "
+               f"{widgets.escape_md(run['log'] or '—')}); markers: green = gates passed, "
+               "red = failed, amber = not evaluated, grey = not gated.")
 
 
-def changes(src: Source, run: dict[str, Any], base: str | None) -> None:
+def changes(src: Source, run: dict[str, Any], shown: Shown) -> None:
     st.subheader("What changed since the baseline")
+    base = shown.baseline_run_id
     if base is None:
-        st.caption("No baseline: no other complete run of the same backend, mode and level.")
+        st.caption("No comparable baseline, so no change is shown: "
+                   + widgets.escape_md(shown.baseline_reason or "none was stored with the "
+                                       "run's verdict") + ".")
         return
-    stored = data.stored_comparison(src, run["run_id"])
+    stored = verdict_data.stored_comparison(src, run["run_id"])
+    stored = stored[stored["baseline_run_id"] == base]
     left, right = st.columns(2)
     with left:
         if len(stored):
@@ -86,53 +128,90 @@ def changes(src: Source, run: dict[str, Any], base: str | None) -> None:
                      icon=":material/compare_arrows:")
     with right:
         causes = data.cause_changes(src, base, run["run_id"])
+        drift = causes[causes["cause"] == DRIFT]
+        causes = causes[causes["cause"] != DRIFT]
         if len(causes):
             st.plotly_chart(charts.grouped_bars(causes, "cause", ["baseline", "current"],
-                                                "Queries per cause"), key="cause_changes")
+                                                "Queries per failure cause"),
+                            key="cause_changes")
             st.caption("Over the queries both runs answered.")
+        if len(drift):
+            st.caption(f"Drift (not a failure): production served different results than "
+                       f"the index returns today for {int(drift['current'].iloc[0]):,} "
+                       f"queries now, {int(drift['baseline'].iloc[0]):,} in the baseline.")
 
 
-def to_look_at(src: Source, run: dict[str, Any], base: str | None, judged: bool,
-               limit: int = 6) -> None:
-    """The regressed queries first (against the baseline), then the lowest-scoring ones;
-    ``judged``: whether recall@k is defined for any query of the run."""
-    metric = f"recall@{int(run['k'])}"
+def to_look_at(src: Source, run: dict[str, Any], shown: Shown, limit: int = 6) -> None:
+    """For each gated metric (failed gates first): the queries that regressed most against
+    the baseline, then the worst ones in the run."""
     st.subheader("Queries to look at")
-    regressed = data.regressed(src, base, run["run_id"], metric, limit) if base else None
-    failing = data.failing(src, run["run_id"], metric, limit)
-    shown = 0 if regressed is None else len(regressed)
-    if shown:
-        st.caption(f"Largest drop in {metric} since `{base}` (of all queries that dropped):")
-        widgets.query_links(regressed, run["run_id"], lambda r: (
-            f"{metric} {r['baseline']:.2f} → {r['current']:.2f} · "
-            + widgets.escape_md(r["causes"] or "no cause recorded")))
-        failing = failing[~failing["query_id"].isin(regressed["query_id"])]
-    if len(failing):
-        st.caption(f"Lowest {metric} in this run:")
-        widgets.query_links(failing.head(max(limit - shown, 3)), run["run_id"],
-                            lambda r: f"{metric} {r['current']:.2f} · "
-                                      + widgets.escape_md(r["causes"] or "no cause recorded"))
-    elif not shown and judged:
-        st.success(f"Every judged query has {metric} = 1.")
-    elif not shown:
-        st.info(f"This run has no judgments: no query has a {metric} to rank by.")
+    metrics = verdict_data.gated_metrics(src, run["run_id"], int(run["k"]))
+    base = shown.baseline_run_id
+    listed: set[str] = set()
+    for metric, status in metrics[:3]:
+        listed |= _queries_for(src, run, base, metric, status, limit, listed)
     widgets.link("queries", "All queries in the explorer", run["run_id"],
                  icon=":material/search:")
+
+
+def causes_text(causes: object) -> str:
+    """A query's failure causes (escaped), or that it has none (NULL reads as NaN here)."""
+    return widgets.escape_md(causes if isinstance(causes, str) and causes
+                             else "no failure cause recorded")
+
+
+def _queries_for(src: Source, run: dict[str, Any], base: str | None, metric: str,
+                 status: str | None, limit: int, listed: set[str]) -> set[str]:
+    """One gated metric's queries to look at (those not listed yet); returns their ids."""
+    gate = {"failed": " · :red[gate failed]", "not_evaluated": " · :orange[gate not "
+            "evaluated]", "passed": " · :green[gate passed]"}.get(status or "", "")
+    st.markdown(f"**{widgets.escape_md(metric)}**{gate}")
+    regressed = data.regressed(src, base, run["run_id"], metric, limit) if base else None
+    failing = data.failing(src, run["run_id"], metric, limit)
+    failing = failing[~failing["query_id"].isin(listed)]
+    shown = 0
+    if regressed is not None:
+        regressed = regressed[~regressed["query_id"].isin(listed)]
+        shown = len(regressed)
+    if shown:
+        st.caption(f"Largest change for the worse in {metric} since `{base}`:")
+        widgets.query_links(regressed, run["run_id"], lambda r: (
+            f"{widgets.escape_md(metric)} {r['baseline']:.2f} → {r['current']:.2f} · "
+            + causes_text(r["causes"])))
+        failing = failing[~failing["query_id"].isin(regressed["query_id"])]
+    if len(failing):
+        failing = failing.head(max(limit - shown, 3))
+        st.caption(f"Worst {metric} in this run:")
+        widgets.query_links(failing, run["run_id"], lambda r: (
+            f"{widgets.escape_md(metric)} {r['current']:.2f} · "
+            + causes_text(r["causes"])))
+    elif not shown:
+        measured = data.metric_summary(src, run["run_id"], (metric,))
+        if len(measured) and int(measured["n"].iloc[0]):
+            st.caption(f"Every judged query has the best {metric}.")
+        else:
+            st.caption(f"No query of this run has a {metric} (no judgments?): nothing to "
+                       "rank by.")
+    ids = set(failing["query_id"])
+    return ids | (set(regressed["query_id"]) if regressed is not None else set())
 
 
 def main() -> None:
     src = widgets.current_source()
     run = widgets.current_run(src)
-    base = data.default_baseline(src, run["run_id"])
     st.title("Overview")
     st.caption(f"Run `{run['run_id']}` · {run['status']} · {run['backend']} {run['mode']} · "
-               f"{int(run['queries'] or 0):,} queries · metrics at k = {int(run['k'])}"
-               + (f" · baseline `{base}`" if base else ""))
-    gate_verdict(src, run)
-    now = headline(src, run, base)
-    judged = f"recall@{int(run['k'])}" in set(now["metric"])
-    to_look_at(src, run, base, judged)
-    trends(src, int(run["k"]))
-    changes(src, run, base)
+               f"{run['level']} level · log {widgets.escape_md(run['log'] or '—')} · "
+               f"{int(run['queries'] or 0):,} queries · metrics at k = {int(run['k'])}")
+    shown = gate_verdict(src, run)
+    base = shown.baseline_run_id
+    st.caption(f"Compared with the baseline `{base}`" if base else
+               "No baseline: " + widgets.escape_md(shown.baseline_reason or "none stored")
+               + ".")
+    headline(src, run, base)
+    to_look_at(src, run, shown)
+    trends(src, run)
+    changes(src, run, shown)
+
 
 main()

@@ -5,32 +5,54 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from auditor.diagnose import RULES
+from auditor.diagnose import DRIFT, RULES
 from dashboards import detail, query_data, widgets
 from dashboards.data import Segment, Source
 from dashboards.query_data import QueryFilter
 
 PAGE_SIZE = 50
+_BLANK = "blank: not measured for this query (sort with Sort by)"
+LATENCY_COLUMNS = {  # what each latency measures; text, so that NULL shows blank
+    "latency_ms": st.column_config.TextColumn(
+        "replay ms", alignment="right", help=f"time the auditor's replay of the query took; "
+                                             f"{_BLANK}"),
+    "served_latency_ms": st.column_config.TextColumn(
+        "production ms", alignment="right", help=f"latency production logged when it served "
+                                                 f"the query; {_BLANK}"),
+}
 
 
 def filters(src: Source, run: dict[str, Any], segment: Segment) -> QueryFilter:
     k = int(run["k"])
-    causes = list(RULES)
-    search, cause, status = st.columns([3, 3, 2])
+    causes = [c for c in RULES if c != DRIFT]  # drift is no failure: its own filter
+    search, cause, drift, status = st.columns([3, 3, 2, 2])
     text = search.text_input("Search", key="q_search", placeholder="query text or id")
-    chosen = cause.multiselect("Cause", causes, key="q_causes", placeholder="any cause")
+    chosen = cause.multiselect("Cause of failure", causes, key="q_causes",
+                               placeholder="any cause")
+    drifted = drift.selectbox("Drift", ["any", "drifted", "not drifted"], key="q_drift",
+                              help="drifted: production served different results than the "
+                                   "index returns today (not a retrieval failure)")
     statuses = status.multiselect("Replay status", ["ok", "empty", "error"], key="q_status",
                                   placeholder="any")
     recall, sort, order = st.columns([3, 3, 2])
     limit = recall.slider(f"recall@{k} at most", 0.0, 1.0, 1.0, 0.05, key="q_recall",
                           help="below 1 keeps only judged queries at or under the value")
-    column = sort.selectbox("Sort by", query_data.sortable_columns(k), key="q_sort")
+    column = sort.selectbox("Sort by", query_data.sortable_columns(k), key="q_sort",
+                            format_func=lambda c: query_data.LATENCY_LABELS.get(c, c))
     direction = order.radio("Order", ["ASC", "DESC"], key="q_order", horizontal=True)
-    return QueryFilter(search=text.strip(), causes=tuple(chosen), statuses=tuple(statuses),
+    return QueryFilter(search=text.strip(), causes=tuple(chosen), drift=drifted,
+                       statuses=tuple(statuses),
                        max_recall=None if limit >= 1.0 else limit, sort=column,
                        order="DESC" if direction == "DESC" else "ASC")
+
+
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """The page as the table shows it: latencies blank where not measured, not "None"."""
+    return df.assign(**{column: widgets.blank_numbers(df[column])
+                        for column in query_data.LATENCY_LABELS})
 
 
 def selected(event: Any, df: Any) -> str | None:
@@ -55,10 +77,14 @@ def main() -> None:
         # A selection is a row position: keyed by what the table shows, so a new search,
         # sort or page starts unselected instead of selecting whatever row moved there.
         event = st.dataframe(
-            df, hide_index=True, key=f"q_table_{view}_{page}", on_select="rerun",
+            shown(df), hide_index=True, key=f"q_table_{view}_{page}", on_select="rerun",
             selection_mode="single-row", height=min(38 + 35 * len(df), 420),
             column_config={"query": st.column_config.TextColumn("query", width="medium"),
                            "causes": st.column_config.TextColumn("causes", width="medium"),
+                           "drifted": st.column_config.CheckboxColumn(
+                               "drifted", help="production served different results than "
+                                               "the index returns today"),
+                           **LATENCY_COLUMNS,
                            "logged_at": st.column_config.DatetimeColumn("logged_at")})
         widgets.csv_download(
             f"CSV of all {total:,} matching queries",

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from auditor.diagnose import DRIFT
 from dashboards import query_data, widgets
 from dashboards.data import Source, run_details
 from dashboards.widgets import SUPPORT_COLOUR, escape_md
@@ -174,8 +175,11 @@ def main() -> None:
         return
     result = trace["result"]
     st.markdown(f"**Query {escape_md(query_id)}** · {escape_md(result['query'])}")
-    causes = sorted({d["cause"] for d in trace["diagnoses"]})
-    st.caption("causes: " + (", ".join(causes) if causes else "none"))
+    causes = sorted({d["cause"] for d in trace["diagnoses"]} - {DRIFT})
+    drifted = any(d["cause"] == DRIFT for d in trace["diagnoses"])
+    st.caption("causes of failure: " + (", ".join(causes) if causes else "none")
+               + (" · drift: production served different results than the index returns "
+                  "today" if drifted else ""))
     widgets.link("queries", "Query details: rankings, targets, causes", run["run_id"],
                  query_id, icon=":material/search:")
     sentences = trace["sentences"]

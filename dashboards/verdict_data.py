@@ -1,0 +1,162 @@
+"""The stored verdict of a run as the dashboard shows it: the gates with their status, the
+overall status (passed, failed, not evaluated, or not gated), and the baseline it was
+compared with, if any.
+
+A run is shown against a baseline only when its verdict stored one: never a baseline the
+dashboard picks itself (a run made with ``--baseline none`` has none), and never one that
+shares too few of the run's queries (deltas between unrelated query sets mean nothing).
+
+Stores differ in age. The newest keep every verdict (``verdicts``) and each gate's
+``status``; older ones only ``gates.passed`` and ``runs.gate_status``, where a relative gate
+without a value and "passed" was in truth not evaluated (it had no baseline): the readers
+derive the same statuses from both, and check an old stored baseline's share of queries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from auditor.gates import lower_is_better
+from auditor.store import Store
+from dashboards.data import TTL, Source, frame, gate_status_sql, has, run_details, run_row
+
+MIN_SHARED = 0.5  # default share of the run's queries a baseline must hold (baseline_min_shared)
+STATUS_ORDER = {"failed": 0, "not_evaluated": 1, "passed": 2}
+GATE_COLUMNS = ["gate", "metric", "kind", "status", "value", "threshold", "baseline_run_id",
+                "reason"]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the Overview's banner says about a run, and the baseline its deltas use."""
+
+    status: str  # passed | failed | not_evaluated | not_gated
+    gates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GATE_COLUMNS))
+    baseline_run_id: str | None = None  # the comparable stored baseline, or None
+    baseline_reason: str | None = None  # why there is none (or why it is not shown)
+    warnings: tuple[str, ...] = ()
+    verdicts: int = 0  # verdicts stored for the run (``auditor gate`` keeps every one)
+
+    def with_status(self, status: str) -> list[dict[str, Any]]:
+        return self.gates[self.gates["status"] == status].to_dict("records")
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def gates(src: Source, run_id: str) -> pd.DataFrame:
+    """The run's gates with their status, failed first; none in a store older than gates."""
+    if not has(src, "gates"):
+        return pd.DataFrame(columns=GATE_COLUMNS)
+    df = frame(src, f"""
+        SELECT gate, metric, kind, {gate_status_sql(src)} AS status, value, threshold,
+               baseline_run_id, reason FROM gates WHERE run_id = $run""", {"run": run_id})
+    df["order"] = df["status"].map(STATUS_ORDER).fillna(3)
+    return df.sort_values(["order", "gate"]).drop(columns="order").reset_index(drop=True)
+
+
+def overall(gate_rows: pd.DataFrame) -> str:
+    """Failed if any gate failed, else not evaluated if any was not, else passed."""
+    statuses = set(gate_rows["status"])
+    return next((s for s in ("failed", "not_evaluated") if s in statuses), "passed")
+
+
+def verdicts(src: Source, run_id: str) -> pd.DataFrame:
+    """Every verdict stored for the run, newest first (none in a store older than them)."""
+    if not has(src, "verdicts"):
+        return pd.DataFrame(columns=["created_at", "gate_status", "baseline_run_id",
+                                     "baseline_reason", "warnings"])
+    return frame(src, "SELECT created_at, gate_status, baseline_run_id, baseline_reason, "
+                      "warnings FROM verdicts WHERE run_id = $run ORDER BY created_at DESC",
+                 {"run": run_id})
+
+
+def shared_share(src: Source, run_id: str, baseline_run_id: str) -> float:
+    """Share of the run's queries that the baseline also answered."""
+    row = frame(src, """
+        SELECT count(b.query_id) AS shared, count(*) AS n
+        FROM (SELECT DISTINCT query_id FROM query_results WHERE run_id = $run) q
+        LEFT JOIN (SELECT DISTINCT query_id FROM query_results WHERE run_id = $base) b
+        USING (query_id)""", {"run": run_id, "base": baseline_run_id}).iloc[0]
+    return float(row["shared"]) / max(int(row["n"]), 1)
+
+
+def min_shared(config: dict[str, Any]) -> float:
+    value = config.get("baseline_min_shared")
+    return MIN_SHARED if value is None else float(value)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def shown(src: Source, run_id: str) -> Shown:
+    """The run's verdict: the newest stored one, else what its gates (older stores) say."""
+    gate_rows = gates(src, run_id)
+    history = verdicts(src, run_id)
+    config = run_details(src, run_id).get("config") or {}
+    if len(history):
+        latest = history.iloc[0]
+        warnings = tuple(json.loads(latest["warnings"]) if latest["warnings"] else ())
+        reason = latest["baseline_reason"] if isinstance(latest["baseline_reason"], str) else None
+        base = latest["baseline_run_id"] if isinstance(latest["baseline_run_id"], str) else None
+        return Shown(str(latest["gate_status"]), gate_rows, base, reason or _no_base(config),
+                     warnings, len(history))
+    run = run_row(src, run_id)
+    if not len(gate_rows):
+        status = run.get("gate_status") or "not_gated"
+        return Shown(status, gate_rows, None, _no_base(config) or "this run was not gated")
+    base, reason = run.get("baseline_run_id"), None
+    if base is None:
+        skipped = gate_rows[gate_rows["status"] == "not_evaluated"]
+        reason = _no_base(config) or (_without_metric(skipped.iloc[0]) if len(skipped) else None)
+    else:
+        share, needed = shared_share(src, run_id, base), min_shared(config)
+        if share < needed:
+            reason = (f"the stored baseline {base} shares {share:.0%} of this run's queries "
+                      f"(needs {needed:.0%}): not comparable")
+            base = None
+    return Shown(overall(gate_rows), gate_rows, base, reason)
+
+
+def _without_metric(gate: pd.Series) -> str:
+    """A gate's reason without its leading "metric: " (the reason of the whole verdict)."""
+    reason = str(gate["reason"])
+    return reason.removeprefix(f"{gate['metric']}: ")
+
+
+def _no_base(config: dict[str, Any]) -> str | None:
+    if "baseline" in config and config["baseline"] is None:
+        return "the run was made with `--baseline none`: nothing to compare with"
+    return None
+
+
+def baseline(src: Source, run_id: str) -> str | None:
+    """The run the Overview compares with: the comparable baseline its verdict stored."""
+    return shown(src, run_id).baseline_run_id
+
+
+def gated_metrics(src: Source, run_id: str, k: int) -> list[tuple[str, str | None]]:
+    """The metrics the run's gates judge, failed first, each with its gates' worst status;
+    without stored gates those the run's config names; else recall@k."""
+    rows = gates(src, run_id)
+    rows = rows[rows["metric"] != "status"]  # "run is complete" is no metric
+    if len(rows):
+        worst = rows.groupby("metric", sort=False)["status"].first()
+        return list(worst.items())
+    configured = (run_details(src, run_id).get("config") or {}).get("gates") or []
+    names = list(dict.fromkeys(g["metric"] for g in configured if g.get("metric")))
+    return [(name, None) for name in names] or [(f"recall@{k}", None)]
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def stored_comparison(src: Source, run_id: str) -> pd.DataFrame:
+    """The metric deltas stored when the run was gated against its baseline
+    (``Store.comparison_rows``: the numbers the gates used)."""
+    rows = Store(Path(src.path)).comparison_rows(run_id) if has(src, "comparisons") else []
+    df = pd.DataFrame(rows, columns=["baseline_run_id", "metric", "n", "baseline_mean",
+                                     "current_mean", "delta", "ci_low", "ci_high", "p_value",
+                                     "p_holm"])
+    df["lower_is_better"] = df["metric"].map(lower_is_better).astype(bool)
+    return df
