@@ -2,8 +2,9 @@
 
 The one place where the readers (logs, qrels, TREC runs, corpora, spans) turn bytes into
 text and text into values. A defect in one record comes back as a ``Defect`` (the reader
-quarantines that record, naming the field); nothing here raises for bad data, and nothing
-is repaired silently: a line that is not UTF-8 is said to be so, not replaced.
+quarantines that record, naming the field); nothing here raises for bad data (only for a
+file that cannot be opened), and nothing is repaired silently: a line that is not UTF-8 is
+said to be so, not replaced.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auditor.errors import InputError
+
 BOM = b"\xef\xbb\xbf"
 MAX_DEPTH = 64  # nesting beyond this is a defect: no record of ours nests past 10 levels
 GRADE_MIN, GRADE_MAX = -1000, 1000  # relevance grades (trec_eval's are small integers)
@@ -23,7 +26,7 @@ CSV_FIELD_LIMIT = 16 * 2**20  # characters in one CSV cell (Python's default is 
 # Text that may hold a non-finite number once parsed: NaN, ±Infinity, or an exponent that
 # overflows a double (1e400). Only records matching it are walked for non-finite floats.
 _MAYBE_NONFINITE = re.compile(r"NaN|Infinity|[eE][+]?\d{3}|\d{309}")
-_SCALARS = (str, int, bool, type(None))
+_SCALARS = frozenset((str, int, bool, type(None)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,11 @@ def lines(path: Path) -> Iterator[tuple[int, str, Defect | None]]:
     comes with a ``Defect`` saying where, and its text with the bad bytes replaced (for
     showing the user only). Line ends are kept, as ``open()`` keeps them.
     """
-    with path.open("rb") as handle:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    with handle:
         for number, data in enumerate(handle, start=1):
             if number == 1 and data.startswith(BOM):
                 data = data[len(BOM):]
@@ -81,8 +88,11 @@ def free_values(values: dict[str, Any], text: str, prefix: str = "") -> Defect |
     """The first defect among values no schema constrains (metadata, extra columns):
     nesting deeper than ``MAX_DEPTH`` or a number that is not finite. ``text`` is the raw
     record: only one that may spell a non-finite number is searched for one."""
-    if all(type(value) in _SCALARS for value in values.values()):
-        return None
+    for value in values.values():
+        if type(value) not in _SCALARS:
+            break
+    else:
+        return None  # the common case, kept cheap: flat text and numbers
     finite = _MAYBE_NONFINITE.search(text) is None
     names = {key: f"{prefix}{key or repr(key)}" for key in values}  # an empty key shows as ''
     stack = [(names[key], names[key], value, 1) for key, value in values.items()]

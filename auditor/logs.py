@@ -184,7 +184,7 @@ def _csv(path: Path) -> Iterator[tuple[int, str, Any]]:
                 yield last, "", None
                 continue
             if header is None:
-                header = _csv_header(path, row, bad_lines)
+                header = _csv_header(path, first, row, bad_lines)
                 continue
             cells = dict(zip(header, row, strict=False))
             raw = json.dumps(cells)
@@ -203,14 +203,16 @@ def _csv(path: Path) -> Iterator[tuple[int, str, Any]]:
         raise InputError(f"CSV log {path}:{reader.line_num}: {exc}") from None
 
 
-def _csv_header(path: Path, row: list[str], bad_lines: dict[int, Defect]) -> list[str]:
+def _csv_header(path: Path, line: int, row: list[str], bad_lines: dict[int, Defect]
+                ) -> list[str]:
     if bad_lines:
-        raise InputError(f"CSV log {path}:1: the header line is not valid UTF-8")
+        raise InputError(f"CSV log {path}:{line}: the header line is not valid UTF-8")
     header = [name.strip() for name in row]
     missing = [name for name in CSV_REQUIRED if name not in header]
     if missing:
-        raise InputError(f"CSV log {path}:1: the header has no {' or '.join(missing)} column "
-                         f"(it names {', '.join(header)[:200]})")
+        shown = ", ".join(" ".join(name.split()) for name in header)  # one line, always
+        raise InputError(f"CSV log {path}:{line}: the header has no {' or '.join(missing)} column "
+                         f"(it names {shown[:200]})")
     return header
 
 
@@ -253,11 +255,12 @@ def _validate(
     metadata = known.get("metadata", {})
     if not isinstance(metadata, dict):
         return bad("metadata", "metadata must be an object")
-    defect = decode.free_values(extra, raw) or decode.free_values(metadata, raw, "metadata.")
-    if defect is not None:
-        return bad(defect.field, defect.reason)
+    defect = metadata and decode.free_values(metadata, raw, "metadata.")
     if extra:
+        defect = defect or decode.free_values(extra, raw)
         known["metadata"] = {**extra, **metadata}
+    if defect:
+        return bad(defect.field, defect.reason)
     try:
         record = LogRecord.model_validate(known)
     except ValidationError as exc:

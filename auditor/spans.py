@@ -298,9 +298,9 @@ def _any_value(value: Any) -> Any:
         except (TypeError, ValueError):
             return value["intValue"]
     if "arrayValue" in value:
-        return [_any_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
+        return [_any_value(v) for v in _list(value["arrayValue"], "values")]
     if "kvlistValue" in value:
-        return _key_values((value["kvlistValue"] or {}).get("values"))
+        return _key_values(_list(value["kvlistValue"], "values"))
     for key in ("stringValue", "doubleValue", "boolValue", "bytesValue"):
         if key in value:
             return value[key]

@@ -350,3 +350,11 @@ def test_csv_rows_with_bad_bytes_or_extra_cells_are_quarantined(tmp_path: Path) 
     assert [(e.line, e.field) for e in bad] == [(3, "query"), (4, "(record)"), (6, "latency_ms")]
     assert "invalid UTF-8" in bad[0].reason
     assert (counts.read, counts.blank) == (5, 1)
+
+
+def test_a_csv_cell_over_the_raised_limit_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("query_id,query,answer\nq1,cats," + "x" * (16 * 2**20 + 1) + "\n")
+    with pytest.raises(InputError, match=r"log\.csv:2: field larger than field limit"):
+        list(read_log(path))
+
