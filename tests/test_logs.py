@@ -358,3 +358,13 @@ def test_a_csv_cell_over_the_raised_limit_is_one_sentence(tmp_path: Path) -> Non
     with pytest.raises(InputError, match=r"log\.csv:2: field larger than field limit"):
         list(read_log(path))
 
+
+
+def test_csv_header_message_is_one_line_and_names_the_header_line(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text('\n"two\nlines",id\nq1,cats\n')
+    with pytest.raises(InputError) as caught:
+        list(read_log(path))
+    assert "\n" not in str(caught.value)
+    assert f"{path}:2: the header has no query_id or query column (it names two lines, id)" \
+        == str(caught.value).removeprefix("CSV log ")

@@ -296,3 +296,18 @@ def test_unreadable_span_documents_are_one_input_error_sentence(tmp_path: Path) 
     path.write_text('{\n "resourceSpans": ' + "[" * 10_000 + "]" * 10_000 + "}")
     with pytest.raises(InputError, match=r"spans\.json: not readable JSON \(nested more"):
         list(read_log(path))
+
+
+def test_otlp_values_of_the_wrong_shape_are_read_as_nothing(tmp_path: Path) -> None:
+    def attribute(key: str, value: dict) -> dict:
+        return {"key": key, "value": value}
+
+    span = {"traceId": "t", "spanId": "s", "attributes": [
+        attribute("openinference.span.kind", {"stringValue": "RETRIEVER"}),
+        attribute("input.value", {"stringValue": "q"}),
+        attribute("x", {"kvlistValue": 1}), attribute("y", {"arrayValue": [1]})]}
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [
+        {"spans": [span]}]}]}))
+    records, bad, _ = _read(path)
+    assert [r.query_id for r in records] == ["s"] and not bad
