@@ -71,7 +71,8 @@ def verdicts(src: Source, run_id: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["created_at", "gate_status", "baseline_run_id",
                                      "baseline_reason", "warnings"])
     return frame(src, "SELECT created_at, gate_status, baseline_run_id, baseline_reason, "
-                      "warnings FROM verdicts WHERE run_id = $run ORDER BY created_at DESC",
+                      "warnings FROM verdicts WHERE run_id = $run "
+                      "ORDER BY created_at DESC, verdict_id DESC",
                  {"run": run_id})
 
 
@@ -98,7 +99,7 @@ def shown(src: Source, run_id: str) -> Shown:
     config = run_details(src, run_id).get("config") or {}
     if len(history):
         latest = history.iloc[0]
-        warnings = tuple(json.loads(latest["warnings"]) if latest["warnings"] else ())
+        warnings = tuple(_listed(latest["warnings"]))
         reason = latest["baseline_reason"] if isinstance(latest["baseline_reason"], str) else None
         base = latest["baseline_run_id"] if isinstance(latest["baseline_run_id"], str) else None
         return Shown(str(latest["gate_status"]), gate_rows, base, reason or _no_base(config),
@@ -118,6 +119,13 @@ def shown(src: Source, run_id: str) -> Shown:
                       f"(needs {needed:.0%}): not comparable")
             base = None
     return Shown(overall(gate_rows), gate_rows, base, reason)
+
+
+def _listed(value: Any) -> list[str]:
+    """Warnings as stored: a JSON list (text), or a list already."""
+    if isinstance(value, str):
+        return [str(w) for w in json.loads(value) or []]
+    return [str(w) for w in value] if value is not None and len(value) else []
 
 
 def _without_metric(gate: pd.Series) -> str:

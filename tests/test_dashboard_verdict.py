@@ -118,15 +118,16 @@ def test_latest_of_several_verdicts_drives_the_banner(app, nightly_store, monkey
     reason = "newest passing run shares 0% of queries (needs 50%)"
     sql = [("CREATE TABLE IF NOT EXISTS verdicts (verdict_id VARCHAR, run_id VARCHAR, "
             "created_at TIMESTAMPTZ, gate_status VARCHAR, baseline_run_id VARCHAR, "
-            "baseline_reason VARCHAR, warnings JSON)", []),
+            "baseline_reason VARCHAR, warnings JSON, gates JSON)", []),
            *not_evaluated_gates(nightly_store, run, f"recall@10: {reason}"),
            ("INSERT INTO verdicts BY NAME SELECT '901' AS verdict_id, ? AS run_id, "
-            "? AS created_at, 'failed' AS gate_status, ? AS baseline_run_id",
+            "? AS created_at, 'failed' AS gate_status, ? AS baseline_run_id, '[]' AS warnings, "
+            "'[]' AS gates",
             [run, now - timedelta(hours=1), nightly_store.baseline_run_id]),
            ("INSERT INTO verdicts BY NAME SELECT '902' AS verdict_id, ? AS run_id, "
             "? AS created_at, 'not_evaluated' AS gate_status, ? AS baseline_reason, "
-            "? AS warnings", [run, now, reason, json.dumps(["only 12 of 50 queries are "
-                                                            "judged"])])]
+            "? AS warnings, '[]' AS gates",
+            [run, now, reason, json.dumps(["only 12 of 50 queries are judged"])])]
     path = store_copy(nightly_store, monkeypatch, tmp_path, *sql)
     at = app()
     banner = at.warning[0].value.replace("\\", "")
