@@ -452,7 +452,7 @@ def test_logged_text_reaches_markdown_escaped(nightly_store, monkeypatch, tmp_pa
 
 def old_store_sql() -> list[tuple[str, list]]:
     """What a store written before migration m003 lacks."""
-    drop = ["DROP TABLE gates", "DROP TABLE comparisons", "DROP TABLE embeddings",
+    drop = ["DROP TABLE IF EXISTS verdicts", "DROP TABLE gates", "DROP TABLE comparisons", "DROP TABLE embeddings",
             "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
             "ALTER TABLE runs DROP COLUMN baseline_run_id",
             "ALTER TABLE runs DROP COLUMN gate_status",
