@@ -213,8 +213,10 @@ def runs(src: Source) -> pd.DataFrame:
     df = _stored_runs(src)
     if (df["status"] == "running").any():
         df = df.copy()
-        shown = {row["run_id"]: row["status"] for row in Store(Path(src.path)).runs()}
-        df["status"] = df["run_id"].map(shown).fillna(df["status"])
+        shown = {row["run_id"]: row for row in Store(Path(src.path)).runs()}
+        for column in ("status", "status_reason"):
+            df[column] = df["run_id"].map(
+                lambda i, c=column: shown.get(i, {}).get(c)).fillna(df[column])
     return df
 
 

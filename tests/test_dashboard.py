@@ -452,8 +452,8 @@ def test_logged_text_reaches_markdown_escaped(nightly_store, monkeypatch, tmp_pa
 
 def old_store_sql() -> list[tuple[str, list]]:
     """What a store written before migration m003 lacks."""
-    drop = ["DROP TABLE IF EXISTS verdicts", "DROP TABLE gates", "DROP TABLE comparisons", "DROP TABLE embeddings",
-            "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
+    drop = ["DROP TABLE IF EXISTS verdicts", "DROP TABLE gates", "DROP TABLE comparisons",
+            "DROP TABLE embeddings", "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
             "ALTER TABLE runs DROP COLUMN baseline_run_id",
             "ALTER TABLE runs DROP COLUMN gate_status",
             "DELETE FROM schema_migrations WHERE version >= 3"]

@@ -10,11 +10,14 @@ then runs the pages headless (``AppTest``)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 
 from auditor.diagnose import DRIFT
+from auditor.owners import current_owner
 from auditor.store import Store
 from dashboards import data
 from tests import test_dashboard as shared
@@ -253,14 +256,43 @@ def test_explorer_labels_latency_and_leaves_unmeasured_blank(app, nightly_store,
     assert replay.value == "—"
 
 
-def test_run_picker_shows_the_stores_shown_status(app, nightly_store, monkeypatch, tmp_path):
-    """A run left 'running' is shown with the status ``Store.runs`` gives it (interrupted
-    once its process is gone), and is not the default run."""
+def test_a_run_whose_process_is_gone_shows_interrupted(app, nightly_store, monkeypatch,
+                                                       tmp_path):
+    """Two runs left 'running': the one whose owner process lives shows running, the one
+    whose process is gone shows interrupted with how to resume it; neither is the default."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = {**current_owner(), "pid": gone.pid, "start_ticks": -1}
     path = store_copy(nightly_store, monkeypatch, tmp_path,
-                      adhoc_run(nightly_store, "left-running", status="running"))
-    shown = {r["run_id"]: r["status"] for r in Store(path).runs()}["left-running"]
+                      adhoc_run(nightly_store, "alive-running", status="running"),
+                      adhoc_run(nightly_store, "dead-running", status="running"),
+                      ("UPDATE runs SET owner = ? WHERE run_id = 'alive-running'",
+                       [json.dumps(current_owner())]),
+                      ("UPDATE runs SET owner = ? WHERE run_id = 'dead-running'",
+                       [json.dumps(dead)]))
+    statuses = data.runs(data.source(path)).set_index("run_id")["status"]
+    assert statuses["alive-running"] == "running"
+    assert statuses["dead-running"] == "interrupted"
     at = app()
     assert at.selectbox(key="run").value == nightly_store.run_id
-    label = next(o for o in at.selectbox(key="run").options if o.endswith("unning"))
-    assert f"· {shown} ·" in label
-    assert data.runs(data.source(path)).set_index("run_id").at["left-running", "status"] == shown
+    labels = at.selectbox(key="run").options
+    assert any(label.endswith("· interrupted · unning") for label in labels)
+    assert any(label.endswith("· running · unning") for label in labels)
+    at = app(run="dead-running")
+    assert "interrupted" in at.info[0].value and "--resume dead-running" in \
+        at.info[0].value.replace("\\", "")
+
+
+def test_compare_shows_drift_apart_from_causes(app, nightly_store):
+    from auditor.compare import compare_runs
+
+    result = compare_runs(Store(nightly_store.path), nightly_store.baseline_run_id,
+                          nightly_store.run_id)
+    drift = next(c for c in result.cause_counts if c["cause"] == DRIFT)
+    at = app("compare")
+    assert any(f"for {drift['current']:,} shared queries now, {drift['baseline']:,} in the "
+               "baseline" in c.value for c in at.caption)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    causes = next(c for c in charts if "Queries per failure cause" in json.dumps(c))
+    assert DRIFT not in json.dumps(causes["data"])
+    assert "not_indexed" in json.dumps(causes["data"])

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from auditor.compare import Comparison, MetricDelta
+from auditor.diagnose import DRIFT
 from dashboards import charts, data, verdict_data, widgets
 from dashboards.compare_data import RESAMPLES, comparison
 from dashboards.data import Source
@@ -112,20 +113,31 @@ def drift(result: Comparison) -> None:
 
 
 def causes(result: Comparison) -> None:
-    st.subheader("Causes")
-    counts = pd.DataFrame(result.cause_counts)
+    """Failure causes before and after; drift (no failure) apart, in a line of its own."""
+    st.subheader("Causes of failure")
+    counts = pd.DataFrame(result.cause_counts, columns=["cause", "baseline", "current"])
+    drift = counts[counts["cause"] == DRIFT]
+    counts = counts[counts["cause"] != DRIFT]
     left, right = st.columns([3, 2])
     with left:
         if len(counts):
             st.plotly_chart(charts.grouped_bars(counts, "cause", ["baseline", "current"],
-                                                "Queries per cause"), key="cmp_causes")
+                                                "Queries per failure cause"), key="cmp_causes")
+        if len(drift):
+            st.caption(f"Drift, not a failure: production served different results than the "
+                       f"index returns today for {int(drift['current'].iloc[0]):,} shared "
+                       f"queries now, {int(drift['baseline'].iloc[0]):,} in the baseline.")
     with right:
         for title, rows, total in (
                 ("New causes", result.new_causes, result.new_causes_total),
                 ("Resolved causes", result.resolved_causes, result.resolved_causes_total)):
-            st.markdown(f"**{title}** · {total:,}")
-            if rows:
-                widgets.table(pd.DataFrame([asdict(r) for r in rows]), key=title,
+            failures = [r for r in rows if r.cause != DRIFT]
+            every = len(rows) == total  # all listed: the drift pairs can be taken out
+            shown = (f"{total - (len(rows) - len(failures)):,}" if every
+                     else f"{total:,} (drift included)")
+            st.markdown(f"**{title}** · {shown}")
+            if failures:
+                widgets.table(pd.DataFrame([asdict(r) for r in failures]), key=title,
                               height=200)
 
 

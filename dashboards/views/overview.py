@@ -203,6 +203,9 @@ def main() -> None:
     st.caption(f"Run `{run['run_id']}` · {run['status']} · {run['backend']} {run['mode']} · "
                f"{run['level']} level · log {widgets.escape_md(run['log'] or '—')} · "
                f"{int(run['queries'] or 0):,} queries · metrics at k = {int(run['k'])}")
+    if run["status"] != "complete" and run.get("status_reason"):
+        st.info(f"This run is **{run['status']}**: {widgets.escape_md(run['status_reason'])}",
+                icon=":material/pending:")
     shown = gate_verdict(src, run)
     base = shown.baseline_run_id
     st.caption(f"Compared with the baseline `{base}`" if base else
