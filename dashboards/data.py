@@ -196,14 +196,19 @@ def _stored_runs(src: Source) -> pd.DataFrame:
                TRY_CAST(r.counts ->> 'replayed' AS BIGINT) AS queries,
                coalesce(TRY_CAST(r.config ->> 'diagnose_k' AS INTEGER), 10) AS k
         FROM runs r{joins} ORDER BY r.started_at DESC""")
-    df["group"] = [group_label(row) for row in df.to_dict("records")]
+    df["group"] = groups(df)
     return df
 
 
-def group_label(row: dict[str, Any]) -> str:
-    """Runs that can be compared share backend, mode, level and log (path)."""
-    log = Path(row["log"]).name if isinstance(row.get("log"), str) else "no log"
-    return f"{row['backend']} {row['mode']} · {row['level']} level · {log}"
+def groups(df: pd.DataFrame) -> list[str]:
+    """Each run's group, named: runs that can be compared share backend, mode, level and
+    log. A log shows by its file name, or by its whole path where two logs share a name."""
+    logs = [log if isinstance(log, str) else None for log in df["log"]]
+    names = {log: Path(log).name for log in set(logs) if log is not None}
+    shared = {name for name in names.values() if list(names.values()).count(name) > 1}
+    return [f"{row.backend} {row.mode} · {row.level} level · "
+            + ("no log" if log is None else log if names[log] in shared else names[log])
+            for row, log in zip(df.itertuples(), logs, strict=True)]
 
 
 def runs(src: Source) -> pd.DataFrame:

@@ -236,6 +236,13 @@ def test_runs_are_grouped_by_backend_mode_level_and_log(app, nightly_store, monk
         nightly_store.run_id, nightly_store.baseline_run_id}
     at = app("compare", run="adhoc-run")
     assert "Not a comparable pair" in at.warning[0].value
+    # another log of the same file name is another group, named by its whole path
+    path = store_copy(nightly_store, monkeypatch, tmp_path,
+                      adhoc_run(nightly_store, log="/elsewhere/log.jsonl"))
+    named = set(data.runs(data.source(path))["group"])
+    assert len(named) == 2 and any("/elsewhere/log.jsonl" in g for g in named)
+    at = app("compare", run="adhoc-run")
+    assert "Not a comparable pair" in at.warning[0].value
     assert all("·" in label for label in at.selectbox(key="cmp_base_adhoc-run").options)
 
 
@@ -296,3 +303,12 @@ def test_compare_shows_drift_apart_from_causes(app, nightly_store):
     causes = next(c for c in charts if "Queries per failure cause" in json.dumps(c))
     assert DRIFT not in json.dumps(causes["data"])
     assert "not_indexed" in json.dumps(causes["data"])
+
+
+def test_groups_of_runs_without_a_log():
+    import pandas as pd
+
+    df = pd.DataFrame({"backend": ["embedded"] * 3, "mode": ["bm25"] * 3,
+                       "level": ["doc"] * 3, "log": [None, float("nan"), "/a/log.jsonl"]})
+    assert data.groups(df) == ["embedded bm25 · doc level · no log"] * 2 + [
+        "embedded bm25 · doc level · log.jsonl"]
