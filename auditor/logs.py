@@ -255,11 +255,11 @@ def _validate(
     metadata = known.get("metadata", {})
     if not isinstance(metadata, dict):
         return bad("metadata", "metadata must be an object")
-    defect = metadata and decode.free_values(metadata, raw, "metadata.")
+    defect = decode.free_values(metadata, raw, "metadata.") if metadata else None
     if extra:
         defect = defect or decode.free_values(extra, raw)
         known["metadata"] = {**extra, **metadata}
-    if defect:
+    if defect is not None:
         return bad(defect.field, defect.reason)
     try:
         record = LogRecord.model_validate(known)
