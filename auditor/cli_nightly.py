@@ -154,8 +154,9 @@ def export(
 
     settings = load_settings(config, store=store)
     rows, judged = export_trec(Store(settings.store), run_id, run_file, qrels_file)
-    out.print(f"wrote {rows} ranked rows to {run_file}"
-              + (f" and {judged} judgments to {qrels_file}" if qrels_file else ""))
+    out.print(f"wrote {rows} ranked rows to {run_file}"  # paths are text, never markup
+              + (f" and {judged} judgments to {qrels_file}" if qrels_file else ""),
+              markup=False, highlight=False)
 
 
 @app.command()
@@ -206,6 +207,7 @@ def serve_dashboard(store: Path, port: int, address: str = "127.0.0.1") -> None:
     if not store.exists():
         raise ConfigError(f"no results store at {store}: run `auditor run` (or `auditor demo`) "
                           "first, or pass --store")
-    out.print(f"dashboard on http://{address}:{port} (Ctrl-C stops it)", highlight=False)
+    out.print(f"dashboard on http://{address}:{port} (Ctrl-C stops it)", markup=False,
+              highlight=False)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the dashboard, not an error
         subprocess.run(command(store.resolve(), port=port, address=address), check=False)

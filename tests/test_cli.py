@@ -231,6 +231,10 @@ def test_user_text_is_printed_literally(audited: tuple[Path, str, str]) -> None:
     assert MARKUP_DIR in listing.stdout
     missing = piped("run", "--log", str(directory / "[red]gone[/].jsonl"), cwd=directory)
     assert missing.returncode == 2 and "[red]gone[/].jsonl" in missing.stderr
+    run_id = json.loads(piped("runs", "--json", cwd=directory).stdout)[0]["run_id"]
+    exported = piped("export", run_id, "--run-file", str(directory / "[b]x[/b].run"),
+                     cwd=directory)
+    assert exported.returncode == 0 and "[b]x[/b].run" in exported.stdout, exported.stderr
 
 
 def test_runs_shows_whole_ids_verdict_and_mode(audited: tuple[Path, str, str]) -> None:
