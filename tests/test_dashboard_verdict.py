@@ -146,6 +146,15 @@ def test_latest_of_several_verdicts_drives_the_banner(app, nightly_store, monkey
 
 
 # queries to look at --------------------------------------------------------------------------
+def test_queries_to_look_at_cover_every_gated_metric(app, nightly_store):
+    """Both gates failed: each gated metric gets its heading, and a metric whose worst
+    queries were already listed says so rather than "every query is best"."""
+    text = markdown(app())
+    for metric in ("ndcg@10", "recall@10"):
+        assert f"{metric}** · :red[gate failed]" in text
+    assert "Every judged query" not in text
+
+
 def test_queries_to_look_at_follow_the_failing_gated_metric(app, nightly_store, monkeypatch,
                                                             tmp_path):
     """Only the nDCG gate failed and every recall@10 is 1: the Overview still lists the

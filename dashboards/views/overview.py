@@ -162,38 +162,39 @@ def causes_text(causes: object) -> str:
 
 def _queries_for(src: Source, run: dict[str, Any], base: str | None, metric: str,
                  status: str | None, limit: int, listed: set[str]) -> set[str]:
-    """One gated metric's queries to look at (those not listed yet); returns their ids."""
+    """One gated metric's queries to look at, leaving out those listed for an earlier
+    metric (fetched with room for them); returns the ids it lists."""
     gate = {"failed": " · :red[gate failed]", "not_evaluated": " · :orange[gate not "
             "evaluated]", "passed": " · :green[gate passed]"}.get(status or "", "")
     st.markdown(f"**{widgets.escape_md(metric)}**{gate}")
-    regressed = data.regressed(src, base, run["run_id"], metric, limit) if base else None
-    failing = data.failing(src, run["run_id"], metric, limit)
-    failing = failing[~failing["query_id"].isin(listed)]
-    shown = 0
-    if regressed is not None:
-        regressed = regressed[~regressed["query_id"].isin(listed)]
-        shown = len(regressed)
-    if shown:
-        st.caption(f"Largest change for the worse in {metric} since `{base}`:")
-        widgets.query_links(regressed, run["run_id"], lambda r: (
-            f"{widgets.escape_md(metric)} {r['baseline']:.2f} → {r['current']:.2f} · "
-            + causes_text(r["causes"])))
-        failing = failing[~failing["query_id"].isin(regressed["query_id"])]
-    if len(failing):
-        failing = failing.head(max(limit - shown, 3))
-        st.caption(f"Worst {metric} in this run:")
-        widgets.query_links(failing, run["run_id"], lambda r: (
-            f"{widgets.escape_md(metric)} {r['current']:.2f} · "
-            + causes_text(r["causes"])))
-    elif not shown:
+    room = limit + len(listed)
+    regressed = (data.regressed(src, base, run["run_id"], metric, room) if base
+                 else pd.DataFrame(columns=["query_id"]))
+    failing = data.failing(src, run["run_id"], metric, room)
+    if not len(regressed) and not len(failing):
         measured = data.metric_summary(src, run["run_id"], (metric,))
         if len(measured) and int(measured["n"].iloc[0]):
             st.caption(f"Every judged query has the best {metric}.")
         else:
             st.caption(f"No query of this run has a {metric} (no judgments?): nothing to "
                        "rank by.")
-    ids = set(failing["query_id"])
-    return ids | (set(regressed["query_id"]) if regressed is not None else set())
+        return set()
+    regressed = regressed[~regressed["query_id"].isin(listed)].head(limit)
+    failing = failing[~failing["query_id"].isin(listed | set(regressed["query_id"]))]
+    failing = failing.head(max(limit - len(regressed), 3 if len(failing) else 0))
+    if len(regressed):
+        st.caption(f"Largest change for the worse in {metric} since `{base}`:")
+        widgets.query_links(regressed, run["run_id"], lambda r: (
+            f"{widgets.escape_md(metric)} {r['baseline']:.2f} → {r['current']:.2f} · "
+            + causes_text(r["causes"])))
+    if len(failing):
+        st.caption(f"Worst {metric} in this run:")
+        widgets.query_links(failing, run["run_id"], lambda r: (
+            f"{widgets.escape_md(metric)} {r['current']:.2f} · "
+            + causes_text(r["causes"])))
+    if not len(regressed) and not len(failing):
+        st.caption(f"The queries with the worst {metric} are those listed above.")
+    return set(regressed["query_id"]) | set(failing["query_id"])
 
 
 def main() -> None:
