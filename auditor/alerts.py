@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from auditor.diagnose import DRIFT
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP_S = 30.0  # longest a server's Retry-After may make us wait
@@ -171,8 +173,10 @@ def alert_payload(summary: dict[str, Any]) -> dict[str, Any]:
 
     - ``run_id``: str; ``status``: the run's status (``complete``, ``partial``, ``failed``);
       ``status_reason``: str; ``baseline_run_id``: str | None
-    - ``gates``: list of gate results ``{"gate", "metric", "passed", "reason", ...}`` (rows of
-      ``Store.gates`` or ``GateResult`` dataclasses); only failed ones are reported
+    - ``gates``: list of gate results ``{"gate", "metric", "status", "reason", ...}`` (rows of
+      ``Store.gates`` or ``GateResult`` dataclasses); only failed ones are reported, and the
+      not evaluated ones too when ``require_baseline`` is true
+    - ``gate_status``, ``baseline_reason``, ``warnings``: from the verdict
     - ``comparison``: a ``compare.Comparison`` or its ``to_dict()``; its ``regressed``
       (``QueryChange``: query_id, query, metric, delta), ``regressed_total`` and
       ``new_cause_counts`` (``{"cause", "queries"}`` over all new causes) are used
@@ -180,7 +184,12 @@ def alert_payload(summary: dict[str, Any]) -> dict[str, Any]:
     """
     run_id = str(summary.get("run_id") or "?")
     status = str(summary.get("status") or "unknown")
-    failed = [g for g in map(_as_dict, summary.get("gates") or []) if not g.get("passed", True)]
+    gates = list(map(_as_dict, summary.get("gates") or []))
+    unchecked = [g for g in gates if g.get("status") == "not_evaluated"]
+    failed = [g for g in gates if g.get("status") == "failed"
+              or (not g.get("status") and not g.get("passed", True))]
+    if summary.get("require_baseline"):
+        failed += unchecked  # the team asked for a not-evaluated gate to fail
     comparison = _as_dict(summary.get("comparison") or {})
     regressed = [_as_dict(q) for q in comparison.get("regressed") or []][:MAX_REGRESSED]
     reports = summary.get("reports")
@@ -189,14 +198,17 @@ def alert_payload(summary: dict[str, Any]) -> dict[str, Any]:
     baseline = summary.get("baseline_run_id") or comparison.get("baseline_run_id")
     facts = {
         "run_id": run_id, "status": status, "baseline_run_id": baseline,
-        "gate_status": "failed" if failed else "passed",
+        "gate_status": summary.get("gate_status") or (
+            "failed" if failed else "not_evaluated" if unchecked else "passed"),
+        "baseline_reason": summary.get("baseline_reason"),
+        "warnings": [str(w) for w in summary.get("warnings") or []],
         "failed_gates": [{"gate": str(g.get("gate") or g.get("metric") or "?"),
                           "reason": str(g.get("reason") or "")} for g in failed],
         "regressed": [{"query_id": str(q.get("query_id")), "metric": q.get("metric"),
                        "delta": q.get("delta")} for q in regressed],
         "regressed_total": comparison.get("regressed_total", len(regressed)),
-        "new_causes": {str(c["cause"]): c["queries"]
-                       for c in comparison.get("new_cause_counts") or []},
+        "new_causes": {str(c["cause"]): c["queries"]  # drift is no failure cause
+                       for c in comparison.get("new_cause_counts") or [] if c["cause"] != DRIFT},
         "reports": reports,
     }
     text = _headline(facts, summary.get("status_reason"))
@@ -240,6 +252,11 @@ def _blocks(facts: dict[str, Any], text: str, regressed: list[dict[str, Any]]
                  f"{_delta(q.get('delta'))}: {_untrusted(q.get('query'))}" for q in regressed]
         blocks.append(section(f"*Top regressed queries* ({facts['regressed_total']} in all)\n"
                               + "\n".join(lines)))
+    notes = ([facts["baseline_reason"]] if facts["baseline_reason"] and not baseline else []) \
+        + facts["warnings"]
+    if notes:
+        blocks.append(section("*Note*\n" + "\n".join(
+            f"• {_escape(_one_line(line))}" for line in notes)))
     if facts["new_causes"]:
         blocks.append(section("*New causes*\n" + "\n".join(
             f"• {_escape(cause)}: {count}" for cause, count in facts["new_causes"].items())))

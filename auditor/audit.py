@@ -45,6 +45,7 @@ class RunCounts:
     blank: int = 0
     skipped: int = 0  # lines that are not queries (e.g. non-retriever spans)
     qrels_quarantined: int = 0
+    qrels_queries: int = 0  # queries the qrels file judges (whether or not in the log)
     replayed: int = 0
     by_status: dict[str, int] = field(default_factory=lambda: {"ok": 0, "empty": 0, "error": 0})
     traced: int = 0
@@ -252,7 +253,8 @@ def _start(audit: Audit, settings: AuditSettings, resume: str | None) -> tuple[s
         config=settings.snapshot(), fingerprint=audit.backend.fingerprint().as_dict(),
         code_version=__version__,
     )
-    counts = RunCounts(qrels_quarantined=len(audit.bad_qrels))
+    counts = RunCounts(qrels_quarantined=len(audit.bad_qrels),
+                       qrels_queries=len(audit.judgments))
     store.append({"quarantine": quarantine_table(run_id, audit.bad_qrels)},
                  checkpoint=(run_id, asdict(counts)))
     return run_id, counts
@@ -291,7 +293,7 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             counts.corpus = corpus_pass(run_id, store, audit.backend, settings)
         counts = _with_cache(counts, audit)
         store.append({"embeddings": audit.new_embeddings()})
-        status, reason = _final_status(counts, audit.replayer.abort_reason)
+        status, reason = _final_status(counts, audit.replayer.abort_reason, load)
     except KeyboardInterrupt:
         status, reason = "partial", "interrupted"
         raise
@@ -330,9 +332,31 @@ def manifest(audit: Audit, settings: AuditSettings, store: Store, run_id: str,
                             else fingerprint.get("model_id") or None),
         "thresholds": {**asdict(audit.thresholds), "support": SUPPORT_THRESHOLD},
         "code_version": code_version(),
-        "log": {"path": str(settings.log), "first_logged_at": first, "last_logged_at": last},
+        "log": {"path": str(settings.log), "sha256": file_digest(settings.log),
+                "first_logged_at": first, "last_logged_at": last},
         "counts": asdict(counts),
     }
+
+
+def file_digest(path: Any) -> str | None:
+    """SHA-256 of a log file (or of a directory's files, in name order): the log's identity,
+    which makes two runs comparable whatever their replay errors."""
+    from pathlib import Path
+
+    if path is None:
+        return None
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    try:
+        for file in files:
+            digest.update(str(file.relative_to(root) if root.is_dir() else "").encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def code_version() -> str:
@@ -362,7 +386,12 @@ def _accepted(items: Iterable[LogRecord | QuarantineEntry], quarantined: list[Qu
             yield item
 
 
-def _final_status(counts: RunCounts, abort_reason: str | None) -> tuple[RunStatus, str | None]:
+def _final_status(counts: RunCounts, abort_reason: str | None, load: LoadCounts | None = None
+                  ) -> tuple[RunStatus, str | None]:
+    """A run that accepted no query checked nothing: it fails, so a nightly job whose log
+    export broke does not stay green."""
+    if load is not None and not load.accepted:
+        return "failed", _nothing_accepted(load)
     errors = counts.by_status["error"]
     if counts.replayed and errors == counts.replayed:
         return "failed", abort_reason or "every query failed"
@@ -371,3 +400,13 @@ def _final_status(counts: RunCounts, abort_reason: str | None) -> tuple[RunStatu
     if errors:
         return "partial", f"{errors} of {counts.replayed} queries failed"
     return "complete", None
+
+
+def _nothing_accepted(load: LoadCounts) -> str:
+    if not load.read:
+        return "the log holds no record: is the export empty?"
+    parts = [f"{n} {what}" for n, what in ((load.quarantined, "quarantined"),
+                                           (load.blank, "blank"), (load.skipped, "skipped"))
+             if n]
+    return (f"no query accepted from the log: {load.read} lines read, "
+            f"{', '.join(parts) or 'none usable'} (see `auditor runs` and the quarantine)")

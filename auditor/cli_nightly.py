@@ -103,8 +103,15 @@ def report(
                                                 help="write here instead of stdout")] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
+    standalone: Annotated[bool, typer.Option(
+        help="HTML: inline plotly.js (one ≈5 MB file) instead of sharing "
+             "assets/plotly-*.min.js beside the output")] = False,
 ) -> None:
-    """Render a run's report: Markdown, self-contained HTML with charts, JSON or JUnit XML."""
+    """Render a run's report: Markdown, HTML with charts (readable offline), JSON or JUnit XML.
+
+    HTML written with -o links one shared plotly.js in an assets/ folder beside the file;
+    to stdout, or with --standalone, it is inlined.
+    """
     from auditor import report as reporting
 
     renderers = {"md": reporting.render_markdown, "html": reporting.render_html,
@@ -112,7 +119,12 @@ def report(
     if fmt not in renderers:
         raise ConfigError(f"--format takes md, html, json or junit, not {fmt!r}")
     settings = load_settings(config, store=store)
-    text = renderers[fmt](reporting.build_report(Store(settings.store), run_id))
+    data = reporting.build_report(Store(settings.store), run_id)
+    if fmt == "html" and output is not None and not standalone:
+        where = output.resolve().parent
+        text = reporting.render_html(data, plotly_src=reporting.asset_src(where, where))
+    else:
+        text = renderers[fmt](data)
     if output is None:
         typer.echo(text)
     else:
@@ -129,14 +141,27 @@ def gate(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Judge a stored run again (new gates or another baseline). Exit 1 when a gate fails."""
+    """Judge a stored run again (new gates or another baseline). Exit 1 when a gate fails.
+
+    Every verdict is kept: this one becomes the latest, the earlier ones stay in the store's
+    history and their reports move to verdict-N/ beside the new ones.
+    """
     settings = load_settings(config, store=store, baseline=baseline)
     results = Store(settings.store)
     verdict = _verdict(results, run_id, settings, quiet=as_json)
     if as_json:
-        typer.echo(json.dumps(_verdict_data(verdict), indent=2, default=str))
+        data = _verdict_data(verdict)
+        data["verdict_number"] = verdict.number
+        data["earlier_verdicts"] = verdict.earlier
+        typer.echo(json.dumps(data, indent=2, default=str))
     else:
         _print_verdict(verdict)
+        if verdict.earlier:
+            last = verdict.earlier[0]
+            out.print(f"verdict {verdict.number} on run {run_id}: it was judged before "
+                      f"(verdict {last['verdict_id']}: {last['gate_status']}, "
+                      f"{str(last['created_at'])[:19]}); earlier verdicts are kept, "
+                      "their reports in verdict-N/", highlight=False)
     if not verdict.passed:
         raise typer.Exit(1)
 
@@ -178,9 +203,11 @@ def schedule(
         results = Store(fresh.store)
         run_id = _audit(fresh)
         verdict = _verdict(results, run_id, fresh)
+        words = verdict.gate_status.replace("_", " ")
         out.print(f"run {run_id}: {verdict.status}, gates "
-                  + ("passed" if verdict.passed else
-                     f"FAILED ({'; '.join(g.reason for g in verdict.failed)})"))
+                  + (words if verdict.passed else
+                     f"FAILED ({'; '.join(g.reason for g in verdict.failed)})"),
+                  highlight=False)
 
     serve(settings.cron, nightly, run_now=run_now, max_runs=max_runs, timezone=timezone,
           say=lambda line: out.print(line, highlight=False))

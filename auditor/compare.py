@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from auditor.diagnose import DRIFT
 from auditor.gates import lower_is_better
 from auditor.metrics.drift import RBO_P
 from auditor.store import Store, StoreError
@@ -391,7 +392,8 @@ def _cause_changes(
     total = con.execute(f"SELECT count(*) FROM ({changed})", list(runs)).fetchone()
     rows = con.execute(
         f"SELECT query_id, cause, target_id FROM ({changed}) "
-        "ORDER BY cause, query_id, target_id NULLS FIRST LIMIT $3", [*runs, limit]).fetchall()
+        "ORDER BY cause = $4, cause, query_id, target_id NULLS FIRST LIMIT $3",
+        [*runs, limit, DRIFT]).fetchall()  # drift (not a failure) listed last
     per_cause = con.execute(
         f"SELECT cause, count(DISTINCT query_id) AS queries FROM ({changed}) "
         "GROUP BY cause ORDER BY queries DESC, cause", list(runs)).fetchall()

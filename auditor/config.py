@@ -91,6 +91,12 @@ class AuditSettings(BaseSettings):
     baseline: str | None = Field(
         default="last-passing",
         description="compare with: last | last-passing | a run id | none")
+    baseline_min_shared: float = Field(
+        default=0.5, gt=0, le=1,
+        description="share of a run's queries a baseline must also have answered (or the "
+                    "same log), else no comparable baseline")
+    require_baseline: bool = Field(
+        default=False, description="a gate that could not be evaluated fails the run (exit 1)")
     gates: list[Gate] = Field(
         default_factory=lambda: list(DEFAULT_GATES),
         description="[[gates]] tables: metric and one of min, max, max_drop (with alpha)")

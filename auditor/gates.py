@@ -3,6 +3,10 @@
 Two kinds. A floor or ceiling on a metric's mean (``recall@10 >= 0.80``), and a limit on the
 drop against the baseline that only fails when the drop is also significant (Holm-adjusted
 paired randomization p below ``alpha``): a nightly gate that fires on noise gets switched off.
+
+A gate that could not be checked is ``not_evaluated``, never ``passed``: no comparable
+baseline, no judged query for its metric, or too few paired queries for the test to ever
+reach ``alpha``. A nightly job that checked nothing must not read green.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ if TYPE_CHECKING:
     from auditor.compare import Comparison
 
 GateKind = Literal["min", "max", "max_drop"]
+GateStatus = Literal["passed", "failed", "not_evaluated"]
+NOT_EVALUATED: GateStatus = "not_evaluated"
 # Metrics where a smaller value is better; every other metric is higher-is-better.
 LOWER_IS_BETTER = frozenset({"scatter_docs", "scatter_chunks", "effective_sources"})
 
@@ -75,14 +81,25 @@ class GateResult:
     gate: str
     metric: str
     kind: GateKind
-    passed: bool
+    status: GateStatus
     value: float | None
     threshold: float
     baseline_run_id: str | None
     reason: str
 
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "passed": self.passed}
+
+
+def overall(statuses: list[str]) -> GateStatus:
+    """Failed if any gate failed, else not evaluated if any was not, else passed."""
+    if "failed" in statuses:
+        return "failed"
+    return NOT_EVALUATED if NOT_EVALUATED in statuses else "passed"
 
 
 def evaluate(
@@ -90,70 +107,93 @@ def evaluate(
     means: dict[str, float | None],
     comparison: Comparison | None,
     status: str = "complete",
+    *,
+    no_baseline: str | None = None,
+    status_reason: str | None = None,
 ) -> list[GateResult]:
-    """Every gate's verdict. A run that is not complete fails a gate of its own."""
+    """Every gate's verdict. A run that is not complete fails a gate of its own.
+
+    ``no_baseline`` says why there is no comparison (relative gates are then not evaluated).
+    """
     results = []
     if status != "complete":
+        why = f" ({status_reason})" if status_reason else ""
         results.append(GateResult(
-            "run is complete", "status", "min", False, None, 1.0, None,
-            f"the run is {status}: its numbers do not cover the whole log",
+            "run is complete", "status", "min", "failed", None, 1.0, None,
+            f"the run is {status}{why}: its numbers do not cover the whole log",
         ))
     for gate in gates:
         if gate.kind == "max_drop":
-            results.append(_relative(gate, comparison))
+            results.append(_relative(gate, comparison, no_baseline))
         else:
             results.append(_absolute(gate, means.get(gate.metric)))
     return results
 
 
 def _absolute(gate: Gate, value: float | None) -> GateResult:
-    def result(passed: bool, reason: str) -> GateResult:
-        return GateResult(gate.name, gate.metric, gate.kind, passed, value, gate.threshold,
+    def result(status: GateStatus, reason: str) -> GateResult:
+        return GateResult(gate.name, gate.metric, gate.kind, status, value, gate.threshold,
                           None, reason)
 
     if value is None:
-        return result(False, f"{gate.metric} was not measured in this run (no judged query?)")
+        return result(NOT_EVALUATED, f"{gate.metric} is not measured in this run: no query "
+                                     "has a value (none judged, or qrels ids match no query)")
     if gate.kind == "min":
         ok = value >= gate.threshold
-        return result(ok, f"{gate.metric} {value:.3f} {'>=' if ok else '<'} {gate.threshold:.3f}")
+        return result("passed" if ok else "failed",
+                      f"{gate.metric} {value:.3f} {'>=' if ok else '<'} {gate.threshold:.3f}")
     ok = value <= gate.threshold
-    return result(ok, f"{gate.metric} {value:.3f} {'<=' if ok else '>'} {gate.threshold:.3f}")
+    return result("passed" if ok else "failed",
+                  f"{gate.metric} {value:.3f} {'<=' if ok else '>'} {gate.threshold:.3f}")
 
 
-def _relative(gate: Gate, comparison: Comparison | None) -> GateResult:
+def smallest_p(n: int) -> float:
+    """The smallest two-sided p a paired sign-flip test on ``n`` queries can give."""
+    return 1.0 if n < 1 else min(1.0, 2.0 ** (1 - n))
+
+
+def _relative(gate: Gate, comparison: Comparison | None, no_baseline: str | None
+              ) -> GateResult:
     baseline_id = comparison.baseline_run_id if comparison else None
 
-    def result(passed: bool, value: float | None, reason: str) -> GateResult:
-        return GateResult(gate.name, gate.metric, gate.kind, passed, value, gate.threshold,
+    def result(status: GateStatus, value: float | None, reason: str) -> GateResult:
+        return GateResult(gate.name, gate.metric, gate.kind, status, value, gate.threshold,
                           baseline_id, reason)
 
     if comparison is None:
-        return result(True, None, f"{gate.metric}: no baseline run to compare with yet")
+        why = no_baseline or "no baseline run to compare with"
+        return result(NOT_EVALUATED, None, f"{gate.metric} not evaluated ({why})")
     if comparison.shared_queries == 0:
-        return result(True, None, f"{gate.metric}: no query in common with baseline "
-                                  f"{baseline_id}, nothing to compare")
+        return result(NOT_EVALUATED, None, f"{gate.metric}: no query in common with baseline "
+                                           f"{baseline_id}, nothing to compare")
     delta = comparison.metric(gate.metric)
-    if delta is None or delta.delta is None:
-        return result(False, None, f"{gate.metric} is not measured in both runs")
+    if delta is None or delta.delta is None or delta.n == 0:
+        return result(NOT_EVALUATED, None, f"{gate.metric} is not measured on any query both "
+                                           "runs answered")
     drop = (delta.delta if lower_is_better(gate.metric) else -delta.delta) + 0.0  # no -0.000
     p = delta.p_holm if delta.p_holm is not None else 1.0
     interval = ("" if delta.ci_low is None or delta.ci_high is None
                 else f", 95% CI of the change [{delta.ci_low:+.3f}, {delta.ci_high:+.3f}]")
     where = (f"{gate.metric} {delta.baseline_mean:.3f} → {delta.current_mean:.3f} "
              f"(drop {drop:+.3f}{interval}, Holm p {p:.3g}, n {delta.n})")
+    if smallest_p(delta.n) >= gate.alpha:
+        return result(NOT_EVALUATED, drop, f"{where}: {delta.n} paired queries are too few "
+                                           f"for a test at {gate.alpha:g}")
     if drop > gate.threshold and p < gate.alpha:
-        return result(False, drop, f"{where}: drop above {gate.threshold:.3f} and significant")
+        return result("failed", drop, f"{where}: drop above {gate.threshold:.3f} and "
+                                      "significant")
     if drop > gate.threshold:
-        return result(True, drop, f"{where}: drop above {gate.threshold:.3f} but not significant"
-                                  f" at {gate.alpha:g}")
-    return result(True, drop, where)
+        return result("passed", drop, f"{where}: drop above {gate.threshold:.3f} but not "
+                                      f"significant at {gate.alpha:g}")
+    return result("passed", drop, where)
 
 
 def gates_table(run_id: str, results: list[GateResult]) -> pa.Table:
     rows = [{"run_id": run_id, **r.as_dict()} for r in results]
     schema = pa.schema([
         ("run_id", pa.string()), ("gate", pa.string()), ("metric", pa.string()),
-        ("kind", pa.string()), ("passed", pa.bool_()), ("value", pa.float64()),
+        ("kind", pa.string()), ("status", pa.string()), ("passed", pa.bool_()),
+        ("value", pa.float64()),
         ("threshold", pa.float64()), ("baseline_run_id", pa.string()), ("reason", pa.string()),
     ])
     return pa.Table.from_pylist(rows, schema=schema)

@@ -1,11 +1,13 @@
-"""The nightly verdict on a stored run: compare with the baseline, apply the gates, write the
-reports, and alert when a gate failed. The run itself is ``audit.run_audit``; this step only
-reads what it stored, so a run can be (re-)judged later with ``auditor run --resume`` or
-``auditor gate``.
+"""The nightly verdict on a stored run: compare with a comparable baseline, apply the gates,
+write the reports, and alert when the verdict fails. The run itself is ``audit.run_audit``;
+this step only reads what it stored, so a run can be (re-)judged later with ``auditor run
+--resume`` or ``auditor gate``: every verdict is kept (``Store.verdicts``), the latest wins.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,8 @@ from auditor.store import Store
 if TYPE_CHECKING:
     from auditor.alerts import AlertResult
 
+JUDGED_SHARE = 0.5  # warn when fewer of the replayed queries than this are judged
+
 
 @dataclass
 class Verdict:
@@ -28,20 +32,48 @@ class Verdict:
     gates: list[gating.GateResult]
     reports: dict[str, Path] = field(default_factory=dict)
     alert: AlertResult | None = None
+    baseline_reason: str | None = None  # why there is no comparable baseline
+    warnings: list[str] = field(default_factory=list)
+    require_baseline: bool = False  # not evaluated counts as failed
+    number: int = 1  # this verdict's number on the run (re-gating adds one)
+    earlier: list[dict[str, Any]] = field(default_factory=list)  # older verdicts, newest first
+    status_reason: str | None = None
 
     @property
-    def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
+    def gate_status(self) -> gating.GateStatus:
+        return gating.overall([g.status for g in self.gates])
+
+    @property
+    def not_evaluated(self) -> list[gating.GateResult]:
+        return [g for g in self.gates if g.status == gating.NOT_EVALUATED]
 
     @property
     def failed(self) -> list[gating.GateResult]:
-        return [g for g in self.gates if not g.passed]
+        """The gates that make the verdict fail (not evaluated ones too with
+        ``require_baseline``)."""
+        return [g for g in self.gates if g.status == "failed"
+                or (self.require_baseline and g.status == gating.NOT_EVALUATED)]
+
+    @property
+    def passed(self) -> bool:
+        """Whether the nightly job stays green (exit 0): no gate failed, and nothing went
+        unevaluated when ``require_baseline`` is set."""
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
 
 
 def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
-    """Compare ``run_id`` with its baseline (``settings.baseline``) and apply the gates."""
+    """Compare ``run_id`` with its comparable baseline and apply the gates; the verdict is
+    appended to the run's verdict history."""
     run = store.run(run_id)
-    baseline = store.resolve_baseline(settings.baseline, run_id) if settings.baseline else None
+    if settings.baseline:
+        baseline, reason = store.comparable_baseline(settings.baseline, run_id,
+                                                     settings.baseline_min_shared)
+    else:
+        baseline, reason = None, "no baseline asked for (baseline = none)"
     means = {row["metric"]: row["mean"] for row in store.metric_means(run_id)}
     comparison = None
     if baseline is not None:
@@ -50,20 +82,48 @@ def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
         metrics = [m for m in dict.fromkeys(wanted) if m in measured]
         comparison = compare_runs(store, baseline, run_id, metrics=metrics,
                                   k=settings.diagnose_k)
-    results = gating.evaluate(settings.gates, means, comparison, run["status"])
-    store.record_gates(run_id, baseline, gating.gates_table(run_id, results),
-                       comparison_table(comparison) if comparison else None)
-    return Verdict(run_id, run["status"], baseline, comparison, results)
+    results = gating.evaluate(settings.gates, means, comparison, run["status"],
+                              no_baseline=reason, status_reason=run.get("status_reason"))
+    warnings = judged_warnings(store, run_id, run.get("counts") or {})
+    earlier = store.verdicts(run_id)
+    number = store.record_gates(run_id, baseline, gating.gates_table(run_id, results),
+                                comparison_table(comparison) if comparison else None,
+                                baseline_reason=reason, warnings=warnings)
+    return Verdict(run_id, run["status"], baseline, comparison, results,
+                   baseline_reason=reason, warnings=warnings,
+                   require_baseline=settings.require_baseline, number=number, earlier=earlier,
+                   status_reason=run.get("status_reason"))
+
+
+def judged_warnings(store: Store, run_id: str, counts: dict[str, Any]) -> list[str]:
+    """Say when the judgments cover under half the queries, or match none of them."""
+    with store.connect(read_only=True) as con:
+        replayed, judged = con.execute(
+            "SELECT (SELECT count(DISTINCT query_id) FROM query_results WHERE run_id = $1), "
+            "(SELECT count(DISTINCT query_id) FROM judgments WHERE run_id = $1 "
+            "AND relevance >= 1)", [run_id]).fetchone()
+    named = counts.get("qrels_queries") or 0
+    if not replayed:
+        return []
+    if named and not judged:
+        return [f"qrels name {named} queries none of which is in the log: check that the "
+                "qrels and the log use the same query ids"]
+    if judged < JUDGED_SHARE * replayed:
+        matched = f" (the qrels name {named} queries)" if named else ""
+        return [f"only {judged} of {replayed} queries are judged{matched}: metrics from "
+                "judgments describe a small part of the log"]
+    return []
 
 
 def publish(store: Store, verdict: Verdict, settings: AuditSettings) -> Verdict:
-    """Write the reports and, when a gate failed, post the alert (even if the reports
+    """Write the reports and, when the verdict fails, post the alert (even if the reports
     could not be written: the alert is what wakes someone up)."""
     from auditor.report import write_reports
 
     try:
         if settings.reports is not None:
             directory = settings.reports.resolve() / verdict.run_id
+            archive_reports(directory, verdict.number)
             verdict.reports = write_reports(store, verdict.run_id, directory,
                                             comparison=verdict.comparison)
     finally:
@@ -75,13 +135,45 @@ def publish(store: Store, verdict: Verdict, settings: AuditSettings) -> Verdict:
     return verdict
 
 
+def archive_reports(directory: Path, number: int) -> Path | None:
+    """Move an earlier verdict's reports of the run into ``verdict-N/`` beside the new
+    ones, so re-gating never overwrites them silently. Returns where they went."""
+    from auditor.report import FILE_NAMES, move_html
+
+    present = [directory / name for name in FILE_NAMES.values() if (directory / name).exists()]
+    if not present:
+        return None
+    earlier = _report_verdict(directory) or max(number - 1, 1)
+    target = directory / f"verdict-{earlier}"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in present:
+        if path.suffix == ".html":
+            move_html(path, target / path.name)  # keeps its link to the shared plotly.js
+        else:
+            shutil.move(path, target / path.name)
+    return target
+
+
+def _report_verdict(directory: Path) -> int | None:
+    try:
+        data = json.loads((directory / "report.json").read_text(encoding="utf-8"))
+        return int(data["verdict"]["number"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def alert_summary(verdict: Verdict) -> dict[str, Any]:
     comparison = verdict.comparison.to_dict() if verdict.comparison else None
     return {
         "run_id": verdict.run_id,
         "status": verdict.status,
+        "status_reason": verdict.status_reason,
         "baseline_run_id": verdict.baseline_run_id,
+        "baseline_reason": verdict.baseline_reason,
+        "gate_status": verdict.gate_status,
+        "require_baseline": verdict.require_baseline,
         "gates": [g.as_dict() for g in verdict.gates],
+        "warnings": verdict.warnings,
         "comparison": comparison,
         "reports": {kind: str(path) for kind, path in verdict.reports.items()},
     }

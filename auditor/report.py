@@ -1,5 +1,11 @@
-"""Reports of one run: Markdown for a pull request or chat, a self-contained HTML page with
-charts, JSON, and JUnit XML with one test case per gate.
+"""Reports of one run: Markdown for a pull request or chat, an HTML page with charts, JSON,
+and JUnit XML with one test case per gate (a gate that was not evaluated is ``skipped``).
+
+The HTML page reads offline: plotly.js is one shared file beside the reports
+(``assets/plotly-<version>.min.js``, written once) so a nightly page stays small; a
+standalone page (``auditor report --format html --standalone``) inlines it instead.
+Drift (production served other results than the index returns today) is shown apart from
+the causes of failed retrieval, and the causes' shares leave it out.
 
 ``build_report`` gathers everything once into JSON-safe data; each ``render_*`` only formats
 it, so the four formats never disagree. Logged query text is untrusted: Markdown escapes it,
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -19,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from auditor.compare import compare_runs, headline
+from auditor.diagnose import DRIFT
 from auditor.gates import lower_is_better
 from auditor.store import Store
 
@@ -32,6 +40,9 @@ FILE_NAMES: dict[str, str] = {
 MD_QUERIES = 10
 MD_TEXT = 80
 QUARANTINE_SHOWN = 5
+ASSETS = "assets"  # beside the run folders: one plotly.js for every report
+GATE_MARKS = {"passed": "✅", "failed": "❌", "not_evaluated": "⏭️"}
+GATE_WORDS = {"passed": "pass", "failed": "fail", "not_evaluated": "not evaluated"}
 
 
 def run_summary(store: Store, run_id: str) -> dict[str, Any]:
@@ -39,8 +50,25 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     return _summary(store, store.run(run_id), store.cause_counts(run_id))
 
 
+def drift_sentence(queries: int) -> str:
+    return (f"production served different results than the index returns today for "
+            f"{queries} quer{'y' if queries == 1 else 'ies'} (drift)")
+
+
+def split_drift(causes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Failure causes without drift, and drift on its own (queries, share, sentence)."""
+    drift = next((c for c in causes if c["cause"] == DRIFT), None)
+    queries = drift["queries"] if drift else 0
+    return ([c for c in causes if c["cause"] != DRIFT],
+            {"queries": queries, "share": drift["share"] if drift else 0.0,
+             "sentence": drift_sentence(queries) if queries else None})
+
+
 def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
              ) -> dict[str, Any]:
+    """``causes`` holds every stored cause, drift included under its name (the CLI lists it
+    apart); ``drift`` says it in words. Reports show only failure causes."""
+    drift = split_drift(causes)[1]
     return {
         "run_id": run_row["run_id"],
         "status": run_row["status"],
@@ -56,6 +84,7 @@ def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
         },
         "causes": {row["cause"]: {"queries": row["queries"], "share": row["share"]}
                    for row in causes},
+        "drift": drift,
         "sentences": store.sentence_counts(run_row["run_id"]),
         "corpus": (run_row["counts"] or {}).get("corpus", {}),
     }
@@ -70,8 +99,9 @@ def build_report(store: Store, run_id: str, *, comparison: Comparison | None = N
     compared again on the metrics its gates tested."""
     row = store.run(run_id)
     config = row["config"] or {}
-    causes = store.cause_counts(run_id)
-    summary = _summary(store, row, causes)
+    every_cause = store.cause_counts(run_id)
+    causes = split_drift(every_cause)[0]
+    summary = _summary(store, row, every_cause)
     gates = store.gates(run_id)
     baseline = row.get("baseline_run_id")
     if comparison is None and baseline:
@@ -91,6 +121,7 @@ def build_report(store: Store, run_id: str, *, comparison: Comparison | None = N
         "baseline_run_id": baseline,
         "gate_status": row.get("gate_status"),
         "gates": gates,
+        "verdict": _verdict_history(store.verdicts(run_id)),
         "headline": _headline_rows(summary["metrics"], names, compared),
         "comparison": compared,
         "trend": _trend(store, row, names, trend_runs),
@@ -101,9 +132,23 @@ def build_report(store: Store, run_id: str, *, comparison: Comparison | None = N
     return _jsonable(data)
 
 
+def _verdict_history(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The latest verdict's number, baseline reason and warnings, and the earlier ones."""
+    latest = verdicts[0] if verdicts else {}
+    return {
+        "number": latest.get("verdict_id"),
+        "created_at": latest.get("created_at"),
+        "baseline_reason": latest.get("baseline_reason"),
+        "warnings": latest.get("warnings") or [],
+        "earlier": [{key: v[key] for key in ("verdict_id", "created_at", "gate_status",
+                                             "baseline_run_id")} for v in verdicts[1:]],
+    }
+
+
 def _comparison(comparison: Comparison) -> dict[str, Any]:
     data = comparison.to_dict()
-    data["new_causes_by_cause"] = _group_causes(data["new_cause_counts"], data["new_causes"])
+    new = [c for c in data["new_cause_counts"] if c["cause"] != DRIFT]
+    data["new_causes_by_cause"] = _group_causes(new, data["new_causes"])
     return data
 
 
@@ -169,7 +214,7 @@ def _causes(causes: list[dict[str, Any]], comparison: dict[str, Any] | None
     shared = max(comparison["shared_queries"], 1)
     return [{"cause": c["cause"], "queries": c["current"], "share": c["current"] / shared,
              "baseline": c["baseline"], "baseline_share": c["baseline"] / shared}
-            for c in comparison["cause_counts"]]
+            for c in comparison["cause_counts"] if c["cause"] != DRIFT]
 
 
 def _scatter(store: Store, run_id: str, metrics: dict[str, Any], config: dict[str, Any]
@@ -219,6 +264,18 @@ def status_ok(data: dict[str, Any]) -> bool:
     return data["summary"]["status"] == "complete"
 
 
+def state(data: dict[str, Any]) -> str:
+    """passed | failed | not_evaluated | not gated: what the banner and icons say."""
+    if data["gate_status"] is not None:
+        return data["gate_status"]
+    return "not gated" if data["summary"]["status"] == "complete" else "failed"
+
+
+def gate_status(gate: dict[str, Any]) -> str:
+    """A gate row's status (rows from before the status column carry ``passed`` only)."""
+    return gate.get("status") or ("passed" if gate["passed"] else "failed")
+
+
 def _num(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "—"
@@ -238,7 +295,40 @@ def _ci(row: dict[str, Any]) -> str:
 
 
 def _failed_first(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(gates, key=lambda g: (g["passed"], g["gate"]))
+    order = {"failed": 0, "not_evaluated": 1, "passed": 2}
+    return sorted(gates, key=lambda g: (order.get(gate_status(g), 1), g["gate"]))
+
+
+def gate_tally(gates: list[dict[str, Any]]) -> dict[str, int]:
+    tally = {"passed": 0, "failed": 0, "not_evaluated": 0}
+    for gate in gates:
+        tally[gate_status(gate)] = tally.get(gate_status(gate), 0) + 1
+    return tally
+
+
+def notes(data: dict[str, Any]) -> list[str]:
+    """Sentences a reader must not miss: why nothing was compared, weak judgments, drift,
+    and that this verdict replaced earlier ones."""
+    verdict = data.get("verdict") or {}
+    lines = []
+    reason = verdict.get("baseline_reason")
+    if reason and not data["baseline_run_id"]:
+        relative = any(g["kind"] == "max_drop" for g in data["gates"])
+        lines.append(reason[0].upper() + reason[1:]
+                     + (", so the regression gates are not evaluated." if relative else "."))
+    lines += verdict.get("warnings") or []
+    drift = data["summary"].get("drift") or {}
+    if drift.get("sentence"):
+        lines.append(drift["sentence"][0].upper() + drift["sentence"][1:] + ".")
+    earlier = verdict.get("earlier") or []
+    if earlier:
+        previous = earlier[0]
+        lines.append(
+            f"This is verdict {verdict.get('number')} on this run, which was judged before: "
+            f"verdict {previous['verdict_id']} said {previous['gate_status']} "
+            f"({str(previous['created_at'])[:19]}). Earlier verdicts are kept in the store "
+            f"(`auditor gate` history) and their reports in verdict-N/ folders.")
+    return lines
 
 
 def _truncate(text: str, length: int) -> str:
@@ -277,7 +367,7 @@ def _md_code(text: str) -> str:
 
 def render_markdown(data: dict[str, Any]) -> str:
     """A short summary for a pull-request comment or a chat message."""
-    parts = [_md_status(data), _md_gates(data["gates"]), _md_metrics(data)]
+    parts = [_md_status(data), _md_notes(data), _md_gates(data["gates"]), _md_metrics(data)]
     comparison = data["comparison"] or {}
     parts += [_md_regressed(comparison), _md_new_causes(comparison), _md_causes(data),
               _md_footer(data)]
@@ -286,9 +376,10 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def _md_status(data: dict[str, Any]) -> str:
     summary = data["summary"]
-    icon = "✅" if status_ok(data) else "❌"
-    gates = {"passed": "gates passed", "failed": "gates failed"}.get(
-        data["gate_status"] or "", "not gated")
+    verdict = state(data)
+    icon = {"passed": "✅", "not_evaluated": "⚠️", "not gated": "✅"}.get(verdict, "❌")
+    gates = {"passed": "gates passed", "failed": "gates failed",
+             "not_evaluated": "gates not evaluated"}.get(data["gate_status"] or "", "not gated")
     baseline = f"baseline `{data['baseline_run_id']}`" if data["baseline_run_id"] else \
         "no baseline"
     counts = summary["counts"] or {}
@@ -300,14 +391,20 @@ def _md_status(data: dict[str, Any]) -> str:
     return line
 
 
+def _md_notes(data: dict[str, Any]) -> str:
+    return "\n".join(f"> {md_escape(line)}  " for line in notes(data))
+
+
 def _md_gates(gates: list[dict[str, Any]]) -> str:
     if not gates:
         return "No gates were evaluated for this run."
-    failed = sum(not g["passed"] for g in gates)
-    lines = [f"**Gates**: {failed} of {len(gates)} failed", "",
+    tally = gate_tally(gates)
+    skipped = (f", {tally['not_evaluated']} not evaluated" if tally["not_evaluated"] else "")
+    lines = [f"**Gates**: {tally['failed']} of {len(gates)} failed{skipped}", "",
              "| | gate | value | reason |", "|---|---|---|---|"]
     for gate in _failed_first(gates):
-        lines.append(f"| {'✅' if gate['passed'] else '❌'} | {_md_code(gate['gate'])} | "
+        status = gate_status(gate)
+        lines.append(f"| {GATE_MARKS[status]} {GATE_WORDS[status]} | {_md_code(gate['gate'])} | "
                      f"{_num(gate['value'])} | {md_escape(gate['reason'])} |")
     return "\n".join(lines)
 
@@ -400,9 +497,9 @@ def _timestamp(value: str) -> str:
 def render_junit(data: dict[str, Any]) -> str:
     """JUnit XML: one test case per gate, so CI shows a failed gate as a failed test."""
     gates = data["gates"]
-    failures = sum(not g["passed"] for g in gates)
-    counts = {"tests": str(len(gates)), "failures": str(failures), "errors": "0",
-              "skipped": "0", "time": "0"}
+    tally = gate_tally(gates)
+    counts = {"tests": str(len(gates)), "failures": str(tally["failed"]), "errors": "0",
+              "skipped": str(tally["not_evaluated"]), "time": "0"}
     root = ET.Element("testsuites", {"name": "retrieval-audit", **counts})
     suite = ET.SubElement(root, "testsuite", {
         "name": "retrieval-audit", **counts, "timestamp": _timestamp(data["run"]["started_at"])})
@@ -414,7 +511,9 @@ def render_junit(data: dict[str, Any]) -> str:
     for gate in gates:
         case = ET.SubElement(suite, "testcase", {
             "classname": "auditor.gates", "name": _xml(gate["gate"]), "time": "0"})
-        if not gate["passed"]:
+        if gate_status(gate) == "not_evaluated":
+            ET.SubElement(case, "skipped", {"message": _xml(gate["reason"])})
+        elif gate_status(gate) == "failed":
             failure = ET.SubElement(case, "failure", {
                 "message": _xml(gate["reason"]), "type": f"gate.{gate['kind']}"})
             failure.text = _xml(
@@ -426,8 +525,24 @@ def render_junit(data: dict[str, Any]) -> str:
 
 
 # HTML ----------------------------------------------------------------------------------------
-def render_html(data: dict[str, Any]) -> str:
-    """One self-contained page (plotly.js inlined once, no network) with charts and tables."""
+def plotly_asset(directory: Path) -> Path:
+    """``directory/assets/plotly-<version>.min.js``, written once (atomically: concurrent
+    runs may race) and shared by every report under ``directory``."""
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    asset = directory / ASSETS / f"plotly-{plotly.__version__}.min.js"
+    if not asset.exists():
+        asset.parent.mkdir(parents=True, exist_ok=True)
+        partial = asset.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(get_plotlyjs(), encoding="utf-8")
+        partial.replace(asset)
+    return asset
+
+
+def render_html(data: dict[str, Any], plotly_src: str | None = None) -> str:
+    """The HTML page. ``plotly_src``: a relative URL of the shared plotly.js (small page
+    beside the asset); None inlines plotly.js (one standalone page, ≈4.7 MB)."""
     import jinja2
     from markupsafe import Markup
     from plotly.offline import get_plotlyjs
@@ -440,8 +555,10 @@ def render_html(data: dict[str, Any]) -> str:
     manifest = data["manifest"] or {"code_version": data["run"]["code_version"],
                                     "fingerprint": data["run"]["fingerprint"]}
     return env.get_template("report.html.j2").render(
-        data=data, ok=status_ok(data), gates=_failed_first(data["gates"]), charts=charts,
-        plotlyjs=Markup(get_plotlyjs()),
+        data=data, ok=status_ok(data), state=state(data), gates=_failed_first(data["gates"]),
+        charts=charts, tally=gate_tally(data["gates"]), notes=notes(data),
+        gate_status=gate_status, gate_words=GATE_WORDS,
+        plotlyjs=None if plotly_src else Markup(get_plotlyjs()), plotly_src=plotly_src,
         manifest=_flatten({k: v for k, v in manifest.items() if k != "counts"}),
         count_rows=_flatten(data["summary"]["counts"] or {}),
     )
@@ -450,7 +567,8 @@ def render_html(data: dict[str, Any]) -> str:
 def _charts(data: dict[str, Any]) -> list[dict[str, str]]:
     """Plotly figures as ``div`` snippets; plotly.js itself is inlined once by the template."""
     built = [("trend", "Headline metrics across runs", _trend_figure(data)),
-             ("causes", "Why queries failed (share of queries)", _cause_figure(data)),
+             ("causes", "Why queries failed (share of queries, drift apart)",
+              _cause_figure(data)),
              ("scatter", "Documents an answer needs, and gatherable@k", _scatter_figure(data)),
              ("deltas", "Change against the baseline (95% CI)", _delta_figure(data))]
     config = {"displaylogo": False, "responsive": True,
@@ -590,5 +708,28 @@ def write_reports(store: Store, run_id: str, directory: Path,
     paths = {fmt: directory / FILE_NAMES[fmt] for fmt in formats}
     data["files"] = {fmt: str(path) for fmt, path in paths.items()}
     for fmt, path in paths.items():
-        path.write_text(RENDERERS[fmt](data), encoding="utf-8")
+        if fmt == "html":
+            text = render_html(data, plotly_src=asset_src(directory.parent, directory))
+        else:
+            text = RENDERERS[fmt](data)
+        path.write_text(text, encoding="utf-8")
     return paths
+
+
+def asset_src(root: Path, page_directory: Path) -> str:
+    """The shared plotly.js under ``root``, as a URL relative to a page in
+    ``page_directory`` (forward slashes, so it works from a browser on any system)."""
+    asset = plotly_asset(root)
+    return Path(os.path.relpath(asset, page_directory)).as_posix()
+
+
+def move_html(page: Path, target: Path) -> None:
+    """Move a report page, keeping its link to the shared plotly.js valid."""
+    text = page.read_text(encoding="utf-8")
+    match = re.search(r'<script src="([^"]*plotly-[^"/]*\.min\.js)"', text)
+    if match:
+        asset = (page.parent / match.group(1)).resolve()
+        new = Path(os.path.relpath(asset, target.parent)).as_posix()
+        text = text.replace(match.group(0), f'<script src="{new}"', 1)
+    target.write_text(text, encoding="utf-8")
+    page.unlink()

@@ -39,6 +39,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
 KEYED_TABLES = frozenset({"embeddings", "passages"})
 BUSY_TIMEOUT_S = 30.0  # how long anyone waits for a file another process holds
 BUSY_ENV = "AUDITOR_BUSY_TIMEOUT_S"
+DEFAULT_MIN_SHARED = 0.5  # of a run's replayed queries a baseline must also have answered
 
 
 class StoreError(Exception):
@@ -243,6 +244,35 @@ def m005_owner(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN owner JSON")
 
 
+@migration
+def m006_verdicts(con: duckdb.DuckDBPyConnection) -> None:
+    """Gate status with a third value (not evaluated) and every verdict a run was given
+    (re-gating appends, never overwrites). Legacy relative gates that passed with no value
+    had nothing to compare: they become not evaluated, and so do their runs."""
+    con.execute(
+        """
+        ALTER TABLE gates ADD COLUMN status VARCHAR;
+        UPDATE gates SET status = CASE
+            WHEN NOT passed THEN 'failed'
+            WHEN kind = 'max_drop' AND value IS NULL THEN 'not_evaluated'
+            ELSE 'passed' END;
+        UPDATE runs SET gate_status = 'not_evaluated' WHERE gate_status = 'passed' AND run_id IN
+            (SELECT run_id FROM gates WHERE status = 'not_evaluated');
+        CREATE TABLE verdicts (
+            run_id VARCHAR NOT NULL,
+            verdict_id INTEGER NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            gate_status VARCHAR NOT NULL,
+            baseline_run_id VARCHAR,
+            baseline_reason VARCHAR,
+            warnings JSON NOT NULL,
+            gates JSON NOT NULL,
+            PRIMARY KEY (run_id, verdict_id)
+        );
+        """
+    )
+
+
 class Store:
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""
 
@@ -394,19 +424,23 @@ class Store:
                         [json.dumps(manifest, default=str), run_id])
 
     def record_gates(self, run_id: str, baseline_run_id: str | None, gates: pa.Table,
-                     comparison: pa.Table | None) -> None:
-        """A run's verdict: its gate rows, the comparison rows and the overall gate status.
+                     comparison: pa.Table | None, *, baseline_reason: str | None = None,
+                     warnings: list[str] | None = None) -> int:
+        """A run's verdict: its gate rows, the comparison rows and the overall gate status
+        (the latest verdict), plus one more row in the verdict history. Returns the
+        verdict's number on this run (1 for the first)."""
+        from auditor.gates import overall
 
-        Rewrites what an earlier verdict on the same run stored, so re-gating is idempotent.
-        """
-        passed = all(gates.column("passed").to_pylist()) if gates.num_rows else True
+        statuses = gates.column("status").to_pylist() if "status" in gates.column_names \
+            else ["passed" if p else "failed" for p in gates.column("passed").to_pylist()]
+        status = overall(statuses)
         with self.connect() as con:
             con.execute("BEGIN")
             con.execute("DELETE FROM gates WHERE run_id = ?", [run_id])
             con.execute("DELETE FROM comparisons WHERE run_id = ?", [run_id])
             con.execute(
                 "UPDATE runs SET baseline_run_id = ?, gate_status = ? WHERE run_id = ?",
-                [baseline_run_id, "passed" if passed else "failed", run_id],
+                [baseline_run_id, status, run_id],
             )
             for name, table in (("gates", gates), ("comparisons", comparison)):
                 if table is not None and table.num_rows:
@@ -414,7 +448,32 @@ class Store:
                     columns = ", ".join(table.column_names)
                     con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM incoming")
                     con.unregister("incoming")
+            number = con.execute("SELECT coalesce(max(verdict_id), 0) + 1 FROM verdicts "
+                                 "WHERE run_id = ?", [run_id]).fetchone()[0]
+            con.execute(
+                "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, number, datetime.now(UTC), status, baseline_run_id, baseline_reason,
+                 json.dumps(warnings or []),
+                 json.dumps(gates.drop_columns(["run_id"]).to_pylist(), default=str)])
             con.execute("COMMIT")
+        return number
+
+    def verdicts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every verdict given to ``run_id``, newest first (warnings and gates decoded)."""
+        with self.connect(read_only=True) as con:
+            if not _has_table(con, "verdicts"):
+                return []
+            rows = _dicts(con.execute(
+                "SELECT * EXCLUDE (run_id) FROM verdicts WHERE run_id = ? "
+                "ORDER BY verdict_id DESC", [run_id]))
+        for row in rows:
+            row["warnings"] = json.loads(row["warnings"])
+            row["gates"] = json.loads(row["gates"])
+        return rows
+
+    def latest_verdict(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.verdicts(run_id)
+        return rows[0] if rows else None
 
     # reading -------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:
@@ -509,14 +568,26 @@ class Store:
                     args).fetchall()),
             }
 
-    def resolve_baseline(self, spec: str, run_id: str | None = None) -> str | None:
-        """The run id ``spec`` names: ``last`` (newest complete run), ``last-passing`` (newest
-        complete run whose gates passed, or that had none), or a run id. With ``run_id``, only
-        earlier runs of the same backend, mode and level qualify (a knn run is no baseline for
-        a bm25 run). None when no run qualifies yet."""
+    def resolve_baseline(self, spec: str, run_id: str | None = None,
+                         min_shared: float = DEFAULT_MIN_SHARED) -> str | None:
+        """The run id ``spec`` names (see :meth:`comparable_baseline`), or None."""
+        return self.comparable_baseline(spec, run_id, min_shared)[0]
+
+    def comparable_baseline(self, spec: str, run_id: str | None = None,
+                            min_shared: float = DEFAULT_MIN_SHARED
+                            ) -> tuple[str | None, str | None]:
+        """The baseline ``spec`` names and, when there is none, why.
+
+        ``spec``: ``last`` (complete runs), ``last-passing`` (complete runs whose gates did not
+        fail) or a run id. With ``run_id``, only earlier runs of the same backend, mode and
+        level qualify, and only comparable ones: the same log (content digest) or at least
+        ``min_shared`` of ``run_id``'s replayed queries in common. Candidates are tried newest
+        first, so one ad-hoc run on another log never becomes the nightly baseline.
+        """
         where = {
             "last": "status = 'complete'",
-            "last-passing": "status = 'complete' AND coalesce(gate_status, 'passed') = 'passed'",
+            "last-passing": "status = 'complete' AND coalesce(gate_status, 'passed') "
+                            "<> 'failed'",
         }.get(spec)
         with self.connect(read_only=True) as con:
             if where is None:
@@ -524,14 +595,22 @@ class Store:
                 if row is None:
                     raise StoreError(f"baseline run {spec!r} is not in {self.path}: pass last, "
                                      "last-passing or a run id from `auditor runs`")
-                return spec
-            row = con.execute(
-                f"SELECT run_id FROM runs WHERE {where} AND run_id IS DISTINCT FROM $1 "
-                "AND ($1 IS NULL OR ((backend, mode, level) = (SELECT (backend, mode, level) "
-                "FROM runs WHERE run_id = $1) AND started_at < (SELECT started_at FROM runs "
-                "WHERE run_id = $1))) ORDER BY started_at DESC LIMIT 1", [run_id],
-            ).fetchone()
-        return row[0] if row else None
+                if run_id is None:
+                    return spec, None
+                candidates = [spec]
+            else:
+                candidates = [r[0] for r in con.execute(
+                    f"SELECT run_id FROM runs WHERE {where} AND run_id IS DISTINCT FROM $1 "
+                    "AND ($1 IS NULL OR ((backend, mode, level) = (SELECT (backend, mode, "
+                    "level) FROM runs WHERE run_id = $1) AND started_at < (SELECT started_at "
+                    "FROM runs WHERE run_id = $1))) ORDER BY started_at DESC", [run_id],
+                ).fetchall()]
+                if run_id is None and candidates:
+                    return candidates[0], None
+            if not candidates:
+                return None, _none_yet(con, spec, run_id)
+            assert run_id is not None
+            return _first_comparable(con, run_id, candidates, min_shared)
 
     def embeddings(self, keys: list[str]) -> dict[str, Any]:
         """Cached vectors by key (numpy float32 rows); absent keys are left out."""
@@ -551,10 +630,17 @@ class Store:
         return dict(zip(found.column("key").to_pylist(), matrix, strict=True))
 
     def gates(self, run_id: str) -> list[dict[str, Any]]:
+        """Gate rows of the latest verdict: failed first, then not evaluated, then passed.
+        Stores older than the status column read it as their migration would write it."""
         with self.connect(read_only=True) as con:
+            status = "status" if _has_column(con, "gates", "status") else (
+                "CASE WHEN NOT passed THEN 'failed' WHEN kind = 'max_drop' AND value IS NULL "
+                "THEN 'not_evaluated' ELSE 'passed' END")
             return _dicts(con.execute(
-                "SELECT gate, metric, kind, passed, value, threshold, baseline_run_id, reason "
-                "FROM gates WHERE run_id = ? ORDER BY passed, gate", [run_id]))
+                f"SELECT * FROM (SELECT gate, metric, kind, {status} AS status, passed, value, "
+                "threshold, baseline_run_id, reason FROM gates WHERE run_id = ?) "
+                "ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'not_evaluated' THEN 1 "
+                "ELSE 2 END, gate", [run_id]))
 
     def comparison_rows(self, run_id: str) -> list[dict[str, Any]]:
         """The stored metric deltas of a run against the baseline it was gated on."""
@@ -613,6 +699,61 @@ def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool
     return con.execute("SELECT count(*) FROM information_schema.columns "
                        "WHERE table_name = ? AND column_name = ?", [table, column]
                        ).fetchone()[0] > 0
+
+
+def _none_yet(con: duckdb.DuckDBPyConnection, spec: str, run_id: str | None) -> str:
+    earlier = con.execute(
+        "SELECT count(*) FROM runs WHERE $1 IS NOT NULL AND run_id <> $1 AND "
+        "(backend, mode, level) = (SELECT (backend, mode, level) FROM runs WHERE run_id = $1) "
+        "AND started_at < (SELECT started_at FROM runs WHERE run_id = $1)",
+        [run_id]).fetchone()[0]
+    if not earlier:
+        return "first run: nothing to compare with"
+    kind = "complete run whose gates did not fail" if spec == "last-passing" else \
+        "complete run"
+    return f"no earlier {kind} of this backend, mode and level to compare with"
+
+
+def _log_digest(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    row = con.execute("SELECT json_extract_string(manifest, '$.log.sha256') FROM runs "
+                      "WHERE run_id = ?", [run_id]).fetchone()
+    return row[0] if row else None
+
+
+def _first_comparable(con: duckdb.DuckDBPyConnection, run_id: str, candidates: list[str],
+                      min_shared: float) -> tuple[str | None, str | None]:
+    """The newest candidate with the same log, or sharing ``min_shared`` of ``run_id``'s
+    replayed queries; otherwise None and why the newest candidate did not qualify."""
+    digest = _log_digest(con, run_id)
+    total = con.execute("SELECT count(DISTINCT query_id) FROM query_results WHERE run_id = ?",
+                        [run_id]).fetchone()[0]
+    closest: tuple[str, float] | None = None
+    for candidate in candidates:
+        if digest is not None and _log_digest(con, candidate) == digest:
+            return candidate, None
+        if not total:
+            continue
+        shared = con.execute(
+            "SELECT count(*) FROM (SELECT query_id FROM query_results WHERE run_id = $1 "
+            "INTERSECT SELECT query_id FROM query_results WHERE run_id = $2)",
+            [run_id, candidate]).fetchone()[0]
+        share = shared / total
+        if share >= min_shared:
+            return candidate, None
+        if closest is None:
+            closest = (candidate, share)
+    if closest is None:
+        return None, "this run replayed no query, so no run is comparable with it"
+    many = len(candidates)
+    return None, (f"no comparable baseline: the newest candidate {closest[0]} shares "
+                  f"{closest[1]:.0%} of this run's queries (needs {min_shared:.0%})"
+                  + (f", and none of the {many - 1} older ones shares enough" if many > 1
+                     else ""))
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = ?", [name]).fetchone()[0])
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -187,7 +187,7 @@ def test_payload_is_slack_compatible_and_structured() -> None:
         {"gate": "mrr@10 min", "reason": "mrr@10 0.41 < 0.50"}]
     assert len(facts["regressed"]) == 10 and facts["regressed_total"] == 31
     assert facts["regressed"][0] == {"query_id": "q0", "metric": "recall@10", "delta": -0.5}
-    assert facts["new_causes"] == {"not_indexed": 37, "drifted": 3}
+    assert facts["new_causes"] == {"not_indexed": 37}  # drift is no failure cause
     assert facts["baseline_run_id"] == "20261031T020000Z-def456"
     assert facts["reports"] == {"markdown": "/r/summary.md", "junit": "/r/junit.xml"}
     json.dumps(payload)  # JSON-safe
@@ -199,7 +199,7 @@ def test_payload_is_slack_compatible_and_structured() -> None:
     assert "\nsecond line" not in queries and "-0.500" in queries
     causes = next(b["text"]["text"] for b in blocks if "New causes" in b.get("text", {})
                   .get("text", ""))
-    assert "• not_indexed: 37" in causes and "• drifted: 3" in causes
+    assert "• not_indexed: 37" in causes and "drifted" not in causes
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
 
 
@@ -211,3 +211,15 @@ def test_payload_tolerates_missing_parts() -> None:
     long = alert_payload({"run_id": "r", "gates": [{"gate": "g", "passed": False,
                                                     "reason": "x" * 2000}]})
     assert len(long["text"]) <= 500 and long["text"].endswith("…")
+
+
+def test_not_evaluated_gates_are_no_failure_unless_required() -> None:
+    summary = {"run_id": "r1", "status": "complete", "gate_status": "not_evaluated",
+               "baseline_reason": "first run: nothing to compare with",
+               "gates": [{"gate": "recall@10 drop", "status": "not_evaluated", "passed": False,
+                          "reason": "recall@10 not evaluated (first run)"}]}
+    lenient = alert_payload(summary)["auditor"]
+    assert lenient["failed_gates"] == [] and lenient["gate_status"] == "not_evaluated"
+    strict = alert_payload({**summary, "require_baseline": True})
+    assert [g["gate"] for g in strict["auditor"]["failed_gates"]] == ["recall@10 drop"]
+    assert "first run: nothing to compare with" in json.dumps(strict["blocks"])

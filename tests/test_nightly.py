@@ -255,7 +255,7 @@ def test_schedule_runs_the_audit_and_reports(tmp_path: Path) -> None:
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "scheduled '0 2 * * *'" in done.stdout
-    assert "complete, gates passed" in done.stdout
+    assert "complete, gates not evaluated" in done.stdout  # first run: no baseline
     assert len(Store(tmp_path / "audit.duckdb").runs()) == 1
 
 

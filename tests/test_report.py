@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from auditor.backends.embedded import EmbeddedBackend
+from auditor.diagnose import DRIFT
 from auditor.embed import load_encoder
 from auditor.logs import read_corpus
 from auditor.report import (
@@ -152,7 +153,8 @@ def test_report_of_an_ungated_run_without_manifest(built: ReportStore) -> None:
     assert {row["run_id"] for row in data["trend"]} == {built.baseline_run_id}  # not newer runs
     store = Store(built.path)
     assert data["causes"] == [{**c, "baseline": None, "baseline_share": None}
-                              for c in store.cause_counts(built.baseline_run_id)]
+                              for c in store.cause_counts(built.baseline_run_id)
+                              if c["cause"] != DRIFT]  # drift is shown apart
 
 
 def test_trend_keeps_runs_of_the_same_backend_mode_and_level(built: ReportStore,
@@ -184,9 +186,9 @@ def test_causes_compare_like_with_like(data: dict) -> None:
     """With a baseline, both runs' cause counts are over the queries both answered."""
     comparison = data["comparison"]
     shared = comparison["shared_queries"]
-    assert [c["cause"] for c in data["causes"]] == [c["cause"] for c in
-                                                     comparison["cause_counts"]]
-    for row, counts in zip(data["causes"], comparison["cause_counts"], strict=True):
+    failures = [c for c in comparison["cause_counts"] if c["cause"] != DRIFT]
+    assert [c["cause"] for c in data["causes"]] == [c["cause"] for c in failures]
+    for row, counts in zip(data["causes"], failures, strict=True):
         assert (row["queries"], row["baseline"]) == (counts["current"], counts["baseline"])
         assert row["share"] == pytest.approx(counts["current"] / shared)
         assert row["baseline_share"] == pytest.approx(counts["baseline"] / shared)
@@ -202,7 +204,7 @@ def test_report_uses_the_given_comparison_and_full_cause_counts(built: ReportSto
     assert len(data["comparison"]["regressed"]) == 1  # not recomputed with the report's limit
     groups = data["comparison"]["new_causes_by_cause"]
     assert [(g["cause"], g["queries"]) for g in groups] == [
-        (c["cause"], c["queries"]) for c in comparison.new_cause_counts]
+        (c["cause"], c["queries"]) for c in comparison.new_cause_counts if c["cause"] != DRIFT]
     assert sum(len(g["query_ids"]) for g in groups) == 1
     text = render_markdown(data).split("**New causes**")[1]
     for group in groups:
@@ -257,7 +259,7 @@ def test_markdown_names_failed_gates_reasons_and_causes(data: dict, built: Repor
     text = render_markdown(data)
     assert text.startswith(f"### ❌ Retrieval audit `{built.run_id}`: gates failed")
     assert f"baseline `{built.baseline_run_id}`" in text
-    gate_rows = [line for line in text.splitlines() if line.startswith(("| ❌ |", "| ✅ |"))]
+    gate_rows = [line for line in text.splitlines() if line.startswith(("| ❌ ", "| ✅ ", "| ⏭️ "))]
     assert len(gate_rows) == len(data["gates"])
     failed = [g for g in data["gates"] if not g["passed"]]
     assert [row.startswith("| ❌") for row in gate_rows] == (
