@@ -81,7 +81,7 @@ def current_run(src: Source) -> dict[str, Any]:
     return data.run_row(src, st.session_state["run"])
 
 
-GATE_LABEL = {"passed": "✓ passed", "failed": "✗ failed", "not_evaluated": "? not evaluated"}
+GATE_LABEL = {"passed": "✓ passed", "failed": "✗ failed", "not_evaluated": "– not evaluated"}
 
 
 def run_label(row: dict[str, Any], group: bool = False) -> str:
@@ -91,7 +91,7 @@ def run_label(row: dict[str, Any], group: bool = False) -> str:
     gate = GATE_LABEL.get(row.get("gate_status") or "", "not gated")
     status = "" if row["status"] == "complete" else f" · {row['status']}"
     where = f" · {row['group']}" if group else ""
-    return f"{started}{where} · {gate}{status} · {row['run_id'][-6:]}"
+    return f"{started} · {row['run_id'][-6:]}{where} · {gate}{status}"  # id before a cut
 
 
 def param(name: str) -> str | None:

@@ -209,9 +209,11 @@ def main() -> None:
                 icon=":material/pending:")
     shown = gate_verdict(src, run)
     base = shown.baseline_run_id
-    st.caption(f"Compared with the baseline `{base}`" if base else
-               "No baseline: " + widgets.escape_md(shown.baseline_reason or "none stored")
-               + ".")
+    if base:
+        st.caption(f"Compared with the baseline `{base}`")
+    elif shown.status != "not_evaluated":  # the banner said why already
+        st.caption("No baseline: " + widgets.escape_md(shown.baseline_reason or "none stored")
+                   + ".")
     headline(src, run, base)
     to_look_at(src, run, shown)
     trends(src, run)
