@@ -610,7 +610,7 @@ class Store:
             if not candidates:
                 return None, _none_yet(con, spec, run_id)
             assert run_id is not None
-            return _first_comparable(con, run_id, candidates, min_shared)
+            return _first_comparable(con, run_id, candidates, min_shared, where is None)
 
     def embeddings(self, keys: list[str]) -> dict[str, Any]:
         """Cached vectors by key (numpy float32 rows); absent keys are left out."""
@@ -721,7 +721,8 @@ def _log_digest(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
 
 
 def _first_comparable(con: duckdb.DuckDBPyConnection, run_id: str, candidates: list[str],
-                      min_shared: float) -> tuple[str | None, str | None]:
+                      min_shared: float, explicit: bool = False
+                      ) -> tuple[str | None, str | None]:
     """The newest candidate with the same log, or sharing ``min_shared`` of ``run_id``'s
     replayed queries; otherwise None and why the newest candidate did not qualify."""
     digest = _log_digest(con, run_id)
@@ -745,6 +746,9 @@ def _first_comparable(con: duckdb.DuckDBPyConnection, run_id: str, candidates: l
     if closest is None:
         return None, "this run replayed no query, so no run is comparable with it"
     many = len(candidates)
+    if many == 1 and explicit:
+        return None, (f"no comparable baseline: run {closest[0]} shares {closest[1]:.0%} of "
+                      f"this run's queries (needs {min_shared:.0%})")
     return None, (f"no comparable baseline: the newest candidate {closest[0]} shares "
                   f"{closest[1]:.0%} of this run's queries (needs {min_shared:.0%})"
                   + (f", and none of the {many - 1} older ones shares enough" if many > 1

@@ -189,6 +189,19 @@ def test_baseline_none_means_none(night: dict) -> None:
     assert code == 0 and data["baseline_run_id"] == night["a1"]["run_id"], stderr
 
 
+def test_a_named_baseline_must_be_comparable_too(night: dict) -> None:
+    code, data, stderr = run_json("gate", night["b"]["run_id"], "--baseline",
+                                  night["a1"]["run_id"], cwd=night["dir"])
+    assert code == 0, stderr
+    assert data["baseline_run_id"] is None and data["gate_status"] == "not_evaluated"
+    assert data["baseline_reason"] == (f"no comparable baseline: run {night['a1']['run_id']} "
+                                       "shares 33% of this run's queries (needs 50%)")
+    code, data, stderr = run_json("gate", night["b"]["run_id"], "--baseline",
+                                  night["a1"]["run_id"], cwd=night["dir"],
+                                  env={"AUDITOR_BASELINE_MIN_SHARED": "0.3"})
+    assert code == 0 and data["baseline_run_id"] == night["a1"]["run_id"], stderr
+
+
 def test_require_baseline_fails_what_was_not_evaluated(night: dict) -> None:
     done = auditor("gate", night["b"]["run_id"], cwd=night["dir"])
     assert done.returncode == 0, done.stderr
