@@ -39,7 +39,7 @@ def summary_lines(data: dict[str, Any], verdict: Verdict | None, store: Store, k
     lines = [_run_line(data), _metrics_line(data, k)]
     lines += [Text(w, style="yellow") for w in _warnings(data, verdict, k)]
     if (data["counts"] or {}).get("replayed"):
-        lines += _cause_lines(data["causes"])
+        lines += _cause_lines(data["causes"], judged=_judged(data, k))
     if verdict is not None:
         lines += _verdict_lines(verdict)
     lines.append(_next_line(data, verdict, store, k, flags))
@@ -63,7 +63,7 @@ def _run_line(data: dict[str, Any]) -> Text:
 def _metrics_line(data: dict[str, Any], k: int) -> Text:
     metrics, replayed = data["metrics"], (data["counts"] or {}).get("replayed", 0)
     shown = [m for m in (f"recall@{k}", f"ndcg@{k}") if m in metrics]
-    judged = max((metrics[m]["n"] for m in shown), default=0)
+    judged = _judged(data, k)
     if not replayed:
         return Text("no query was replayed, so nothing was measured", style="red")
     if not judged:
@@ -72,6 +72,12 @@ def _metrics_line(data: dict[str, Any], k: int) -> Text:
                     style="yellow")
     values = " · ".join(f"{measure_name(m)} {_num(metrics[m]['mean'])}" for m in shown)
     return Text(f"{values} (n {judged} judged of {replayed})")
+
+
+def _judged(data: dict[str, Any], k: int) -> int:
+    """Queries with judgments (where recall@k is defined)."""
+    metric = data["metrics"].get(f"recall@{k}")
+    return metric["n"] if metric else 0
 
 
 def _warnings(data: dict[str, Any], verdict: Verdict | None, k: int) -> list[str]:
@@ -88,11 +94,13 @@ def _warnings(data: dict[str, Any], verdict: Verdict | None, k: int) -> list[str
     return []
 
 
-def _cause_lines(causes: dict[str, dict[str, Any]]) -> list[Text]:
+def _cause_lines(causes: dict[str, dict[str, Any]], judged: int) -> list[Text]:
     failures = {c: v["queries"] for c, v in causes.items() if c not in (DRIFT, UNSUPPORTED)}
+    none_found = (Text("no retrieval failure found", style="green") if judged else
+                  Text("no retrieval failure found among the answers' evidence (no judgments)"))
     lines = [Text("why retrieval failed: " + " · ".join(
         f"{cause} {plural(n, 'query', 'queries')}" for cause, n in failures.items()))
-        if failures else Text("no retrieval failure found", style="green")]
+        if failures else none_found]
     if DRIFT in causes:
         n = causes[DRIFT]["queries"]
         lines.append(Text("production served different results than the index returns today "
