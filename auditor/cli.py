@@ -181,16 +181,7 @@ def run(
     verdict = _verdict(results, run_id, settings, quiet=as_json)
     _report(results, run_id, as_json, verdict, verbose=verbose, k=settings.diagnose_k,
             flags=_flags(store, config))
-    raise typer.Exit(verdict_exit_code(verdict))
-
-
-def verdict_exit_code(verdict: Verdict) -> int:
-    """1 when a gate failed (or could not be evaluated and require_baseline is set), else 0."""
-    status = getattr(verdict, "gate_status", None)
-    if status is None:
-        return 0 if verdict.passed else 1
-    not_judged = status == "not_evaluated" and getattr(verdict, "require_baseline", False)
-    return 1 if status == "failed" or not_judged else 0
+    raise typer.Exit(verdict.exit_code)
 
 
 def _flags(store: Path | None, config: Path | None) -> str:
@@ -349,10 +340,10 @@ def _verdict_data(verdict: Verdict) -> dict[str, Any]:
     comparison = verdict.comparison
     return {
         "passed": verdict.passed,
-        "gate_status": getattr(verdict, "gate_status", "passed" if verdict.passed else "failed"),
+        "gate_status": verdict.gate_status,
         "baseline_run_id": verdict.baseline_run_id,
-        "baseline_reason": getattr(verdict, "baseline_reason", None),
-        "warnings": list(getattr(verdict, "warnings", [])),
+        "baseline_reason": verdict.baseline_reason,
+        "warnings": verdict.warnings,
         "gates": [g.as_dict() for g in verdict.gates],
         "regressed": [q.query_id for q in comparison.regressed] if comparison else [],
         "regressed_total": comparison.regressed_total if comparison else 0,
@@ -385,8 +376,7 @@ def _print_verdict(verdict: Verdict) -> None:
     marks = {"passed": "[green]PASS[/]", "failed": "[red]FAIL[/]",
              "not_evaluated": "[yellow]NOT EVALUATED[/]"}
     for gate in verdict.gates:
-        status = getattr(gate, "status", "passed" if gate.passed else "failed")
-        out.print(f"{marks.get(status, status)} {escape(gate.gate)}: {escape(gate.reason)}")
+        out.print(f"{marks[gate.status]} {escape(gate.gate)}: {escape(gate.reason)}")
     if verdict.reports:
         directory = next(iter(verdict.reports.values())).parent
         names = ", ".join(path.name for path in verdict.reports.values())

@@ -130,7 +130,7 @@ def report(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {output}")
+        err.print(f"wrote {output}", markup=False, highlight=False)
 
 
 @app.command()
@@ -207,10 +207,10 @@ def schedule(
         out.print(f"run {run_id}: {verdict.status}, gates "
                   + (words if verdict.passed else
                      f"FAILED ({'; '.join(g.reason for g in verdict.failed)})"),
-                  highlight=False)
+                  markup=False, highlight=False)
 
     serve(settings.cron, nightly, run_now=run_now, max_runs=max_runs, timezone=timezone,
-          say=lambda line: out.print(line, highlight=False))
+          say=lambda line: out.print(line, markup=False, highlight=False))
 
 
 @app.command()

@@ -16,7 +16,6 @@ from auditor.diagnose import DRIFT
 from auditor.store import Store
 
 if TYPE_CHECKING:
-    from auditor.gates import GateResult
     from auditor.nightly import Verdict
 
 UNSUPPORTED = "unsupported_answer"  # told as "answers hold sentences no document supports"
@@ -37,7 +36,7 @@ def summary_lines(data: dict[str, Any], verdict: Verdict | None, store: Store, k
     """The summary of a run, one sentence per line; ``flags`` repeat --store/--config in the
     suggested commands so they read the same results."""
     lines = [_run_line(data), _metrics_line(data, k)]
-    lines += [Text(w, style="yellow") for w in _warnings(data, verdict, k)]
+    lines += [Text(w, style="yellow") for w in _warnings(verdict)]
     if (data["counts"] or {}).get("replayed"):
         lines += _cause_lines(data["causes"], judged=_judged(data, k))
     if verdict is not None:
@@ -80,18 +79,9 @@ def _judged(data: dict[str, Any], k: int) -> int:
     return metric["n"] if metric else 0
 
 
-def _warnings(data: dict[str, Any], verdict: Verdict | None, k: int) -> list[str]:
-    """The verdict's warnings; before it carries them, the judged share is checked here."""
-    stated = getattr(verdict, "warnings", None)
-    if stated is not None:
-        return list(stated)
-    metric = data["metrics"].get(f"recall@{k}")
-    replayed = (data["counts"] or {}).get("replayed", 0)
-    judged = metric["n"] if metric else 0
-    if judged and judged * 2 < replayed:
-        return [f"only {judged} of {replayed} queries are judged: the measures speak for "
-                "those alone"]
-    return []
+def _warnings(verdict: Verdict | None) -> list[str]:
+    """What the verdict warns about (e.g. few judged queries, qrels matching no query)."""
+    return list(verdict.warnings) if verdict is not None else []
 
 
 def _cause_lines(causes: dict[str, dict[str, Any]], judged: int) -> list[Text]:
@@ -112,27 +102,23 @@ def _cause_lines(causes: dict[str, dict[str, Any]], judged: int) -> list[Text]:
     return lines
 
 
-def _status(gate: GateResult) -> str:
-    return getattr(gate, "status", "passed" if gate.passed else "failed")
-
-
 def _verdict_lines(verdict: Verdict) -> list[Text]:
     """Failed gates by name, then what could not be judged and why, else that all passed."""
     gates = verdict.gates
-    failed = [g for g in gates if _status(g) == "failed"]
+    failed = [g for g in gates if g.status == "failed"]
     lines = [Text(f"gate failed: {g.reason}", style="red bold") for g in failed]
-    skipped = list(getattr(verdict, "not_evaluated", None) or _unjudged(verdict))
+    skipped = verdict.not_evaluated
     relative = [g for g in skipped if g.kind == "max_drop"]
     if relative:
-        reason = getattr(verdict, "baseline_reason", None) or _no_baseline(verdict)
+        reason = verdict.baseline_reason or "no comparable baseline"
         metrics = " and ".join(dict.fromkeys(g.metric for g in relative))
         line = f"{reason}, so the regression gates on {metrics} are not evaluated"
-        if getattr(verdict, "require_baseline", False):
+        if verdict.require_baseline:
             line += " (require_baseline is set: that fails the run)"
         lines.append(Text(line, style="yellow"))
     lines += [Text(f"not evaluated: {g.reason}", style="yellow")
               for g in skipped if g.kind != "max_drop"]
-    passed = [g for g in gates if _status(g) == "passed" and g not in skipped]
+    passed = [g for g in gates if g.status == "passed"]
     if not failed and passed:
         comparison = verdict.comparison
         against = (f", compared with {comparison.baseline_run_id} on "
@@ -142,20 +128,6 @@ def _verdict_lines(verdict: Verdict) -> list[Text]:
     if not gates:
         lines.append(Text("no gates configured"))
     return lines
-
-
-def _no_baseline(verdict: Verdict) -> str:
-    """Until the verdict says why itself: no baseline run, or one sharing no query."""
-    if verdict.comparison is None:
-        return "no earlier run to compare with"
-    return f"baseline {verdict.comparison.baseline_run_id} shares no query with this run"
-
-
-def _unjudged(verdict: Verdict) -> list[GateResult]:
-    """Until the verdict says so itself: relative gates that had no baseline to compare."""
-    if verdict.comparison is not None and verdict.comparison.shared_queries:
-        return []
-    return [g for g in verdict.gates if g.kind == "max_drop" and g.passed]
 
 
 def _next_line(data: dict[str, Any], verdict: Verdict | None, store: Store, k: int,
