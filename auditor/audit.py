@@ -16,13 +16,14 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from auditor import __version__
 from auditor.ablations import gather
-from auditor.backends import Backend, needs_vectors, open_backend
+from auditor.backends import Backend, BackendError, needs_vectors, open_backend
 from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import QueryCase, SentenceSupport, Thresholds, diagnose
 from auditor.embed import CachedEncoder, CacheStats
@@ -103,6 +104,12 @@ class Audit:
         self.replayer = Replayer(self.backend, settings.mode, settings.depth)
         self.tracer = self._tracer() if settings.trace else None
         self.thresholds = thresholds(settings)
+        self.corpus_fault: str | None = None
+
+    @property
+    def fault(self) -> str | None:
+        """Why the index failed during the run (a whole batch, or the corpus pass), if it did."""
+        return self.replayer.fault or self.corpus_fault
 
     def _encoder(self, backend: Backend | None) -> CachedEncoder | None:
         """The model behind the store's embedding cache, when anything will embed."""
@@ -128,11 +135,25 @@ class Audit:
         return self.encoder.take_pending()
 
     def batch(self, first_seq: int, records: list[LogRecord]) -> BatchResult:
+        """One row per record, always: when the index fails the batch (in the replay or
+        while its answers are traced and diagnosed), every query of it is an error row."""
         rows = self.replayer.replay(records)
         judged = {r.query_id: judgments_for(r, self.judgments) for r in records}
-        has_answers = any(r.answer for r in records)
-        traces = self.tracer.trace(rows) if self.tracer and has_answers else {}
-        served = self._served(rows)
+        if all(row.status == "error" for row in rows):
+            return BatchResult(first_seq, rows, judged, {}, {}, [])
+        try:
+            return self._measure(first_seq, rows, judged)
+        except BackendError as exc:
+            lost = self.replayer.lost(records, f"the index failed while the batch was "
+                                               f"diagnosed: {exc}")
+            return BatchResult(first_seq, lost, judged, {}, {}, [])
+
+    def _measure(self, first_seq: int, rows: list[Replayed],
+                 judged: dict[str, dict[str, int]]) -> BatchResult:
+        answered = [row for row in rows if row.status != "error"]
+        has_answers = any(row.record.answer for row in answered)
+        traces = self.tracer.trace(answered) if self.tracer and has_answers else {}
+        served = self._served(answered)
         cases = self._cases(rows, judged, traces, served)
         if self.settings.ablations:
             gather([c for c in cases if c.status != "error"], self.backend, self.settings.mode,
@@ -221,9 +242,43 @@ def run_audit(
     # bench/elasticsearch.py). Unfrozen when the run ends.
     gc.freeze()
     try:
-        return _run(audit, settings, progress, resume)
+        run_id, status = _run(audit, settings, progress, resume)
     finally:
         gc.unfreeze()
+    if audit.fault is not None:
+        raise _stopped_early(audit, settings, run_id, status, audit.fault)
+    return run_id, status
+
+
+class RunStoppedEarly(BackendError):
+    """The index failed during the run. Everything is stored (an ``error`` row for every
+    query it did not answer), the verdict and the reports are written; the caller exits as
+    on any other index error (exit 2), since the numbers are not the index's own."""
+
+    def __init__(self, message: str, run_id: str, status: RunStatus) -> None:
+        super().__init__(message)
+        self.run_id, self.status = run_id, status
+
+
+def _stopped_early(audit: Audit, settings: AuditSettings, run_id: str, status: RunStatus,
+                   fault: str) -> RunStoppedEarly:
+    """Judge and report the run as it stands, then say what happened in one sentence."""
+    from auditor.nightly import judge, publish
+
+    counts = audit.store.run(run_id)["counts"] or {}
+    errors = (counts.get("by_status") or {}).get("error", 0)
+    where = ""
+    try:
+        verdict = publish(audit.store, judge(audit.store, run_id, settings), settings)
+        report = verdict.reports.get("html") or next(iter(verdict.reports.values()), None)
+        if report is not None:
+            where = f"; verdict and reports written ({Path(report).parent})"
+    except Exception as exc:  # noqa: BLE001 (the index fault is the message; this is a note)
+        where = f"; the reports could not be written ({exc})"
+    return RunStoppedEarly(
+        f"run {run_id} is {status}: the index failed ({fault}); {errors} of "
+        f"{counts.get('replayed', 0)} queries are stored as errors{where}. Run it again "
+        "once the index answers", run_id, status)
 
 
 def resume_settings(store: Store, run_id: str) -> dict[str, Any]:
@@ -287,13 +342,12 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             if progress:
                 progress(len(result.rows))
         store.append({"quarantine": quarantine_table(run_id, quarantined)})
-        if counts.by_status["ok"] + counts.by_status["empty"]:
-            from auditor.corpus import corpus_pass
-
-            counts.corpus = corpus_pass(run_id, store, audit.backend, settings)
+        counts.corpus = _corpus(audit, run_id, counts)
         counts = _with_cache(counts, audit)
         store.append({"embeddings": audit.new_embeddings()})
-        status, reason = _final_status(counts, audit.replayer.abort_reason, load)
+        status, reason = _final_status(counts, audit.replayer.abort_reason or (
+            f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),
+            load)
     except KeyboardInterrupt:
         status, reason = "partial", "interrupted"
         raise
@@ -307,6 +361,20 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
         store.finish_run(run_id, status, reason, asdict(counts))
         store.set_manifest(run_id, manifest(audit, settings, store, run_id, counts))
     return run_id, status
+
+
+def _corpus(audit: Audit, run_id: str, counts: RunCounts) -> dict[str, Any]:
+    """The corpus pass, unless nothing was answered or the index is down; an index that
+    fails during it leaves the run partial, not crashed."""
+    if not counts.by_status["ok"] + counts.by_status["empty"] or audit.replayer.abort_reason:
+        return {}
+    from auditor.corpus import corpus_pass
+
+    try:
+        return corpus_pass(run_id, audit.store, audit.backend, audit.settings)
+    except BackendError as exc:
+        audit.corpus_fault = str(exc)
+        return {}
 
 
 def _with_cache(counts: RunCounts, audit: Audit) -> RunCounts:

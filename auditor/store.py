@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,10 @@ KEYED_TABLES = frozenset({"embeddings", "passages"})
 BUSY_TIMEOUT_S = 30.0  # how long anyone waits for a file another process holds
 BUSY_ENV = "AUDITOR_BUSY_TIMEOUT_S"
 DEFAULT_MIN_SHARED = 0.5  # of a run's replayed queries a baseline must also have answered
+# One connection at a time per process: DuckDB connections to one file opened from several
+# threads at once race on registering Arrow scans ("python_arrow_scan does not exist"); the
+# Elasticsearch backend's worker threads each look up cached embeddings.
+_IN_PROCESS = threading.RLock()
 
 
 class StoreError(Exception):
@@ -287,13 +292,14 @@ class Store:
             raise StoreError(f"no results store at {self.path}: run `auditor run` first")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._open(read_only)
-        try:
-            if not read_only:
-                self._migrate(con)
-            yield con
-        finally:
-            con.close()
+        with _IN_PROCESS:
+            con = self._open(read_only)
+            try:
+                if not read_only:
+                    self._migrate(con)
+                yield con
+            finally:
+                con.close()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting while another process holds it. Writers hold it for one

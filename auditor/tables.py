@@ -48,8 +48,11 @@ def ranked_ids(row: Replayed, level: str) -> list[str]:
 
 
 def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> dict[str, pa.Table]:
-    rows = batch.rows
+    """The batch's rows, hits, judgments, metrics and traces. A query whose replay failed
+    gets its row (with the error) but no metrics: nothing about it was measured."""
+    rows = [row for row in batch.rows if row.status != "error"]
     query_ids = [row.record.query_id for row in rows]
+    every_id = [row.record.query_id for row in batch.rows]
     metric_rows: list[tuple[str, str, float | None]] = []
     ranked = {q: ranked_ids(row, settings.level) for q, row in zip(query_ids, rows, strict=True)}
     replay_values = _ranking(rows, batch.judgments, settings, ranked, collapse=False)
@@ -87,9 +90,9 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
         "query_results": _query_results(run_id, batch),
         "hits": _hits(run_id, batch),
         "judgments": _with_run(run_id, pa.table({
-            "query_id": [q for q in query_ids for _ in batch.judgments.get(q, {})],
-            "doc_id": [d for q in query_ids for d in batch.judgments.get(q, {})],
-            "relevance": pa.array([g for q in query_ids for g in batch.judgments.get(q, {})
+            "query_id": [q for q in every_id for _ in batch.judgments.get(q, {})],
+            "doc_id": [d for q in every_id for d in batch.judgments.get(q, {})],
+            "relevance": pa.array([g for q in every_id for g in batch.judgments.get(q, {})
                                    .values()], pa.int32()),
         })),
         "metrics": _with_run(run_id, pa.table({

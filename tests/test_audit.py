@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from auditor.audit import run_audit
+from auditor.audit import RunStoppedEarly, run_audit
 from auditor.backends import BackendError, SearchResult
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.config import load_settings
@@ -176,10 +176,16 @@ class FlakyBackend:
 
 
 def test_failed_batch_marks_queries_and_run_partial(workdir: Path, tmp_path: Path) -> None:
-    settings = load_settings(write_config(tmp_path, index=str(workdir / "index")), batch_size=10)
+    """The index fails one batch: its queries are error rows without metrics, the run is
+    partial, and the run still ends with its verdict and reports before the error."""
+    settings = load_settings(write_config(tmp_path, index=str(workdir / "index"),
+                                          reports=str(tmp_path / "reports")), batch_size=10)
     inner = EmbeddedBackend.open(settings.index, None)
-    run_id, status = run_audit(settings, backend=FlakyBackend(inner, fail={2}))
-    assert status == "partial"
+    with pytest.raises(RunStoppedEarly, match="10 of 50 queries are stored as errors") as info:
+        run_audit(settings, backend=FlakyBackend(inner, fail={2}))
+    run_id, status = info.value.run_id, info.value.status
+    assert status == "partial" and "verdict and reports written" in str(info.value)
+    assert any((tmp_path / "reports" / run_id).iterdir())
     with duckdb.connect(str(settings.store), read_only=True) as con:
         statuses = dict(con.execute(
             "SELECT status, count(*) FROM query_results WHERE run_id = ? GROUP BY status",
@@ -187,14 +193,25 @@ def test_failed_batch_marks_queries_and_run_partial(workdir: Path, tmp_path: Pat
         ).fetchall())
         reason = con.execute("SELECT status_reason FROM runs WHERE run_id = ?",
                              [run_id]).fetchone()[0]
+        measured = con.execute(
+            "SELECT count(DISTINCT m.query_id) FILTER (WHERE q.status = 'error'), "
+            "count(DISTINCT m.query_id) FROM metrics m JOIN query_results q "
+            "USING (run_id, query_id) WHERE run_id = ?", [run_id]).fetchone()
+        verdicts = con.execute("SELECT count(*) FROM gates WHERE run_id = ?",
+                               [run_id]).fetchone()[0]
     assert statuses == {"ok": 40, "error": 10}  # every query still has its row
     assert "10 of 50 queries failed" in reason
+    assert measured == (0, 40)  # error rows get no metrics
+    assert verdicts > 0
 
 
 def test_index_down_stops_sending_and_run_is_failed(workdir: Path, tmp_path: Path) -> None:
-    settings = load_settings(write_config(tmp_path, index=str(workdir / "index")), batch_size=5)
+    settings = load_settings(write_config(tmp_path, index=str(workdir / "index"),
+                                          reports=str(tmp_path / "reports")), batch_size=5)
     flaky = FlakyBackend(EmbeddedBackend.open(settings.index, None), fail=set(range(1, 100)))
-    run_id, status = run_audit(settings, backend=flaky)
+    with pytest.raises(RunStoppedEarly, match="50 of 50 queries") as info:
+        run_audit(settings, backend=flaky)
+    run_id, status = info.value.run_id, info.value.status
     assert status == "failed"
     assert flaky.calls == 3  # gave up after three failed batches in a row
     with duckdb.connect(str(settings.store), read_only=True) as con:

@@ -4,13 +4,16 @@ credentials inside ``es_url``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -152,3 +155,136 @@ def test_runs_of_old_stores_without_owner_show_interrupted(tmp_path: Path) -> No
         con.execute("UPDATE runs SET owner = NULL")
     assert store.run("r1")["status"] == "interrupted"
     assert [r["status"] for r in store.runs()] == ["interrupted"]
+
+
+# Elasticsearch cut mid-run --------------------------------------------------------------
+class CuttableProxy:
+    """A TCP proxy in front of the node; ``cut()`` drops every connection and refuses new
+    ones, as a node that stops (or a network that fails) does."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition("//")[2].rstrip("/").partition(":")
+        self.target = (host, int(port or 9200))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.down = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down:
+                client.close()
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.down = True
+        with contextlib.suppress(OSError):  # wakes the accept() blocked in the thread
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self.lock:
+            for end in self.open:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+
+
+@pytest.mark.elasticsearch
+def test_elasticsearch_cut_mid_run_stores_a_row_per_query_and_reports(
+        es_url: str, tmp_path: Path) -> None:
+    log, qrels = big_log(tmp_path, copies=8)  # 400 accepted queries (and 2 bad lines)
+    write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=10, baseline="none",
+                 backend="elasticsearch")
+    index = f"auditor-test-faults-{uuid.uuid4().hex[:6]}"
+    env = {**_env(), "AUDITOR_ES_INDEX": index, "AUDITOR_ES_MAX_RETRIES": "0"}
+    built = subprocess.run([sys.executable, "-m", "auditor.cli", "index", "build"],
+                           cwd=tmp_path, env={**env, "AUDITOR_ES_URL": es_url},
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    proxy = CuttableProxy(es_url)
+    path = tmp_path / "audit.duckdb"
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "auditor.cli", "run"], cwd=tmp_path,
+            env={**env, "AUDITOR_ES_URL": proxy.url}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while replayed(path) < 100 and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proxy.cut()
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        proxy.cut()
+        from elasticsearch import Elasticsearch
+
+        with Elasticsearch(es_url) as client:
+            client.options(ignore_status=404).indices.delete(index=index)
+    assert process.returncode == 2, stdout + stderr
+    assert "the index failed" in stderr and "Traceback" not in stderr
+    [run] = Store(path).runs()
+    assert run["status"] == "partial"
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = dict(con.execute("SELECT status, count(*) FROM query_results GROUP BY ALL")
+                    .fetchall())
+        not_sent = con.execute("SELECT count(*) FROM query_results WHERE error LIKE "
+                               "'not sent:%'").fetchone()[0]
+        unexplained = con.execute("SELECT count(*) FROM query_results WHERE status = 'error' "
+                                  "AND coalesce(error, '') = ''").fetchone()[0]
+        measured_errors = con.execute(
+            "SELECT count(*) FROM metrics m JOIN query_results q USING (run_id, query_id) "
+            "WHERE q.status = 'error'").fetchone()[0]
+        gates = con.execute("SELECT count(*) FROM gates").fetchone()[0]
+        latency = con.execute(
+            "SELECT count(*) FILTER (WHERE status = 'ok' AND latency_ms IS DISTINCT FROM "
+            "took_ms), count(*) FILTER (WHERE status = 'error' AND latency_ms IS NOT NULL), "
+            "count(*) FILTER (WHERE status = 'ok' AND took_ms IS NULL) FROM query_results"
+        ).fetchone()
+    assert latency == (0, 0, 0)  # each query's own `took`; none for errors
+    assert sum(rows.values()) == 400, rows  # every accepted query has its row
+    assert 100 <= rows["ok"] < 400 and rows["error"] == 400 - rows["ok"], rows
+    assert not_sent > 0 and unexplained == 0
+    assert measured_errors == 0
+    assert gates > 0
+    folder = tmp_path / ".auditor" / "reports" / run["run_id"]
+    assert folder.is_dir() and any(folder.iterdir())
+
+
+# per-query latency ----------------------------------------------------------------------
+def test_latency_is_each_querys_own_or_none(scifact_index) -> None:
+    """bm25 scores query by query: each has its own time. The vector modes answer a batch at
+    once: no per-query figure (None), never the batch's time divided by its size."""
+    from auditor.records import LogRecord
+    from auditor.replay import Replayer
+
+    queries = ["vitamin d deficiency", "a", "protein folding in yeast cells under stress",
+               "zebrafish", "cancer"] * 4
+    records = [LogRecord(query_id=f"q{i}", query=q) for i, q in enumerate(queries)]
+    rows = Replayer(scifact_index, "bm25", 100).replay(records)
+    values = [row.latency_ms for row in rows]
+    assert all(v is not None and v >= 0 for v in values)
+    assert len(set(values)) > 1
+    dense = Replayer(scifact_index, "dense", 100).replay(records)
+    assert {row.latency_ms for row in dense} == {None}

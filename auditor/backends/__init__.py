@@ -33,11 +33,16 @@ class BackendError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    """The answer to one query of a batch: hits, or an error reason for that query alone."""
+    """The answer to one query of a batch: hits, or an error reason for that query alone.
+
+    ``latency_ms`` is this query's own time where the backend can tell it (None where a
+    batch is answered at once); ``took_ms`` is the server's figure (Elasticsearch ``took``).
+    """
 
     hits: list[Hit]
     took_ms: float | None = None
     error: str | None = None
+    latency_ms: float | None = field(default=None, compare=False)  # a timing, not the answer
 
 
 @dataclass(frozen=True)

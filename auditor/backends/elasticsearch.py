@@ -278,8 +278,10 @@ class ElasticsearchBackend:
             if lexical.error or dense.error:
                 results.append(SearchResult(hits=[], error=lexical.error or dense.error))
                 continue
-            took = (lexical.took_ms or 0.0) + (dense.took_ms or 0.0)
-            results.append(SearchResult(fuse_rrf([lexical.hits, dense.hits], depth), took))
+            took = (None if lexical.took_ms is None or dense.took_ms is None
+                    else lexical.took_ms + dense.took_ms)
+            results.append(SearchResult(fuse_rrf([lexical.hits, dense.hits], depth), took,
+                                        latency_ms=took))
         return results
 
     def _common(self, depth: int) -> dict[str, Any]:
@@ -407,7 +409,10 @@ class ElasticsearchBackend:
             scored.sort(key=lambda item: (-item[2], item[0]))
         hits = [Hit(chunk_id, doc_id, rank, float(score or 0.0))
                 for rank, (chunk_id, doc_id, score) in enumerate(scored, start=1)]
-        return SearchResult(hits=hits, took_ms=float(answer.get("took", 0)))
+        # msearch answers each sub-search with its own took: the per-query figure
+        took = answer.get("took")
+        took_ms = float(took) if isinstance(took, int | float) else None
+        return SearchResult(hits=hits, took_ms=took_ms, latency_ms=took_ms)
 
     def _to_cosine(self, mode: str) -> Callable[[float], float] | None:
         """Dense scores back to cosine: kNN gives (1 + cos) / 2, the exact script cos + 1."""

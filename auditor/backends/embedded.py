@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -161,9 +162,12 @@ class EmbeddedBackend:
 
     # searching -----------------------------------------------------------------------
     def search_many(self, queries: Sequence[str], mode: Mode, depth: int) -> list[SearchResult]:
+        """bm25 scores query by query, so each gets its own time; the vector modes encode
+        and score a batch at once, so theirs is unknown (None), never a batch's share."""
         if mode == "bm25":
-            rankings = self._bm25_rankings(queries, depth)
-        elif mode in ("dense", "exact"):
+            timed = self._bm25_timed(queries, depth)
+            return [SearchResult(hits=hits, latency_ms=ms) for hits, ms in timed]
+        if mode in ("dense", "exact"):
             rankings = self._dense_rankings(queries, depth)
         elif mode == "hybrid":
             lexical = self._bm25_rankings(queries, depth)
@@ -183,16 +187,22 @@ class EmbeddedBackend:
         ]
 
     def _bm25_rankings(self, queries: Sequence[str], depth: int) -> list[list[Hit]]:
+        return [hits for hits, _ in self._bm25_timed(queries, depth)]
+
+    def _bm25_timed(self, queries: Sequence[str], depth: int) -> list[tuple[list[Hit], float]]:
+        """Each query's hits and the milliseconds it took to score and rank (tokenizing is
+        done for the batch at once, and is a small part)."""
         retriever = self._load_bm25()
         tokenized = _tokenize(list(queries), self.manifest["bm25"]["stemmer"])
         rankings = []
         for tokens in tokenized:
+            started = time.perf_counter()
             ids = retriever.get_tokens_ids(tokens)
-            if not ids:
-                rankings.append([])
-                continue
-            scores = retriever.get_scores_from_ids(ids)
-            rankings.append(self._hits(top_k(scores, self.id_order, depth, floor=0.0), scores))
+            hits = []
+            if ids:
+                scores = retriever.get_scores_from_ids(ids)
+                hits = self._hits(top_k(scores, self.id_order, depth, floor=0.0), scores)
+            rankings.append((hits, (time.perf_counter() - started) * 1000.0))
         return rankings
 
     def _dense_rankings(self, queries: Sequence[str], depth: int) -> list[list[Hit]]:
