@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +21,7 @@ from pydantic_settings import (
 )
 
 from auditor.backends import MODE_SYNONYMS, Mode
+from auditor.backends.es_index import split_userinfo
 from auditor.errors import ConfigError
 from auditor.gates import DEFAULT_GATES, Gate
 
@@ -122,6 +124,22 @@ class AuditSettings(BaseSettings):
     @classmethod
     def _doc_url_is_a_web_link(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else check_doc_url(value)
+
+    @model_validator(mode="after")
+    def _credentials_out_of_es_url(self) -> AuditSettings:
+        """``http://user:pw@host`` → ``es_username``/``es_password`` (secrets) and a bare
+        URL: the URL is printed and stored with every run, the secrets never are. Explicit
+        credential settings win over those in the URL."""
+        userinfo, clean = split_userinfo(self.es_url)
+        if userinfo is None:
+            return self
+        user, has_password, password = userinfo.partition(":")
+        if self.es_username is None and self.es_api_key is None and user:
+            self.es_username = SecretStr(unquote(user))
+            if has_password and self.es_password is None:
+                self.es_password = SecretStr(unquote(password))
+        self.es_url = clean
+        return self
 
     @field_validator("k")
     @classmethod

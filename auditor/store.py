@@ -278,6 +278,23 @@ def m006_verdicts(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m007_scrub_es_url(con: duckdb.DuckDBPyConnection) -> None:
+    """Credentials inside ``es_url`` (``http://user:pw@host``) were stored with the run's
+    config (and could reach a reason); they are secrets: remove them from stored runs."""
+    from auditor.backends.es_index import scrub_urls, split_userinfo
+
+    rows = con.execute("SELECT run_id, config, status_reason FROM runs "
+                       "WHERE config LIKE '%@%' OR status_reason LIKE '%@%'").fetchall()
+    for run_id, config, reason in rows:
+        data = json.loads(config)
+        userinfo, clean = split_userinfo(str(data.get("es_url") or ""))
+        if userinfo is not None:
+            data["es_url"], data["es_credentials"] = clean, "set"
+        con.execute("UPDATE runs SET config = ?, status_reason = ? WHERE run_id = ?",
+                    [json.dumps(data), scrub_urls(reason) if reason else reason, run_id])
+
+
 class Store:
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""
 

@@ -157,6 +157,18 @@ def test_runs_of_old_stores_without_owner_show_interrupted(tmp_path: Path) -> No
     assert [r["status"] for r in store.runs()] == ["interrupted"]
 
 
+SECRET = "s3cr3t-pw-9f"
+
+
+def assert_no_secret(output: str, store: Path, reports: Path | None = None) -> None:
+    """The password is in no output, no stored byte and no report."""
+    assert SECRET not in output
+    assert SECRET.encode() not in store.read_bytes()
+    for file in (reports.rglob("*") if reports else []):
+        if file.is_file():
+            assert SECRET.encode() not in file.read_bytes(), file
+
+
 # Elasticsearch cut mid-run --------------------------------------------------------------
 class CuttableProxy:
     """A TCP proxy in front of the node; ``cut()`` drops every connection and refuses new
@@ -226,9 +238,11 @@ def test_elasticsearch_cut_mid_run_stores_a_row_per_query_and_reports(
     proxy = CuttableProxy(es_url)
     path = tmp_path / "audit.duckdb"
     try:
+        # credentials in the URL (the test node ignores them): never stored nor printed
+        url = proxy.url.replace("//", f"//auditor:{SECRET}@")
         process = subprocess.Popen(
             [sys.executable, "-m", "auditor.cli", "run"], cwd=tmp_path,
-            env={**env, "AUDITOR_ES_URL": proxy.url}, stdout=subprocess.PIPE,
+            env={**env, "AUDITOR_ES_URL": url}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300
         while replayed(path) < 100 and process.poll() is None:
@@ -270,6 +284,7 @@ def test_elasticsearch_cut_mid_run_stores_a_row_per_query_and_reports(
     assert gates > 0
     folder = tmp_path / ".auditor" / "reports" / run["run_id"]
     assert folder.is_dir() and any(folder.iterdir())
+    assert_no_secret(stdout + stderr, path, folder)
 
 
 # per-query latency ----------------------------------------------------------------------
@@ -288,3 +303,51 @@ def test_latency_is_each_querys_own_or_none(scifact_index) -> None:
     assert len(set(values)) > 1
     dense = Replayer(scifact_index, "dense", 100).replay(records)
     assert {row.latency_ms for row in dense} == {None}
+
+
+# credentials inside es_url --------------------------------------------------------------
+def test_credentials_in_es_url_become_secrets() -> None:
+    from auditor.config import AuditSettings
+
+    settings = AuditSettings(es_url=f"https://ops%40corp:{SECRET}@es.example:9243/")
+    assert settings.es_url == "https://es.example:9243/"
+    assert settings.es_username.get_secret_value() == "ops@corp"
+    assert settings.es_password.get_secret_value() == SECRET
+    snapshot = json.dumps(settings.snapshot())
+    assert SECRET not in snapshot and "ops" not in snapshot
+    assert settings.snapshot()["es_credentials"] == "set"
+    explicit = AuditSettings(es_url=f"http://u:{SECRET}@h:9200", es_api_key="k-1")
+    assert explicit.es_url == "http://h:9200" and explicit.es_password is None
+
+
+def test_unreachable_node_with_credentials_in_url_prints_none(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    write_config(tmp_path, backend="elasticsearch")
+    done = subprocess.run([sys.executable, "-m", "auditor.cli", "run"], cwd=tmp_path,
+                          env={**_env(), "AUDITOR_ES_URL": f"http://me:{SECRET}@127.0.0.1:{port}",
+                               "AUDITOR_ES_MAX_RETRIES": "0"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert f"http://127.0.0.1:{port}" in done.stderr
+    assert SECRET not in done.stdout + done.stderr and "me:" not in done.stderr
+
+
+def test_migration_scrubs_credentials_stored_by_older_versions(tmp_path: Path) -> None:
+    """A store written before the scrub: its run configs held the URL as given."""
+    from auditor.store import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    store.create_run("r1", backend="elasticsearch", mode="bm25", level="doc",
+                     config={"es_url": f"http://me:{SECRET}@es:9200", "es_credentials": None},
+                     fingerprint={}, code_version="0")
+    store.finish_run("r1", "failed", f"stopped by error: http://me:{SECRET}@es:9200 down", {})
+    version = next(i for i, f in enumerate(MIGRATIONS, 1) if f.__name__ == "m007_scrub_es_url")
+    with duckdb.connect(str(path)) as con:  # as the older version left it
+        con.execute("DELETE FROM schema_migrations WHERE version = ?", [version])
+    store.append({})  # a writer opens the file: pending migrations run
+    run = store.run("r1")
+    assert run["config"] == {"es_url": "http://es:9200", "es_credentials": "set"}
+    assert run["status_reason"] == "stopped by error: http://es:9200 down"
