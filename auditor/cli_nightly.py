@@ -5,7 +5,6 @@ exit codes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -226,15 +225,12 @@ def dashboard(
 
 
 def serve_dashboard(store: Path, port: int, address: str = "127.0.0.1") -> None:
-    """Serve the dashboard until Ctrl-C (it only reads the store)."""
-    import subprocess
-
-    from dashboards import command
+    """Serve the dashboard until Ctrl-C or SIGTERM (it only reads the store)."""
+    from dashboards import serve
 
     if not store.exists():
         raise ConfigError(f"no results store at {store}: run `auditor run` (or `auditor demo`) "
                           "first, or pass --store")
     out.print(f"dashboard on http://{address}:{port} (Ctrl-C stops it)", markup=False,
               highlight=False)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the dashboard, not an error
-        subprocess.run(command(store.resolve(), port=port, address=address), check=False)
+    serve(store.resolve(), port=port, address=address)  # its child dies with it

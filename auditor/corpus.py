@@ -1,7 +1,7 @@
 """The corpus pass, once per run: which documents retrieval reaches, and which it cannot.
 
-Counts come from the run's stored hits (DuckDB SQL); self-retrievability replays one probe
-per document (its title, else its first sentence) in batches, in the run's mode.
+Counts come from the run's stored hits (DuckDB SQL, in bounded memory); self-retrievability
+replays one probe per document (its title, else its first sentence) in batches, in the run's mode.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ def corpus_pass(run_id: str, store: Store, backend: Backend,
     for chunk_id, doc_id in backend.iter_ids():
         docs.setdefault(doc_id, chunk_id)
     doc_ids = sorted(docs)
-    with store.connect(read_only=True) as con:
+    # Every stored hit of the run is read: in SQL, by query position (an integer, not the
+    # query id string), within a bounded memory budget that spills: flat in the run's size.
+    with store.bounded() as con:
         counted = con.execute(
             """
             WITH best AS (
-                SELECT query_id, doc_id, min(rank) AS rank FROM hits WHERE run_id = ?
-                GROUP BY query_id, doc_id
+                SELECT seq, doc_id, min(rank) AS rank FROM hits WHERE run_id = ?
+                GROUP BY seq, doc_id
             )
             SELECT doc_id, count(*) FILTER (WHERE rank <= ?) AS at_k, count(*) AS at_depth,
                    min(rank) AS best_rank

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
 KEYED_TABLES = frozenset({"embeddings", "passages"})
 BUSY_TIMEOUT_S = 30.0  # how long anyone waits for a file another process holds
 BUSY_ENV = "AUDITOR_BUSY_TIMEOUT_S"
+SCAN_MEMORY = "64MB"  # DuckDB's budget for whole-run scans (the corpus pass); it spills
 DEFAULT_MIN_SHARED = 0.5  # of a run's replayed queries a baseline must also have answered
 # One connection at a time per process: DuckDB connections to one file opened from several
 # threads at once race on registering Arrow scans ("python_arrow_scan does not exist"); the
@@ -302,6 +304,23 @@ class Store:
         self.path = path
         self.busy_timeout_s = busy_timeout_s if busy_timeout_s is not None else float(
             os.environ.get(BUSY_ENV) or BUSY_TIMEOUT_S)
+
+    @contextmanager
+    def bounded(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection for scans over a whole run (every stored hit): DuckDB may
+        use ``SCAN_MEMORY`` and spills the rest to a temporary directory, so memory stays
+        flat however many queries the run has (by default it may take 80% of the RAM)."""
+        with tempfile.TemporaryDirectory(prefix="auditor-spill-") as spill, \
+                self.connect(read_only=True) as con:
+            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
+            con.execute("SET preserve_insertion_order = false")
+            con.execute("SET threads = 1")  # each thread would hold its own hash tables
+            try:
+                yield con
+            finally:
+                con.execute("RESET memory_limit")
+                con.execute("RESET threads")
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -351,3 +351,84 @@ def test_migration_scrubs_credentials_stored_by_older_versions(tmp_path: Path) -
     run = store.run("r1")
     assert run["config"] == {"es_url": "http://es:9200", "es_credentials": "set"}
     assert run["status_reason"] == "stopped by error: http://es:9200 down"
+
+
+# the dashboard's Streamlit child ---------------------------------------------------------
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2][0] not in "ZX"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGKILL])
+def test_stopping_the_dashboard_stops_streamlit(tmp_path: Path, stop_with: int) -> None:
+    """SIGTERM: the launcher stops its child first. SIGKILL (no handler can run): the kernel
+    kills the child (PR_SET_PDEATHSIG). Either way the port is free again."""
+    import urllib.request
+
+    store = tmp_path / "audit.duckdb"
+    Store(store).append({})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "auditor.cli", "dashboard", "--store", str(store), "--port",
+         str(port)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            children = children or _children(launcher.pid)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("the dashboard never became healthy")
+        children = children or _children(launcher.pid)
+        assert children, "streamlit runs as the launcher's child"
+        launcher.send_signal(stop_with)
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while (_port_open(port) or any(map(_running, children))) and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _port_open(port)
+        assert not any(map(_running, children))
+    finally:
+        launcher.kill()
+        launcher.wait()
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+
+# peak memory ------------------------------------------------------------------------------
+def test_peak_memory_is_flat_in_the_number_of_queries(tmp_path: Path) -> None:
+    """bench/memory.py at small sizes: a 20k-query run peaks within 1.3x of a 2k-query run
+    (before the corpus pass was bounded: 1.37x here, 3.0x at 10k vs 100k)."""
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_memory", ROOT / "bench" / "memory.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.build_index(tmp_path)
+    small, large = bench.measure(tmp_path, 2_000), bench.measure(tmp_path, 20_000)
+    assert large["peak_rss_mb"] <= 1.3 * small["peak_rss_mb"], (small, large)
