@@ -18,7 +18,7 @@ else
 TORCH_FROM = $(TORCH_INDEX)
 endif
 
-.PHONY: demo test install lint fixtures bench es-start es-stop clean browser
+.PHONY: demo test test-fast install lint fixtures bench es-start es-stop clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -53,6 +53,10 @@ demo: $(STAMP)
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+# The core tier only (tests/core): no Elasticsearch, model, browser or CLI runs; under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/core
 
 lint: $(STAMP)
 	$(BIN)/ruff check auditor dashboards tests bench scripts

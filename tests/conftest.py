@@ -1,5 +1,6 @@
-"""Shared fixtures. Test tiers are markers (see pyproject): the default run includes all of
-them; `elasticsearch` tests get one real node per session, started here."""
+"""Shared fixtures for every tier folder (core, integration, oracle, elasticsearch, browser).
+Markers (see pyproject) say what a test needs; `elasticsearch` tests get one real node per
+session, started here."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 README = (ROOT / "README.md").read_text()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT
 
 
 def test_import_auditor_stays_light() -> None:

@@ -21,8 +21,7 @@ from auditor.logs import (
     split_words,
 )
 from auditor.records import LogRecord, Qrel, QuarantineEntry
-
-from .conftest import FIXTURES
+from tests.conftest import FIXTURES
 
 GOOD = {"query_id": "q1", "query": "what is a cat"}
 

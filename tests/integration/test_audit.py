@@ -17,8 +17,7 @@ from auditor.backends import BackendError, SearchResult
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.config import load_settings
 from auditor.store import Store
-
-from .conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT
 
 SCIFACT = FIXTURES / "scifact"
 

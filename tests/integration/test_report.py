@@ -31,11 +31,10 @@ from auditor.report import (
     write_reports,
 )
 from auditor.store import Store
-
-from .conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT
 
 if TYPE_CHECKING:
-    from .stores import NightlyStore
+    from tests.stores import NightlyStore
 
 SCIFACT = FIXTURES / "scifact"
 PLANTED = "<script>alert(1)</script>"

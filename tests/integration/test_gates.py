@@ -19,8 +19,8 @@ from auditor.compare import Comparison, MetricDelta
 from auditor.gates import Gate, evaluate, overall, smallest_p
 from auditor.nightly import Verdict
 from auditor.store import MIGRATIONS, Store
+from tests.conftest import FIXTURES
 
-from .conftest import FIXTURES
 from .test_audit import auditor, write_config
 from .test_nightly import run_json
 

@@ -19,9 +19,9 @@ import duckdb
 import pytest
 
 from auditor.store import Store, StoreError
+from tests.conftest import FIXTURES
+from tests.stores import removed_documents
 
-from .conftest import FIXTURES
-from .stores import removed_documents
 from .test_audit import auditor, write_config
 
 SCIFACT = FIXTURES / "scifact"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES
+from tests.conftest import FIXTURES
 
 
 def auditor(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -423,7 +423,7 @@ def test_peak_memory_is_flat_in_the_number_of_queries(tmp_path: Path) -> None:
     (before the corpus pass was bounded: 1.37x here, 3.0x at 10k vs 100k)."""
     import importlib.util
 
-    from .conftest import ROOT
+    from tests.conftest import ROOT
 
     spec = importlib.util.spec_from_file_location("bench_memory", ROOT / "bench" / "memory.py")
     assert spec is not None and spec.loader is not None

@@ -11,9 +11,8 @@ from auditor.backends.embedded import EmbeddedBackend
 from auditor.logs import LoadCounts, read_log
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.spans import span_layout
-
-from .conftest import FIXTURES
-from .test_interop import _audit
+from tests.conftest import FIXTURES
+from tests.oracle.test_interop import _audit
 
 SCIFACT = FIXTURES / "scifact"
 SPANS = FIXTURES / "openinference_spans.json"

@@ -26,8 +26,7 @@ from auditor.evidence import (
     split_sentences,
     supported,
 )
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 def texts(answer: str) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 HOSTILE_QUERY = "![pixel](http://evil.example/p.png) <img src=x onerror=alert(1)> [click](javascript:alert(1)) :red[x] $x$"  # noqa: E501

@@ -20,8 +20,8 @@ from auditor.diagnose import DRIFT
 from auditor.owners import current_owner
 from auditor.store import Store
 from dashboards import data
-from tests import test_dashboard as shared
-from tests.test_dashboard import explorer, links, markdown, store_copy
+from tests.integration import test_dashboard as shared
+from tests.integration.test_dashboard import explorer, links, markdown, store_copy
 
 app = shared.app  # the fixture: a fresh headless session on the (copied) fixture store
 

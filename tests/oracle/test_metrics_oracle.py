@@ -42,7 +42,7 @@ pytrec_eval = pytest.importorskip("pytrec_eval")
 KS = (1, 5, 10, 100)
 DEPTH = 100
 TOLERANCE = 1e-9
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 Judgments = dict[str, dict[str, int]]
 Rankings = dict[str, list[str]]  # query id -> ranked ids (chunk or doc level, duplicates kept)

@@ -15,8 +15,7 @@ import typer
 
 from auditor import cli
 from auditor.errors import AuditorError, InputError
-
-from .conftest import FIXTURES
+from tests.conftest import FIXTURES
 
 
 def _leaves(group: typer.core.TyperGroup, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

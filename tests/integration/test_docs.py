@@ -6,8 +6,7 @@ import tomllib
 
 from auditor.config import AuditSettings
 from auditor.metrics import MEASURES
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 

@@ -36,7 +36,8 @@ def chunks() -> list[Chunk]:
             for i, (c, d, t, x) in enumerate(CORPUS)]
 
 
-@pytest.fixture(scope="module", params=["embedded", "elasticsearch"])
+@pytest.fixture(scope="module", params=[
+    "embedded", pytest.param("elasticsearch", marks=pytest.mark.elasticsearch)])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Backend]:
     encoder = load_encoder("hash")

@@ -24,7 +24,7 @@ from auditor.store import Store
 from dashboards import data
 from dashboards.widgets import escape_md, highlight
 
-APP = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 TIMEOUT = 60
 
 

@@ -22,8 +22,7 @@ from auditor.interop import ExportError, export_trec
 from auditor.logs import read_qrels, read_trec_run
 from auditor.metrics import Qrels, evaluate, metrics_for
 from auditor.store import Store, StoreError
-
-from .conftest import FIXTURES
+from tests.conftest import FIXTURES
 
 ir_measures = pytest.importorskip("ir_measures")
 
