@@ -1,12 +1,10 @@
 """Causes: every rule fires on a case built for it and stays silent on its near miss (the
 threshold edge); several causes can hold at once; ``gather`` fills ablations, terms, texts
-and explanations from real indices (embedded here, Elasticsearch with ``es_url``)."""
+and explanations from a real embedded index (Elasticsearch: tests/elasticsearch/)."""
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, get_args
@@ -330,64 +328,6 @@ def test_gather_notes_what_it_cannot_get(tmp_path: Path) -> None:
     assert set(query.ablations) == {"bm25"} and query.ablations["bm25"] == query.hits
     assert "no embeddings" in query.notes["dense"]
     assert "semantic_miss" not in causes(query, Thresholds(k=1))
-
-
-# gather on Elasticsearch -----------------------------------------------------------------
-@pytest.fixture(scope="module")
-def es_index(es_url: str) -> Iterator[tuple[str, str]]:
-    from elasticsearch import Elasticsearch
-
-    from auditor.backends.elasticsearch import ElasticsearchBackend
-    from auditor.config import AuditSettings
-
-    name = f"auditor-test-diagnose-{uuid.uuid4().hex[:6]}"
-    ElasticsearchBackend.build(AuditSettings(es_url=es_url, es_index=name), corpus(),
-                               load_encoder("hash")).close()
-    yield es_url, name
-    with Elasticsearch(es_url) as client:
-        client.options(ignore_status=404).indices.delete(index=name)
-
-
-def es_backend(es_index: tuple[str, str], **settings: Any) -> Any:
-    from auditor.backends.elasticsearch import ElasticsearchBackend
-    from auditor.config import AuditSettings
-
-    url, name = es_index
-    return ElasticsearchBackend(AuditSettings(es_url=url, es_index=name, **settings),
-                                load_encoder("hash"))
-
-
-@pytest.mark.elasticsearch
-def test_gather_on_elasticsearch_exact_and_explain(es_index: tuple[str, str]) -> None:
-    backend = es_backend(es_index)
-    k1 = Thresholds(k=1)
-    (query,) = replayed(backend, "hybrid", "chunk", {"q": ("cat purrs dog", ["dogs#0"])})
-    assert query.hits[0].chunk_id == "cats#0" and query.hits[1].chunk_id == "dogs#0"
-    gather([query], backend, "hybrid", k1, template=False)
-    assert set(query.ablations) == {"bm25", "dense", "exact"} and query.notes == {}
-    assert [h.chunk_id for h in query.ablations["exact"]] == [
-        h.chunk_id for h in query.ablations["dense"]]  # five chunks: HNSW is exact here
-    assert query.query_terms == ["cat", "purrs", "dog"]  # the standard analyzer: no stems
-    explained = query.explain["dogs#0"]
-    assert explained["matched"] and {t["term"] for t in explained["terms"]} == {"dog"}
-    (row,) = [d for d in diagnose(query, k1) if d.cause == "ranked_below_k"]
-    assert row.evidence["rank"] == 2 and row.evidence["explain"]["matched"]
-    bm25 = {h.chunk_id: h.score for h in query.ablations["bm25"]}
-    assert explained["score"] == pytest.approx(bm25["dogs#0"], rel=1e-5)
-    json.dumps(row.evidence)
-
-
-@pytest.mark.elasticsearch
-def test_gather_on_elasticsearch_filtered_out(es_index: tuple[str, str]) -> None:
-    template = ('{"query": {"bool": {"must": {"match": {"text": "{{query}}"}}, '
-                '"filter": {"term": {"doc_id": "cats"}}}}}')
-    backend = es_backend(es_index, es_template=template)
-    (query,) = replayed(backend, "template", "doc", {"q": ("cat dog barks", ["dogs"])})
-    assert [h.doc_id for h in query.hits] == ["cats"]
-    gather([query], backend, "template", T, template=True)
-    assert [h.doc_id for h in query.ablations["unfiltered"]][:2] == ["dogs", "cats"]
-    (row,) = [d for d in diagnose(query, T) if d.cause == "filtered_out"]
-    assert row.target_id == "dogs" and row.evidence["unfiltered_rank"] == 1
 
 
 def test_one_typo_copies_of_a_short_text_are_near_duplicates() -> None:

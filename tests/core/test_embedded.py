@@ -135,15 +135,6 @@ def test_rrf_fusion_formula() -> None:
     assert [hit.rank for hit in fused] == [1, 2, 3]
 
 
-@pytest.mark.model
-def test_real_minilm_finds_paraphrases(tmp_path: Path) -> None:
-    chunks = [Chunk(chunk_id=i, doc_id=i, title=t, text=x) for i, t, x in DOCS]
-    backend = EmbeddedBackend.build(chunks, tmp_path / "ix", load_encoder("minilm"))
-    assert ids(backend, "a kitten lying in the sun", "dense")[0] == "a"
-    assert ids(backend, "aquarium pets", "dense")[0] == "c"
-    assert ids(backend, "kitten", "bm25") == []  # the lexical miss dense search repairs
-
-
 def test_exact_is_dense_and_unfiltered_needs_elasticsearch(tiny: EmbeddedBackend) -> None:
     exact = tiny.search_many(["cat", "dog barks"], "exact", 3)
     assert exact == tiny.search_many(["cat", "dog barks"], "dense", 3)

@@ -1,5 +1,6 @@
 """Answer sentences and their support: golden splits, the score's properties on the hash
-encoder, composite support, real MiniLM at the shipped threshold, FaithBench labels."""
+encoder, composite support (real MiniLM: tests/integration/test_minilm.py; FaithBench labels:
+tests/oracle/test_faithbench.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -287,19 +287,6 @@ def test_unsupported_claim_is_neither() -> None:
     assert composite_support(scorer, "Anything at all here.", []).chunks == ()
 
 
-# real model ---------------------------------------------------------------------------------
-@pytest.mark.model
-def test_real_minilm_supports_a_paraphrase_and_rejects_an_unrelated_claim() -> None:
-    scorer = SupportScorer(load_encoder("minilm"))
-    paraphrase = "Engineer Gustave Eiffel's company designed the Paris tower, opened in 1889."
-    unrelated = "The Great Wall of China was built to keep out northern invaders."
-    wrong_detail = "The tower was designed by Gustave Eiffel and opened in 1925 in Lyon."
-    scores = scorer.score_matrix([paraphrase, unrelated, wrong_detail], [PASSAGE])[:, 0]
-    assert scores[0] >= SUPPORT_THRESHOLD
-    assert scores[1] < SUPPORT_THRESHOLD
-    assert scores[2] < scores[0]
-
-
 # FaithBench labels ---------------------------------------------------------------------------
 @cache
 def _bench() -> ModuleType:
@@ -310,27 +297,6 @@ def _bench() -> ModuleType:
     sys.modules[spec.name] = module  # its dataclasses resolve annotations through it
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.mark.data
-def test_faithbench_labels_and_halves(shared_data: Path) -> None:
-    path = shared_data / "faithbench" / "samples.jsonl"
-    if not path.is_file():
-        pytest.skip(f"{path} is not here")
-    bench = _bench()
-    sources, samples, items, odd = bench.load(path)
-    assert (len(sources), len(samples)) == (75, 750)
-    assert odd["unwanted_uncovered"] == 0  # every Unwanted span lands on some sentence
-    assert 0.1 < np.mean([item.unwanted for item in items]) < 0.4
-    halves: dict[str, set[str]] = {}
-    for sample in samples:
-        halves.setdefault(bench.article_key(sources[sample.source]), set()).add(sample.half)
-    assert all(len(h) == 1 for h in halves.values())  # no article straddles the halves
-    assert len(halves) == 61 and {"A", "B"} == set().union(*halves.values())
-    # a summary with an Unwanted span has an unsupported sentence unless the span sits in a
-    # skipped fragment (FaithBench sometimes marks a "Here is a summary:" lead-in)
-    flagged = sum(any(items[k].unwanted for k in s.items) for s in samples)
-    assert sum(s.unwanted for s in samples) - odd["unwanted_in_skipped_sentence"] <= flagged
 
 
 def test_bench_auc_and_threshold_helpers() -> None:
@@ -344,13 +310,12 @@ def test_bench_auc_and_threshold_helpers() -> None:
 
 
 def test_pruned_scores_make_the_same_decisions_and_embed_less() -> None:
-    from auditor.evidence import SUPPORT_THRESHOLD, SupportScorer
+    from auditor.evidence import SupportScorer
 
     class Counting:
         model_id, dim = "hash-bow-384", 384
 
         def __init__(self) -> None:
-            from auditor.embed import load_encoder
 
             self.inner, self.texts = load_encoder("hash"), 0
 
