@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,15 +28,61 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from auditor.backends import MODE_SYNONYMS, Mode
-from auditor.backends.es_index import split_userinfo
+from auditor.credentials import split_userinfo
 from auditor.errors import ConfigError
-from auditor.gates import DEFAULT_GATES, Gate
+from auditor.records import MODE_SYNONYMS, Level, Mode
 
 DEFAULT_CONFIG = Path("audit.toml")
 SECRET_FIELDS = ("es_username", "es_password", "es_api_key", "webhook_url")
 
-__all__ = ["AuditSettings", "ConfigError", "check_doc_url", "load_settings"]
+GateKind = Literal["min", "max", "max_drop"]
+
+__all__ = ["AuditSettings", "ConfigError", "Gate", "check_doc_url", "load_settings"]
+
+
+class Gate(BaseModel):
+    """One gate from ``audit.toml`` (``[[gates]]``): exactly one of min, max, max_drop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = None
+    alpha: float = 0.05
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Gate:
+        given = [k for k in ("min", "max", "max_drop") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"gate on {self.metric} needs exactly one of min, max, max_drop (got "
+                f"{', '.join(given) or 'none'})"
+            )
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"gate on {self.metric}: alpha must be between 0 and 1")
+        return self
+
+    @property
+    def kind(self) -> GateKind:
+        return "min" if self.min is not None else "max" if self.max is not None else "max_drop"
+
+    @property
+    def threshold(self) -> float:
+        value = {"min": self.min, "max": self.max, "max_drop": self.max_drop}[self.kind]
+        assert value is not None
+        return value
+
+    @property
+    def name(self) -> str:
+        if self.kind == "min":
+            return f"{self.metric} >= {self.threshold:.3f}"
+        if self.kind == "max":
+            return f"{self.metric} <= {self.threshold:.3f}"
+        return f"{self.metric} drop <= {self.threshold:.3f} (significant at {self.alpha:g})"
+
+
+DEFAULT_GATES = [Gate(metric="recall@10", max_drop=0.02), Gate(metric="ndcg@10", max_drop=0.02)]
 
 
 class AuditSettings(BaseSettings):
@@ -45,7 +99,7 @@ class AuditSettings(BaseSettings):
     mode: Mode = "bm25"
     k: list[int] = Field(default=[1, 5, 10, 20, 100], description="cut-offs for metrics")
     depth: int = Field(default=100, ge=1, le=10_000, description="hits fetched per query")
-    level: Literal["doc", "chunk"] = "doc"
+    level: Level = "doc"
     batch_size: int = Field(default=128, ge=1, le=10_000)
     # evidence and diagnosis
     trace: bool = Field(default=True, description="trace logged answers to their sources")

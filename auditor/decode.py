@@ -22,6 +22,7 @@ from auditor.errors import InputError
 BOM = b"\xef\xbb\xbf"
 MAX_DEPTH = 64  # nesting beyond this is a defect: no record of ours nests past 10 levels
 GRADE_MIN, GRADE_MAX = -1000, 1000  # relevance grades (trec_eval's are small integers)
+RAW_LIMIT = 2_000  # characters of a bad record kept for the user to inspect
 CSV_FIELD_LIMIT = 16 * 2**20  # characters in one CSV cell (Python's default is 131,072)
 # Text that may hold a non-finite number once parsed: NaN, ±Infinity, or an exponent that
 # overflows a double (1e400). Only records matching it are walked for non-finite floats.
@@ -35,6 +36,13 @@ class Defect:
 
     field: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record that is not a retrieval (e.g. an LLM span): counted, never quarantined."""
+
+    kind: str
 
 
 def lines(path: Path) -> Iterator[tuple[int, str, Defect | None]]:

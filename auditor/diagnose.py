@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from auditor.metrics.drift import overlap_at_k, rbo
-from auditor.records import Hit
+from auditor.records import Hit, Level
 
 Cause = Literal[
     "not_indexed",
@@ -88,7 +88,7 @@ class QueryCase:
     hits: list[Hit]  # replayed ranking (mode of the run), to the probe depth
     depth: int
     mode: str
-    level: Literal["doc", "chunk"]
+    level: Level
     targets: list[str]  # ids that should be retrieved: judged relevant, else silver evidence
     silver: bool  # targets come from answer evidence, not judgments
     missing_targets: list[str]  # targets not in the index at all (membership check)

@@ -12,68 +12,24 @@ reach ``alpha``. A nightly job that checked nothing must not read green.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, model_validator
+
+from auditor.config import Gate, GateKind
+from auditor.records import NOT_EVALUATED, GateStatus, overall
 
 if TYPE_CHECKING:
     from auditor.compare import Comparison
 
-GateKind = Literal["min", "max", "max_drop"]
-GateStatus = Literal["passed", "failed", "not_evaluated"]
-NOT_EVALUATED: GateStatus = "not_evaluated"
+# The status vocabulary lives in records (the store needs it too); read here by nightly.
+__all__ = ["NOT_EVALUATED", "GateResult", "GateStatus", "evaluate", "gates_table", "overall"]
 # Metrics where a smaller value is better; every other metric is higher-is-better.
 LOWER_IS_BETTER = frozenset({"scatter_docs", "scatter_chunks", "effective_sources"})
 
 
 def lower_is_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER
-
-
-class Gate(BaseModel):
-    """One gate from ``audit.toml`` (``[[gates]]``): exactly one of min, max, max_drop."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    metric: str
-    min: float | None = None
-    max: float | None = None
-    max_drop: float | None = None
-    alpha: float = 0.05
-
-    @model_validator(mode="after")
-    def _one_limit(self) -> Gate:
-        given = [k for k in ("min", "max", "max_drop") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"gate on {self.metric} needs exactly one of min, max, max_drop (got "
-                f"{', '.join(given) or 'none'})"
-            )
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"gate on {self.metric}: alpha must be between 0 and 1")
-        return self
-
-    @property
-    def kind(self) -> GateKind:
-        return "min" if self.min is not None else "max" if self.max is not None else "max_drop"
-
-    @property
-    def threshold(self) -> float:
-        value = {"min": self.min, "max": self.max, "max_drop": self.max_drop}[self.kind]
-        assert value is not None
-        return value
-
-    @property
-    def name(self) -> str:
-        if self.kind == "min":
-            return f"{self.metric} >= {self.threshold:.3f}"
-        if self.kind == "max":
-            return f"{self.metric} <= {self.threshold:.3f}"
-        return f"{self.metric} drop <= {self.threshold:.3f} (significant at {self.alpha:g})"
-
-
-DEFAULT_GATES = [Gate(metric="recall@10", max_drop=0.02), Gate(metric="ndcg@10", max_drop=0.02)]
 
 
 @dataclass(frozen=True)
@@ -93,13 +49,6 @@ class GateResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
-
-
-def overall(statuses: list[str]) -> GateStatus:
-    """Failed if any gate failed, else not evaluated if any was not, else passed."""
-    if "failed" in statuses:
-        return "failed"
-    return NOT_EVALUATED if NOT_EVALUATED in statuses else "passed"
 
 
 def evaluate(

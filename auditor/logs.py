@@ -19,13 +19,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from auditor import decode
-from auditor.decode import Defect
+from auditor.decode import RAW_LIMIT, Defect, Skipped
 from auditor.errors import InputError
 from auditor.records import Chunk, LogRecord, Qrel, QuarantineEntry, RetrievedItem
+from auditor.spans import read_spans
 
 KNOWN_FIELDS = set(LogRecord.model_fields)
 BEIR_ALIASES = {"_id": "query_id", "text": "query"}
-RAW_LIMIT = 2_000  # characters of a bad record kept for the user to inspect
 PARQUET_BATCH = 8_192
 JSON_COLUMNS = ("retrieved", "cited", "relevant", "metadata")  # CSV cells holding JSON text
 CSV_REQUIRED = ("query_id", "query")
@@ -74,13 +74,6 @@ def read_log(path: Path, counts: LoadCounts | None = None) -> Iterator[LogRecord
         yield item
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A record that is not a retrieval (e.g. an LLM span): counted, never quarantined."""
-
-    kind: str
-
-
 def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
     """(line number, raw text, parsed object or None) for each record of a log file.
 
@@ -97,8 +90,6 @@ def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
         raise InputError(f"log file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        from auditor.spans import read_spans  # spans imports this module
-
         spans = read_spans(path)
         yield from spans if spans is not None else _jsonl(path)
     elif suffix == ".parquet":

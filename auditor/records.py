@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AllowInfNan,
@@ -26,6 +26,28 @@ from auditor.decode import GRADE_MAX, GRADE_MIN
 # enough to sum as float64 and store as int64.
 FiniteNumber = Annotated[StrictFloat, AllowInfNan(False)] | StrictInt
 Grade = Annotated[StrictInt, Field(ge=GRADE_MIN, le=GRADE_MAX)]
+
+# How a query is replayed. bm25, dense (approximate kNN where the index has it), hybrid
+# (client-side RRF of both), template (the production request body). Two more exist for
+# diagnosis ablations: exact (brute-force kNN: what dense would return without
+# approximation) and unfiltered (the template with its filter clauses stripped); both may
+# also be run on their own.
+Mode = Literal["bm25", "dense", "hybrid", "template", "exact", "unfiltered"]
+MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid", "template", "exact", "unfiltered")
+VECTOR_MODES: tuple[Mode, ...] = ("dense", "hybrid", "exact")  # always need the encoder
+MODE_SYNONYMS = {"knn": "dense"}  # Elasticsearch users say knn
+# What a target is: a whole document or one chunk of it.
+Level = Literal["doc", "chunk"]
+# A gate's verdict, and a run's: the worst of its gates'.
+GateStatus = Literal["passed", "failed", "not_evaluated"]
+NOT_EVALUATED: GateStatus = "not_evaluated"
+
+
+def overall(statuses: list[str]) -> GateStatus:
+    """Failed if any gate failed, else not evaluated if any was not, else passed."""
+    if "failed" in statuses:
+        return "failed"
+    return NOT_EVALUATED if NOT_EVALUATED in statuses else "passed"
 
 
 class RetrievedItem(BaseModel):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Literal, TypeVar
 
-from auditor.backends import Backend, BackendError, Mode
-from auditor.records import Hit, LogRecord
+from auditor.backends import Backend, BackendError
+from auditor.records import Hit, LogRecord, Mode
 
 Status = Literal["ok", "empty", "error"]
 MAX_FAILED_BATCHES = 3

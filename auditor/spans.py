@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from auditor import decode
-from auditor.decode import Defect
+from auditor.decode import RAW_LIMIT, Defect, Skipped
 from auditor.errors import InputError
-from auditor.logs import RAW_LIMIT, Skipped
 from auditor.records import QuarantineEntry
 
 SpanLayout = Literal["lines", "document"]

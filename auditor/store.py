@@ -284,7 +284,7 @@ def m006_verdicts(con: duckdb.DuckDBPyConnection) -> None:
 def m007_scrub_es_url(con: duckdb.DuckDBPyConnection) -> None:
     """Credentials inside ``es_url`` (``http://user:pw@host``) were stored with the run's
     config (and could reach a reason); they are secrets: remove them from stored runs."""
-    from auditor.backends.es_index import scrub_urls, split_userinfo
+    from auditor.credentials import scrub_urls, split_userinfo
 
     rows = con.execute("SELECT run_id, config, status_reason FROM runs "
                        "WHERE config LIKE '%@%' OR status_reason LIKE '%@%'").fetchall()
@@ -471,7 +471,7 @@ class Store:
         """A run's verdict: its gate rows, the comparison rows and the overall gate status
         (the latest verdict), plus one more row in the verdict history. Returns the
         verdict's number on this run (1 for the first)."""
-        from auditor.gates import overall
+        from auditor.records import overall
 
         statuses = gates.column("status").to_pylist() if "status" in gates.column_names \
             else ["passed" if p else "failed" for p in gates.column("passed").to_pylist()]

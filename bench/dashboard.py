@@ -204,7 +204,8 @@ def build(directory: Path, q: int, docs: int) -> tuple[Path, str, str, bool]:
         store.append(run_tables(run_id, q, docs, seed=i, worse=0.05 * i))
         store.finish_run(run_id, "complete", None, {"replayed": q})
     from auditor.compare import compare_runs, comparison_table
-    from auditor.gates import DEFAULT_GATES, evaluate, gates_table
+    from auditor.config import DEFAULT_GATES
+    from auditor.gates import evaluate, gates_table
 
     result = compare_runs(store, *run_ids, resamples=2_000)
     means = {m["metric"]: m["mean"] for m in store.metric_means(run_ids[1])}

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from auditor.records import Hit
+from auditor.records import VECTOR_MODES, Hit, Level, Mode
 
 if TYPE_CHECKING:
     from auditor.config import AuditSettings
     from auditor.embed import Encoder
 
-# bm25, dense (approximate kNN where the index has it), hybrid (client-side RRF of both),
-# template (the production request body). Two more exist for diagnosis ablations: exact
-# (brute-force kNN: what dense would return without approximation) and unfiltered (the
-# template with its filter clauses stripped); both may also be run on their own.
-Mode = Literal["bm25", "dense", "hybrid", "template", "exact", "unfiltered"]
-MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid", "template", "exact", "unfiltered")
-VECTOR_MODES: tuple[Mode, ...] = ("dense", "hybrid", "exact")  # always need the encoder
-MODE_SYNONYMS = {"knn": "dense"}  # Elasticsearch users say knn
 RRF_K = 60
 
 
@@ -83,7 +75,7 @@ class Backend(Protocol):
         """Texts by chunk id: ``{chunk_id: {"doc_id", "title", "text"}}``; unknown ids absent."""
         ...
 
-    def contains(self, ids: Sequence[str], level: Literal["doc", "chunk"]) -> list[bool]:
+    def contains(self, ids: Sequence[str], level: Level) -> list[bool]:
         """Membership of each id (document ids or chunk ids) in the index."""
         ...
 

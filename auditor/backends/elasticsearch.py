@@ -31,15 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
-from auditor.backends import (
-    MODE_SYNONYMS,
-    MODES,
-    BackendError,
-    Fingerprint,
-    Mode,
-    SearchResult,
-    fuse_rrf,
-)
+from auditor.backends import BackendError, Fingerprint, SearchResult, fuse_rrf
 from auditor.backends.es_index import (
     EXACT_SUFFIX,
     MODULES,
@@ -53,7 +45,7 @@ from auditor.backends.es_index import (
     ndjson,
     resolve_fields,
 )
-from auditor.records import Chunk, Hit
+from auditor.records import MODE_SYNONYMS, MODES, Chunk, Hit, Level, Mode
 
 if TYPE_CHECKING:
     from auditor.config import AuditSettings
@@ -446,7 +438,7 @@ class ElasticsearchBackend:
                 }
         return found
 
-    def contains(self, ids: Sequence[str], level: Literal["doc", "chunk"]) -> list[bool]:
+    def contains(self, ids: Sequence[str], level: Level) -> list[bool]:
         field = self.fields["doc_id" if level == "doc" else "chunk_id"]
         wanted = list(dict.fromkeys(ids))
         present: set[str] = set()

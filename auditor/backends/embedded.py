@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auditor.backends import BackendError, Fingerprint, Mode, SearchResult, fuse_rrf
+from auditor.backends import BackendError, Fingerprint, SearchResult, fuse_rrf
 from auditor.embed import Encoder
-from auditor.records import Chunk, Hit
+from auditor.records import Chunk, Hit, Level, Mode
 
 FORMAT = "auditor-embedded/1"
 BM25_PARAMS: dict[str, Any] = {"method": "lucene", "k1": 1.2, "b": 0.75}
@@ -250,7 +250,7 @@ class EmbeddedBackend:
                 found[chunk_id] = {"doc_id": chunk.doc_id, "title": chunk.title, "text": chunk.text}
         return found
 
-    def contains(self, ids: Sequence[str], level: Literal["doc", "chunk"]) -> list[bool]:
+    def contains(self, ids: Sequence[str], level: Level) -> list[bool]:
         known = self.doc_ids if level == "doc" else self.position
         return [item in known for item in ids]
 

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from auditor.backends import BackendError
+from auditor.credentials import display_url
 from auditor.records import Chunk
 
 if TYPE_CHECKING:
@@ -54,27 +54,6 @@ MODULES = {  # module or plugin → what its absence means here
     "rank-rrf": "no server-side RRF; hybrid fuses client-side, as it always does",
 }
 T = TypeVar("T")
-USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
-
-
-def display_url(url: str) -> str:
-    """The URL without ``user:password@``, fit for messages."""
-    return split_userinfo(url)[1]
-
-
-def split_userinfo(url: str) -> tuple[str | None, str]:
-    """(``user:password`` or None, the URL without it). Textual, so a URL with a bad port
-    is scrubbed too before any message quotes it."""
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return None, url
-    return userinfo, parts._replace(netloc=host).geturl()
-
-
-def scrub_urls(text: str) -> str:
-    """``text`` with the ``user:password@`` of every URL in it removed."""
-    return USERINFO.sub(r"\1", text)
 
 
 def resolve_fields(overrides: dict[str, str]) -> dict[str, str]:

@@ -16,8 +16,10 @@ import duckdb
 import pytest
 
 from auditor.compare import Comparison, MetricDelta
-from auditor.gates import Gate, evaluate, overall, smallest_p
+from auditor.config import Gate
+from auditor.gates import evaluate, smallest_p
 from auditor.nightly import Verdict
+from auditor.records import overall
 from auditor.store import MIGRATIONS, Store
 from tests.conftest import FIXTURES
 

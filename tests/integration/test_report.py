@@ -89,7 +89,8 @@ def _audit(tmp: Path, backend: EmbeddedBackend, log: Path) -> str:
 def _gate(store: Store, baseline_id: str, run_id: str) -> None:
     """Gate the run: one floor that fails, one that passes, and the default drop gates."""
     from auditor.compare import compare_runs, comparison_table
-    from auditor.gates import DEFAULT_GATES, Gate, evaluate, gates_table
+    from auditor.config import DEFAULT_GATES, Gate
+    from auditor.gates import evaluate, gates_table
 
     comparison = compare_runs(store, baseline_id, run_id)
     gates = [Gate(metric="recall@10", min=0.95), Gate(metric="hit@100", min=0.5),
