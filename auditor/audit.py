@@ -29,10 +29,10 @@ from auditor.diagnose import QueryCase, SentenceSupport, Thresholds, diagnose
 from auditor.embed import CachedEncoder, CacheStats
 from auditor.evidence import SUPPORT_THRESHOLD
 from auditor.logs import LoadCounts, read_log, read_qrels
+from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
 from auditor.store import RunStatus, Store, StoreError, resume_refusal
-from auditor.tables import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.trace import AnswerTrace, Tracer
 
 Progress = Callable[[int], None]

@@ -18,16 +18,10 @@ import numpy as np
 import pyarrow as pa
 
 from auditor.diagnose import DRIFT
-from auditor.gates import lower_is_better
 from auditor.metrics.drift import RBO_P
+from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store, StoreError
 
-HEADLINE = ("recall@{k}", "ndcg@{k}", "mrr@{k}", "answer_coverage@{k}", "silver_recall@{k}",
-            "scatter_docs")  # what a comparison tests by default (Holm corrects across these)
-
-
-def headline(k: int) -> list[str]:
-    return [name.format(k=k) for name in HEADLINE]
 CONFIDENCE = 0.95  # of the bootstrap interval
 CHANGE_EPSILON = 1e-9  # a query moved when a metric changed by more than this
 WORST_DRIFT = 20  # queries listed in drift["worst"]

@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from auditor.credentials import split_userinfo
 from auditor.errors import ConfigError
+from auditor.metrics.registry import check_metric_name
 from auditor.records import MODE_SYNONYMS, Level, Mode
 
 DEFAULT_CONFIG = Path("audit.toml")
@@ -50,6 +51,8 @@ class Gate(BaseModel):
     max: float | None = None
     max_drop: float | None = None
     alpha: float = 0.05
+
+    _known_metric = field_validator("metric")(check_metric_name)  # misspelt: fail at load
 
     @model_validator(mode="after")
     def _one_limit(self) -> Gate:
@@ -258,7 +261,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> AuditSettings
     except ValidationError as exc:
         where = f"config {path}" if path else "settings"
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '?'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '?'}: "
+            f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
     except ValueError as exc:  # TOML syntax errors

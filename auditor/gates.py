@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from auditor.config import Gate, GateKind
+from auditor.metrics.registry import lower_is_better
 from auditor.records import NOT_EVALUATED, GateStatus, overall
 
 if TYPE_CHECKING:
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
 
 # The status vocabulary lives in records (the store needs it too); read here by nightly.
 __all__ = ["NOT_EVALUATED", "GateResult", "GateStatus", "evaluate", "gates_table", "overall"]
-# Metrics where a smaller value is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"scatter_docs", "scatter_chunks", "effective_sources"})
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric in LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)

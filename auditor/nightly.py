@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor import gates as gating
-from auditor.compare import Comparison, compare_runs, comparison_table, headline
+from auditor.compare import Comparison, compare_runs, comparison_table
 from auditor.config import AuditSettings
+from auditor.metrics.registry import headline
 from auditor.store import Store
 
 if TYPE_CHECKING:

@@ -25,9 +25,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from auditor.compare import compare_runs, headline
+from auditor.compare import compare_runs
 from auditor.diagnose import DRIFT
-from auditor.gates import lower_is_better
+from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store
 
 if TYPE_CHECKING:

@@ -28,15 +28,13 @@ import pandas as pd
 import streamlit as st
 
 from auditor.diagnose import DRIFT
-from auditor.gates import lower_is_better
+from auditor.metrics.registry import bounded, lower_is_better
 from auditor.store import Store, StoreError
 
 TTL = 600  # seconds: a changed store is noticed through its version before this anyway
 Z95 = 1.959964  # normal quantile of a two-sided 95% interval
 TREND_RUNS = 30
 _METRIC_NAME = re.compile(r"^[a-z_]+(@\d+)?$")
-BOUNDED = ("recall", "ndcg", "mrr", "hit", "precision", "answer_coverage", "index_coverage",
-           "silver_recall", "gatherable", "overlap", "rbo", "judged", "complete", "served_recall")
 
 
 class Source(NamedTuple):
@@ -85,10 +83,6 @@ def metric_sql_name(metric: str) -> str:
     if not _METRIC_NAME.match(metric):
         raise ValueError(f"not a metric name: {metric!r}")
     return f'"{metric}"'
-
-
-def bounded(metric: str) -> bool:
-    return metric.split("@")[0] in BOUNDED
 
 
 # segments ------------------------------------------------------------------------------

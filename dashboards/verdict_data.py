@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from auditor.gates import lower_is_better
+from auditor.metrics.registry import lower_is_better
 from auditor.store import Store
 from dashboards.data import TTL, Source, frame, gate_status_sql, has, run_details, run_row
 

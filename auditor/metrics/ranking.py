@@ -20,7 +20,6 @@ Definitions (``rel`` = judged relevance >= 1, top-k = the first k distinct ids):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,36 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditor.metrics.registry import Metric, format_metric, ranking_measures
+
 Measure = Literal["recall", "precision", "hit", "mrr", "ndcg", "judged", "complete"]
-MEASURES: tuple[Measure, ...] = ("recall", "precision", "hit", "mrr", "ndcg", "judged", "complete")
-_NAME = re.compile(r"^(?P<measure>[a-z]+)@(?P<k>[1-9][0-9]*)$")
-
-
-class MetricNameError(ValueError):
-    """A metric name that does not parse, e.g. ``recal@10`` or ``ndcg@0``."""
-
-
-@dataclass(frozen=True, order=True, slots=True)
-class Metric:
-    measure: Measure
-    k: int
-
-    def __str__(self) -> str:
-        return format_metric(self)
-
-
-def parse_metric(name: str) -> Metric:
-    """``"recall@10"`` → ``Metric("recall", 10)``; the inverse of :func:`format_metric`."""
-    match = _NAME.match(name.strip().lower())
-    if not match or match["measure"] not in MEASURES:
-        raise MetricNameError(
-            f"unknown metric {name!r}: use one of {', '.join(MEASURES)} followed by @k"
-        )
-    return Metric(match["measure"], int(match["k"]))  # type: ignore[arg-type]
-
-
-def format_metric(metric: Metric) -> str:
-    return f"{metric.measure}@{metric.k}"
+MEASURES: tuple[Measure, ...] = ranking_measures()  # type: ignore[assignment]
 
 
 def metrics_for(ks: Sequence[int], measures: Sequence[Measure] = MEASURES) -> list[Metric]:
@@ -129,6 +102,8 @@ def evaluate(
     out: dict[str, np.ndarray] = {}
     for metric in metrics:
         k = metric.k
+        if metric.measure not in MEASURES or k is None:
+            raise ValueError(f"{metric} is not a ranking measure: use one of {MEASURES}")
         found_k = np.bincount(rel_q[rel_rank <= k], minlength=n_queries).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             if metric.measure == "recall":

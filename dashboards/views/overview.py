@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from auditor.diagnose import DRIFT
-from auditor.gates import lower_is_better
+from auditor.metrics.registry import lower_is_better
 from dashboards import charts, data, verdict_data, widgets
 from dashboards.data import Source
 from dashboards.verdict_data import Shown

@@ -15,8 +15,9 @@ import pyarrow as pa
 
 from auditor.config import AuditSettings
 from auditor.diagnose import Diagnosis
-from auditor.metrics import Qrels, evaluate, metrics_for
 from auditor.metrics.drift import overlap_at_k, rbo
+from auditor.metrics.ranking import Qrels, evaluate, metrics_for
+from auditor.metrics.registry import format_metric, metric_name
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed
 from auditor.trace import AnswerTrace, coverage, index_coverage
@@ -64,22 +65,25 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
                                  batch.judgments, settings, served_rows, only="recall")
         position = {q: i for i, q in enumerate(query_ids)}
         for k in settings.k:
-            served = served_values[f"recall@{k}"]
-            delta = [replay_values[f"recall@{k}"][position[q]] - served[i]
+            served = served_values[metric_name("recall", k)]
+            replayed_recall = replay_values[metric_name("recall", k)]
+            delta = [replayed_recall[position[q]] - served[i]
                      for i, q in enumerate(served_queries)]
-            _extend(metric_rows, served_queries, {f"served_recall@{k}": served,
-                                                  f"recall_delta@{k}": delta})
+            _extend(metric_rows, served_queries, {metric_name("served_recall", k): served,
+                                                  metric_name("recall_delta", k): delta})
+    overlap = {k: metric_name("overlap", k) for k in settings.k}
+    scatter_judged, rank_biased = metric_name("scatter_judged"), metric_name("rbo")
     for row in rows:
         query_id = row.record.query_id
         relevant = sum(grade >= 1 for grade in batch.judgments.get(query_id, {}).values())
         if relevant:  # with judgments, scatter is the relevant documents the answer needs
-            metric_rows.append((query_id, "scatter_judged", float(relevant)))
+            metric_rows.append((query_id, scatter_judged, float(relevant)))
         served = batch.served.get(query_id)
         if served:
             replayed = ranked[query_id]
             for k in settings.k:
-                metric_rows.append((query_id, f"overlap@{k}", overlap_at_k(served, replayed, k)))
-            metric_rows.append((query_id, "rbo", rbo(served, replayed)))
+                metric_rows.append((query_id, overlap[k], overlap_at_k(served, replayed, k)))
+            metric_rows.append((query_id, rank_biased, rbo(served, replayed)))
         trace = batch.traces.get(query_id)
         if trace is not None:
             metric_rows.extend((query_id, name, value)
@@ -107,16 +111,16 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
 def answer_metrics(trace: AnswerTrace, ks: Sequence[int]) -> dict[str, float | None]:
     """Coverage, scatter and effective sources of one traced answer."""
     values: dict[str, float | None] = {
-        "answer_coverage": coverage(trace, None),
-        "index_coverage": index_coverage(trace),
-        "scatter_docs": trace.doc_cover.size,
-        "scatter_chunks": trace.chunk_cover.size,
-        "effective_sources": trace.effective_sources,
+        metric_name("answer_coverage"): coverage(trace, None),
+        metric_name("index_coverage"): index_coverage(trace),
+        metric_name("scatter_docs"): trace.doc_cover.size,
+        metric_name("scatter_chunks"): trace.chunk_cover.size,
+        metric_name("effective_sources"): trace.effective_sources,
     }
     for k in ks:
-        values[f"answer_coverage@{k}"] = coverage(trace, k)
+        values[metric_name("answer_coverage", k)] = coverage(trace, k)
         size = trace.chunk_cover.size
-        values[f"gatherable@{k}"] = None if size is None else float(size <= k)
+        values[metric_name("gatherable", k)] = None if size is None else float(size <= k)
     return values
 
 
@@ -141,14 +145,15 @@ def _silver_recall(rows: list[Replayed], traces: dict[str, AnswerTrace],
                 for row in traced}
     ranked = {row.record.query_id: ranked_ids(row, "doc") for row in traced}
     query_ids = [row.record.query_id for row in traced]
+    recall = metrics_for(settings.k, ["recall"])
     values = evaluate(
         query_ids,
         [q for q in query_ids for _ in ranked[q]],
         [d for q in query_ids for d in ranked[q]],
         Qrels.from_rows([(q, d, 1) for q in query_ids for d in evidence[q]]),
-        metrics_for(settings.k, ["recall"]),
+        recall,
     )
-    return {f"silver_{name}": column for name, column in values.items()}
+    return {metric_name("silver_recall", m.k): values[format_metric(m)] for m in recall}
 
 
 def _extend(out: list, query_ids: list[str], values: dict[str, Any]) -> None:
