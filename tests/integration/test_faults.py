@@ -104,30 +104,65 @@ def test_a_reader_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
 
 
 # a run killed with SIGKILL ----------------------------------------------------------------
-def test_sigkilled_run_shows_interrupted_and_resumes(tmp_path: Path) -> None:
-    log, qrels = big_log(tmp_path, copies=8)
-    write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=20, baseline="none")
+def stored_rows(path: Path, run_id: str) -> dict[str, list[tuple]]:
+    queries = {
+        "query_results": "SELECT seq, query_id, status, n_hits, answer FROM query_results",
+        "hits": "SELECT seq, query_id, rank, chunk_id, doc_id, round(score, 9) FROM hits",
+        "metrics": "SELECT query_id, metric, round(value, 9) FROM metrics",
+        "diagnoses": "SELECT query_id, cause, target_id FROM diagnoses WHERE cause <> 'slow'",
+        "sentences": "SELECT query_id, idx, status, best_chunk_id FROM sentences",
+        "quarantine": "SELECT source, line, field FROM quarantine",
+        "corpus_coverage": "SELECT doc_id, retrieved_at_k, best_rank FROM corpus_coverage",
+    }
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {name: sorted(con.execute(f"{sql} WHERE run_id = ?" if "WHERE" not in sql
+                                         else f"{sql} AND run_id = ?", [run_id]).fetchall(),
+                             key=repr)
+                for name, sql in queries.items()}
+
+
+def test_sigkilled_run_shows_interrupted_and_resumes_to_the_same_rows(tmp_path: Path) -> None:
+    """A run killed mid-way (after some batches are stored, before the last) is listed as
+    interrupted, and `--resume` completes it to exactly the rows of an uninterrupted run.
+
+    100 queries in batches of 10 (with two bad lines mid-log) are enough: the kill lands
+    after at least two stored batches and before the tenth, which the assertions check."""
+    log, qrels = big_log(tmp_path, copies=2)
+    write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=10, baseline="none")
     assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    code, whole, stderr = run_json("run", "--store", "whole.duckdb", cwd=tmp_path)
+    assert code == 0, stderr
+
     path = tmp_path / "audit.duckdb"
     process = subprocess.Popen([sys.executable, "-m", "auditor.cli", "run"], cwd=tmp_path,
                                env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while replayed(path) < 60 and process.poll() is None:
+        while replayed(path) < 20 and process.poll() is None:
             assert time.monotonic() < deadline
-            time.sleep(0.05)
+            time.sleep(0.02)
         [run] = Store(path).runs()
         assert run["status"] == "running" and run["owner"]["pid"] == process.pid
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
+    done_before = replayed(path)
+    assert 20 <= done_before < 100, "the run was not killed mid-way"
     [run] = Store(path).runs()
     assert run["status"] == "interrupted" and "--resume" in run["status_reason"]
     assert "interrupted" in auditor("runs", cwd=tmp_path).stdout
+
     code, resumed, stderr = run_json("run", "--resume", run["run_id"], cwd=tmp_path)
     assert code == 0, stderr
-    assert resumed["status"] == "complete" and resumed["counts"]["replayed"] == 400
+    assert resumed["run_id"] == run["run_id"] and resumed["status"] == "complete"
+    assert resumed["counts"]["replayed"] == 100 and resumed["counts"]["quarantined"] == 2
     assert Store(path).run(run["run_id"])["status"] == "complete"
+    got, want = stored_rows(path, run["run_id"]), stored_rows(tmp_path / "whole.duckdb",
+                                                              whole["run_id"])
+    for table in want:
+        assert got[table] == want[table], table
+    seqs = [row[0] for row in got["query_results"]]
+    assert sorted(seqs) == list(range(100))  # no gaps, no duplicates
 
 
 def test_resume_is_refused_while_the_owner_process_lives(tmp_path: Path) -> None:

@@ -1,11 +1,11 @@
 """The nightly job as a team runs it: `auditor run --baseline last` twice, gates, reports,
-the webhook, the embedding cache, resuming after SIGKILL, and the scheduler."""
+the webhook, the embedding cache, resume refusals, and the scheduler (a run killed with
+SIGKILL and resumed: tests/integration/test_faults.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -176,23 +176,6 @@ def big_log(directory: Path, copies: int) -> tuple[Path, Path]:
     return log, qrels_file
 
 
-def stored_rows(path: Path, run_id: str) -> dict[str, list[tuple]]:
-    queries = {
-        "query_results": "SELECT seq, query_id, status, n_hits, answer FROM query_results",
-        "hits": "SELECT seq, query_id, rank, chunk_id, doc_id, round(score, 9) FROM hits",
-        "metrics": "SELECT query_id, metric, round(value, 9) FROM metrics",
-        "diagnoses": "SELECT query_id, cause, target_id FROM diagnoses WHERE cause <> 'slow'",
-        "sentences": "SELECT query_id, idx, status, best_chunk_id FROM sentences",
-        "quarantine": "SELECT source, line, field FROM quarantine",
-        "corpus_coverage": "SELECT doc_id, retrieved_at_k, best_rank FROM corpus_coverage",
-    }
-    with duckdb.connect(str(path), read_only=True) as con:
-        return {name: sorted(con.execute(f"{sql} WHERE run_id = ?" if "WHERE" not in sql
-                                         else f"{sql} AND run_id = ?", [run_id]).fetchall(),
-                             key=repr)
-                for name, sql in queries.items()}
-
-
 def replayed(path: Path) -> int:
     """Rows stored so far; the audit may hold the file for a moment, so retry."""
     for _ in range(100):
@@ -202,44 +185,6 @@ def replayed(path: Path) -> int:
         except (duckdb.IOException, duckdb.CatalogException):
             time.sleep(0.02)
     return 0
-
-
-def test_sigkilled_run_resumes_to_the_same_rows(tmp_path: Path) -> None:
-    log, qrels = big_log(tmp_path, copies=8)
-    write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=20, baseline="none")
-    assert auditor("index", "build", cwd=tmp_path).returncode == 0
-    code, whole, stderr = run_json("run", "--store", "whole.duckdb", cwd=tmp_path)
-    assert code == 0, stderr
-
-    env = {**os.environ}
-    env.pop("AUDITOR_ES_URL", None)
-    killed_store = tmp_path / "killed.duckdb"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "auditor.cli", "run", "--store", str(killed_store)],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while replayed(killed_store) < 100 and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done_before = replayed(killed_store)
-    assert 100 <= done_before < 400, "the run was not killed mid-way"
-    runs = Store(killed_store).runs()
-    assert [r["status"] for r in runs] == ["interrupted"]  # its process is gone
-    run_id = runs[0]["run_id"]
-
-    code, resumed, stderr = run_json("run", "--resume", run_id, "--store", str(killed_store),
-                                     cwd=tmp_path)
-    assert code == 0, stderr
-    assert resumed["run_id"] == run_id and resumed["status"] == "complete"
-    assert resumed["counts"]["replayed"] == 400 and resumed["counts"]["quarantined"] == 2
-    got, want = stored_rows(killed_store, run_id), stored_rows(tmp_path / "whole.duckdb",
-                                                               whole["run_id"])
-    for table in want:
-        assert got[table] == want[table], table
-    seqs = [row[0] for row in got["query_results"]]
-    assert sorted(seqs) == list(range(400))  # no gaps, no duplicates
 
 
 def test_resume_refuses_a_complete_run(nightly_store, tmp_path: Path) -> None:
