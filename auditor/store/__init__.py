@@ -1,0 +1,38 @@
+"""The DuckDB results store: every run, its per-query rows, hits, metrics and quarantine.
+
+One file, several owners: :mod:`.schema` (migrations), :mod:`.connection` (opening the file
+and waiting while another process holds it), :mod:`.writer` (write paths), :mod:`.read`
+(read paths) and :mod:`.cache` (the embedding cache). :class:`Store` puts them together so
+callers hold one object that is cheap to create: it holds a path, not a connection.
+"""
+
+from __future__ import annotations
+
+from auditor.store.cache import EmbeddingCache
+from auditor.store.connection import (
+    BUSY_ENV,
+    BUSY_TIMEOUT_S,
+    SCAN_MEMORY,
+    StoreError,
+)
+from auditor.store.read import DEFAULT_MIN_SHARED, Reader, shown_status
+from auditor.store.schema import MIGRATIONS
+from auditor.store.writer import KEYED_TABLES, RunStatus, Writer, resume_refusal
+
+__all__ = [
+    "BUSY_ENV",
+    "BUSY_TIMEOUT_S",
+    "DEFAULT_MIN_SHARED",
+    "KEYED_TABLES",
+    "MIGRATIONS",
+    "SCAN_MEMORY",
+    "RunStatus",
+    "Store",
+    "StoreError",
+    "resume_refusal",
+    "shown_status",
+]
+
+
+class Store(Writer, Reader, EmbeddingCache):
+    """One DuckDB file. Cheap to create: it holds a path, not a connection."""

@@ -1,0 +1,34 @@
+"""The embedding cache: vectors by key, kept in the store so reruns do not embed again.
+
+Vectors are written through :meth:`Writer.append` (the ``embeddings`` table is keyed, so a
+vector already cached is skipped).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from auditor.store.connection import Connection
+
+
+class EmbeddingCache(Connection):
+    """The cache's read path of :class:`auditor.store.Store`."""
+
+    def embeddings(self, keys: list[str]) -> dict[str, Any]:
+        """Cached vectors by key (numpy float32 rows); absent keys are left out."""
+        if not keys or not self.path.exists():
+            return {}
+        with self.connect() as con:
+            con.register("wanted", pa.table({"key": pa.array(keys, pa.string())}))
+            found = con.sql(
+                "SELECT e.key, e.vector FROM embeddings e JOIN wanted USING (key)").to_arrow_table()
+        if not found.num_rows:
+            return {}
+        import numpy as np
+
+        column = found.column("vector").combine_chunks()
+        width = len(column[0])
+        matrix = column.flatten().to_numpy().astype(np.float32).reshape(-1, width)
+        return dict(zip(found.column("key").to_pylist(), matrix, strict=True))

@@ -1,0 +1,117 @@
+"""Opening the DuckDB results store file.
+
+A DuckDB file is open read-write by one process or read-only by many, never both, so the
+writer opens a connection per short transaction and closes it at once; readers (CLI,
+dashboard) open read-only connections. Whoever finds the file held by another process waits
+and tries again (with jittered backoff, up to ``busy_timeout_s``, 30 s by default): two runs
+on one store both finish, and a dashboard read during a run waits a few milliseconds
+instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from auditor.store.schema import migrate
+
+BUSY_TIMEOUT_S = 30.0  # how long anyone waits for a file another process holds
+BUSY_ENV = "AUDITOR_BUSY_TIMEOUT_S"
+SCAN_MEMORY = "64MB"  # DuckDB's budget for whole-run scans (the corpus pass); it spills
+# One connection at a time per process: DuckDB connections to one file opened from several
+# threads at once race on registering Arrow scans ("python_arrow_scan does not exist"); the
+# Elasticsearch backend's worker threads each look up cached embeddings.
+_IN_PROCESS = threading.RLock()
+
+
+class StoreError(Exception):
+    """The store cannot be opened or read; the message says what to do."""
+
+
+
+class Connection:
+    """Holds the file's path and opens connections to it; the store's parts build on it."""
+
+    def __init__(self, path: Path, busy_timeout_s: float | None = None) -> None:
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s if busy_timeout_s is not None else float(
+            os.environ.get(BUSY_ENV) or BUSY_TIMEOUT_S)
+
+    @contextmanager
+    def bounded(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection for scans over a whole run (every stored hit): DuckDB may
+        use ``SCAN_MEMORY`` and spills the rest to a temporary directory, so memory stays
+        flat however many queries the run has (by default it may take 80% of the RAM)."""
+        with tempfile.TemporaryDirectory(prefix="auditor-spill-") as spill, \
+                self.connect(read_only=True) as con:
+            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute(f"SET memory_limit = '{SCAN_MEMORY}'")
+            con.execute("SET preserve_insertion_order = false")
+            con.execute("SET threads = 1")  # each thread would hold its own hash tables
+            try:
+                yield con
+            finally:
+                con.execute("RESET memory_limit")
+                con.execute("RESET threads")
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not self.path.exists():
+            raise StoreError(f"no results store at {self.path}: run `auditor run` first")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _IN_PROCESS:
+            con = self._open(read_only)
+            try:
+                if not read_only:
+                    migrate(con)
+                yield con
+            finally:
+                con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting while another process holds it. Writers hold it for one
+        short transaction and readers for one query, so the wait is usually milliseconds;
+        after ``busy_timeout_s`` the error says what to do."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        attempt = 0
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"the results store {self.path} is busy or unreadable ({exc}): "
+                        "wait for the running audit to finish and try again"
+                    ) from None
+            pause = min(0.02 * 2**attempt, 0.5) * (0.5 + random.random())
+            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+            attempt += 1
+
+
+
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Old stores opened read-only are not migrated: a reader checks before it selects."""
+    return con.execute("SELECT count(*) FROM information_schema.columns "
+                       "WHERE table_name = ? AND column_name = ?", [table, column]
+                       ).fetchone()[0] > 0
+
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = ?", [name]).fetchone()[0])
+
+
+def dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,280 @@
+"""The store's schema: ordered migrations ``m001_...``, applied when a writer opens the file.
+
+A merged migration is never edited; a schema change is a new migration at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import duckdb
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
+
+
+def migration(func: Callable[[duckdb.DuckDBPyConnection], None]) -> Callable:
+    MIGRATIONS.append(func)
+    return func
+
+
+@migration
+def m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL,
+            status_reason VARCHAR,
+            backend VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            level VARCHAR NOT NULL,
+            config JSON NOT NULL,
+            fingerprint JSON NOT NULL,
+            code_version VARCHAR NOT NULL,
+            counts JSON
+        );
+        CREATE TABLE query_results (
+            run_id VARCHAR NOT NULL,
+            seq BIGINT NOT NULL,
+            query_id VARCHAR NOT NULL,
+            query VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            error VARCHAR,
+            n_hits INTEGER NOT NULL,
+            latency_ms DOUBLE,
+            took_ms DOUBLE,
+            logged_at TIMESTAMPTZ,
+            served_latency_ms DOUBLE,
+            served JSON,
+            answer VARCHAR,
+            cited JSON,
+            metadata JSON
+        );
+        CREATE TABLE hits (
+            run_id VARCHAR NOT NULL,
+            seq BIGINT NOT NULL,
+            query_id VARCHAR NOT NULL,
+            rank INTEGER NOT NULL,
+            chunk_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            score DOUBLE NOT NULL
+        );
+        CREATE TABLE judgments (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            relevance INTEGER NOT NULL
+        );
+        CREATE TABLE metrics (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            value DOUBLE
+        );
+        CREATE TABLE quarantine (
+            run_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            line BIGINT NOT NULL,
+            field VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            raw VARCHAR
+        );
+        """
+    )
+
+
+@migration
+def m002_evidence(con: duckdb.DuckDBPyConnection) -> None:
+    """Answer traces, diagnoses and corpus coverage (the diagnosis issue)."""
+    con.execute(
+        """
+        CREATE TABLE sentences (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            text VARCHAR NOT NULL,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            status VARCHAR NOT NULL,
+            served_score DOUBLE,
+            replayed_rank INTEGER,
+            best_chunk_id VARCHAR,
+            best_doc_id VARCHAR,
+            best_score DOUBLE NOT NULL,
+            composite BOOLEAN NOT NULL
+        );
+        CREATE TABLE support (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            idx INTEGER NOT NULL,
+            origin VARCHAR NOT NULL,
+            chunk_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            rank INTEGER,
+            score DOUBLE NOT NULL
+        );
+        CREATE TABLE diagnoses (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            cause VARCHAR NOT NULL,
+            target_id VARCHAR,
+            evidence JSON NOT NULL
+        );
+        CREATE TABLE scatter (
+            run_id VARCHAR NOT NULL,
+            query_id VARCHAR NOT NULL,
+            level VARCHAR NOT NULL,
+            size INTEGER,
+            approx BOOLEAN NOT NULL,
+            sources JSON NOT NULL
+        );
+        CREATE TABLE corpus_coverage (
+            run_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            title VARCHAR,
+            retrieved_at_k INTEGER NOT NULL,
+            retrieved_at_depth INTEGER NOT NULL,
+            best_rank INTEGER,
+            self_rank INTEGER,
+            reachable BOOLEAN
+        );
+        """
+    )
+
+
+@migration
+def m003_nightly(con: duckdb.DuckDBPyConnection) -> None:
+    """Manifests, baselines, gates, comparisons and the embedding cache (the nightly issue)."""
+    con.execute(
+        """
+        ALTER TABLE runs ADD COLUMN manifest JSON;
+        ALTER TABLE runs ADD COLUMN baseline_run_id VARCHAR;
+        ALTER TABLE runs ADD COLUMN gate_status VARCHAR;
+        CREATE TABLE gates (
+            run_id VARCHAR NOT NULL,
+            gate VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            passed BOOLEAN NOT NULL,
+            value DOUBLE,
+            threshold DOUBLE NOT NULL,
+            baseline_run_id VARCHAR,
+            reason VARCHAR NOT NULL
+        );
+        CREATE TABLE comparisons (
+            run_id VARCHAR NOT NULL,
+            baseline_run_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            n INTEGER NOT NULL,
+            baseline_mean DOUBLE,
+            current_mean DOUBLE,
+            delta DOUBLE,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            p_value DOUBLE,
+            p_holm DOUBLE
+        );
+        CREATE TABLE embeddings (
+            key VARCHAR PRIMARY KEY,
+            model VARCHAR NOT NULL,
+            vector FLOAT[] NOT NULL
+        );
+        """
+    )
+
+
+@migration
+def m004_passages(con: duckdb.DuckDBPyConnection) -> None:
+    """The text of every chunk an answer trace cites, once per run: the dashboard shows an
+    answer next to its sources even when the index (e.g. Elasticsearch) is not reachable."""
+    con.execute(
+        """
+        CREATE TABLE passages (
+            run_id VARCHAR NOT NULL,
+            chunk_id VARCHAR NOT NULL,
+            doc_id VARCHAR NOT NULL,
+            title VARCHAR,
+            text VARCHAR,
+            PRIMARY KEY (run_id, chunk_id)
+        );
+        """
+    )
+
+
+@migration
+def m005_owner(con: duckdb.DuckDBPyConnection) -> None:
+    """The process that runs each run (pid, host, start time): a run whose process is gone
+    is shown ``interrupted`` instead of ``running`` forever."""
+    con.execute("ALTER TABLE runs ADD COLUMN owner JSON")
+
+
+@migration
+def m006_verdicts(con: duckdb.DuckDBPyConnection) -> None:
+    """Gate status with a third value (not evaluated) and every verdict a run was given
+    (re-gating appends, never overwrites). Legacy relative gates that passed with no value
+    had nothing to compare: they become not evaluated, and so do their runs."""
+    con.execute(
+        """
+        ALTER TABLE gates ADD COLUMN status VARCHAR;
+        UPDATE gates SET status = CASE
+            WHEN NOT passed THEN 'failed'
+            WHEN kind = 'max_drop' AND value IS NULL THEN 'not_evaluated'
+            ELSE 'passed' END;
+        UPDATE runs SET gate_status = 'not_evaluated' WHERE gate_status = 'passed' AND run_id IN
+            (SELECT run_id FROM gates WHERE status = 'not_evaluated');
+        CREATE TABLE verdicts (
+            run_id VARCHAR NOT NULL,
+            verdict_id INTEGER NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            gate_status VARCHAR NOT NULL,
+            baseline_run_id VARCHAR,
+            baseline_reason VARCHAR,
+            warnings JSON NOT NULL,
+            gates JSON NOT NULL,
+            PRIMARY KEY (run_id, verdict_id)
+        );
+        """
+    )
+
+
+@migration
+def m007_scrub_es_url(con: duckdb.DuckDBPyConnection) -> None:
+    """Credentials inside ``es_url`` (``http://user:pw@host``) were stored with the run's
+    config (and could reach a reason); they are secrets: remove them from stored runs."""
+    from auditor.credentials import scrub_urls, split_userinfo
+
+    rows = con.execute("SELECT run_id, config, status_reason FROM runs "
+                       "WHERE config LIKE '%@%' OR status_reason LIKE '%@%'").fetchall()
+    for run_id, config, reason in rows:
+        data = json.loads(config)
+        userinfo, clean = split_userinfo(str(data.get("es_url") or ""))
+        if userinfo is not None:
+            data["es_url"], data["es_credentials"] = clean, "set"
+        con.execute("UPDATE runs SET config = ?, status_reason = ? WHERE run_id = ?",
+                    [json.dumps(data), scrub_urls(reason) if reason else reason, run_id])
+
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Apply every migration the file has not had yet, each in its own transaction."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+    )
+    done = con.execute("SELECT version FROM schema_migrations").fetchall()
+    applied = {row[0] for row in done}
+    for version, func in enumerate(MIGRATIONS, start=1):
+        if version in applied:
+            continue
+        con.execute("BEGIN")
+        func(con)
+        con.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+            [version, func.__name__, datetime.now(UTC)],
+        )
+        con.execute("COMMIT")
+
