@@ -1,0 +1,236 @@
+"""Gathering a report: everything a report of one run shows, read once from the store into
+JSON-safe data, so the four formats (one renderer each) never disagree.
+
+Drift (production served other results than the index returns today) is kept apart from
+the causes of failed retrieval, and the causes' shares leave it out.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from auditor.compare import compare_runs
+from auditor.diagnose import DRIFT
+from auditor.metrics.registry import headline, lower_is_better
+from auditor.store import Store
+
+if TYPE_CHECKING:
+    from auditor.compare import Comparison
+
+QUARANTINE_SHOWN = 5
+
+
+def run_summary(store: Store, run_id: str) -> dict[str, Any]:
+    """The machine-readable summary of a run (what ``--json`` prints)."""
+    return _summary(store, store.run(run_id), store.cause_counts(run_id))
+
+
+def drift_sentence(queries: int) -> str:
+    return (f"production served different results than the index returns today for "
+            f"{queries} quer{'y' if queries == 1 else 'ies'} (drift)")
+
+
+def split_drift(causes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Failure causes without drift, and drift on its own (queries, share, sentence)."""
+    drift = next((c for c in causes if c["cause"] == DRIFT), None)
+    queries = drift["queries"] if drift else 0
+    return ([c for c in causes if c["cause"] != DRIFT],
+            {"queries": queries, "share": drift["share"] if drift else 0.0,
+             "sentence": drift_sentence(queries) if queries else None})
+
+
+def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    """``causes`` holds every stored cause, drift included under its name (the CLI lists it
+    apart); ``drift`` says it in words. Reports show only failure causes."""
+    drift = split_drift(causes)[1]
+    return {
+        "run_id": run_row["run_id"],
+        "status": run_row["status"],
+        "status_reason": run_row["status_reason"],
+        "store": str(store.path),
+        "backend": run_row["backend"],
+        "mode": run_row["mode"],
+        "level": run_row["level"],
+        "counts": run_row["counts"],
+        "metrics": {
+            row["metric"]: {"mean": row["mean"], "n": row["n"], "undefined": row["undefined"]}
+            for row in store.metric_means(run_row["run_id"])
+        },
+        "causes": {row["cause"]: {"queries": row["queries"], "share": row["share"]}
+                   for row in causes},
+        "drift": drift,
+        "sentences": store.sentence_counts(run_row["run_id"]),
+        "corpus": (run_row["counts"] or {}).get("corpus", {}),
+    }
+
+
+
+def build_report(store: Store, run_id: str, *, comparison: Comparison | None = None,
+                 limit: int = 20, trend_runs: int = 30) -> dict[str, Any]:
+    """Everything a report of ``run_id`` shows, JSON-safe (the ``--format json`` output).
+
+    ``comparison`` is the one the verdict computed; without it, a run that has a baseline is
+    compared again on the metrics its gates tested."""
+    row = store.run(run_id)
+    config = row["config"] or {}
+    every_cause = store.cause_counts(run_id)
+    causes = split_drift(every_cause)[0]
+    summary = _summary(store, row, every_cause)
+    gates = store.gates(run_id)
+    baseline = row.get("baseline_run_id")
+    if comparison is None and baseline:
+        tested = [r["metric"] for r in store.comparison_rows(run_id)] or None
+        comparison = compare_runs(store, baseline, run_id, metrics=tested,
+                                  k=config.get("diagnose_k", 10), limit=limit)
+    compared = _comparison(comparison) if comparison else None
+    names = _headline(summary["metrics"], config, gates, compared)
+    quarantine = store.quarantine(run_id)
+    data = {
+        "generated_at": datetime.now(UTC),
+        "run_id": run_id,
+        "summary": summary,
+        "run": {key: row[key] for key in ("started_at", "finished_at", "code_version",
+                                          "fingerprint")},
+        "manifest": row.get("manifest"),
+        "baseline_run_id": baseline,
+        "gate_status": row.get("gate_status"),
+        "gates": gates,
+        "verdict": _verdict_history(store.verdicts(run_id)),
+        "headline": _headline_rows(summary["metrics"], names, compared),
+        "comparison": compared,
+        "trend": _trend(store, row, names, trend_runs),
+        "causes": _causes(causes, compared),
+        "scatter": _scatter(store, run_id, summary["metrics"], config),
+        "quarantine": {"count": len(quarantine), "entries": quarantine[:QUARANTINE_SHOWN]},
+    }
+    return _jsonable(data)
+
+
+def _verdict_history(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The latest verdict's number, baseline reason and warnings, and the earlier ones."""
+    latest = verdicts[0] if verdicts else {}
+    return {
+        "number": latest.get("verdict_id"),
+        "created_at": latest.get("created_at"),
+        "baseline_reason": latest.get("baseline_reason"),
+        "warnings": latest.get("warnings") or [],
+        "earlier": [{key: v[key] for key in ("verdict_id", "created_at", "gate_status",
+                                             "baseline_run_id")} for v in verdicts[1:]],
+    }
+
+
+def _comparison(comparison: Comparison) -> dict[str, Any]:
+    data = comparison.to_dict()
+    new = [c for c in data["new_cause_counts"] if c["cause"] != DRIFT]
+    data["new_causes_by_cause"] = _group_causes(new, data["new_causes"])
+    return data
+
+
+def _group_causes(counts: list[dict[str, Any]], listed: Iterable[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """Queries per new cause (over all new pairs) and the ids of the listed ones."""
+    ids: dict[str, list[str]] = {}
+    for change in listed:
+        group = ids.setdefault(change["cause"], [])
+        if change["query_id"] not in group:
+            group.append(change["query_id"])
+    return [{"cause": c["cause"], "queries": c["queries"], "query_ids": ids.get(c["cause"], [])}
+            for c in counts]
+
+
+def _headline(metrics: dict[str, Any], config: dict[str, Any], gates: list[dict[str, Any]],
+              comparison: dict[str, Any] | None) -> list[str]:
+    """The metrics a reader looks at first: the ones the comparison tested (or, without one,
+    the default tested ones at ``diagnose_k``) and the gated ones."""
+    if comparison:
+        names = [m["metric"] for m in comparison["metrics"]]
+    else:
+        names = headline(config.get("diagnose_k", 10))
+    names += [g["metric"] for g in gates]
+    return [name for name in dict.fromkeys(names) if name in metrics]
+
+
+def _headline_rows(metrics: dict[str, Any], names: list[str],
+                   comparison: dict[str, Any] | None) -> list[dict[str, Any]]:
+    deltas = {m["metric"]: m for m in (comparison or {}).get("metrics", [])}
+    rows = []
+    for name in names:
+        delta = deltas.get(name, {})
+        rows.append({"metric": name, "mean": metrics[name]["mean"], "n": metrics[name]["n"],
+                     **{key: delta.get(key) for key in
+                        ("delta", "ci_low", "ci_high", "p_holm", "baseline_mean")},
+                     "lower_is_better": lower_is_better(name)})
+    return rows
+
+
+def _trend(store: Store, row: dict[str, Any], names: list[str], runs: int
+           ) -> list[dict[str, Any]]:
+    """The metrics over the newest ``runs`` runs like this one (same backend, mode and
+    level), up to this one: never a newer run, nor another backend's."""
+    key = (row["backend"], row["mode"], row["level"])
+    every = store.runs()  # newest first
+    like = [r for r in every if (r["backend"], r["mode"], r["level"]) == key
+            and r["started_at"] <= row["started_at"]][:runs]
+    if not like:
+        return []
+    oldest = like[-1]["started_at"]
+    wanted = {r["run_id"] for r in like}
+    newer = sum(r["started_at"] >= oldest for r in every)  # store.trend reads the newest runs
+    return [t for t in store.trend(names, limit=newer) if t["run_id"] in wanted]
+
+
+def _causes(causes: list[dict[str, Any]], comparison: dict[str, Any] | None
+            ) -> list[dict[str, Any]]:
+    """Queries per cause: with a baseline, both runs' counts on the queries both answered
+    (like with like); otherwise this run's, over its replayed queries."""
+    if not comparison:
+        return [{**c, "baseline": None, "baseline_share": None} for c in causes]
+    shared = max(comparison["shared_queries"], 1)
+    return [{"cause": c["cause"], "queries": c["current"], "share": c["current"] / shared,
+             "baseline": c["baseline"], "baseline_share": c["baseline"] / shared}
+            for c in comparison["cause_counts"] if c["cause"] != DRIFT]
+
+
+def _scatter(store: Store, run_id: str, metrics: dict[str, Any], config: dict[str, Any]
+             ) -> dict[str, Any]:
+    """How many documents each answer needs (doc-level set cover) and gatherable@k."""
+    with store.connect(read_only=True) as con:
+        sizes = con.execute(
+            "SELECT size, count(*) AS queries, count(*) FILTER (WHERE approx) AS approx "
+            "FROM scatter WHERE run_id = ? AND level = 'doc' GROUP BY size "
+            "ORDER BY size NULLS LAST", [run_id]).fetchall()
+    limit = config.get("scatter_limit", 3)
+    gatherable = sorted(((int(name.split("@")[1]), value["mean"]) for name, value in
+                         metrics.items() if name.startswith("gatherable@")))
+    return {
+        "limit": limit,
+        "sizes": [{"size": s, "queries": q, "approx": a} for s, q, a in sizes],
+        "scattered": sum(q for s, q, _ in sizes if s is not None and s > limit),
+        "gatherable": [{"k": k, "mean": mean} for k, mean in gatherable],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only: timestamps as ISO text, NaN and infinities as null."""
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    return str(value)
+
