@@ -16,14 +16,18 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from auditor.diagnose import DRIFT
+
+if TYPE_CHECKING:
+    from auditor.compare import QueryChange
+    from auditor.verdict import Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -165,60 +169,35 @@ def _redacting(secrets: list[str]) -> Iterator[None]:
 
 
 # the message -----------------------------------------------------------------------------
-def alert_payload(summary: dict[str, Any]) -> dict[str, Any]:
-    """A Slack-compatible alert body for one gated run: ``text`` (one plain line), ``blocks``
+def alert_payload(verdict: Verdict) -> dict[str, Any]:
+    """A Slack-compatible alert body for one verdict: ``text`` (one plain line), ``blocks``
     (mrkdwn sections) and ``auditor`` (the same facts, structured, for other consumers).
 
-    ``summary`` keys, all optional except ``run_id``:
-
-    - ``run_id``: str; ``status``: the run's status (``complete``, ``partial``, ``failed``);
-      ``status_reason``: str; ``baseline_run_id``: str | None
-    - ``gates``: list of gate results ``{"gate", "metric", "status", "reason", ...}`` (rows of
-      ``Store.gates`` or ``GateResult`` dataclasses); only failed ones are reported, and the
-      not evaluated ones too when ``require_baseline`` is true
-    - ``gate_status``, ``baseline_reason``, ``warnings``: from the verdict
-    - ``comparison``: a ``compare.Comparison`` or its ``to_dict()``; its ``regressed``
-      (``QueryChange``: query_id, query, metric, delta), ``regressed_total`` and
-      ``new_cause_counts`` (``{"cause", "queries"}`` over all new causes) are used
-    - ``reports``: ``{"markdown": path, "html": path, ...}`` or one path
+    The failed gates are the verdict's (the not evaluated ones too with
+    ``require_baseline``); of the comparison, the first regressed queries, their total and
+    the queries per new cause (drift is no failure cause, so it is left out).
     """
-    run_id = str(summary.get("run_id") or "?")
-    status = str(summary.get("status") or "unknown")
-    gates = list(map(_as_dict, summary.get("gates") or []))
-    unchecked = [g for g in gates if g.get("status") == "not_evaluated"]
-    failed = [g for g in gates if g.get("status") == "failed"
-              or (not g.get("status") and not g.get("passed", True))]
-    if summary.get("require_baseline"):
-        failed += unchecked  # the team asked for a not-evaluated gate to fail
-    comparison = _as_dict(summary.get("comparison") or {})
-    regressed = [_as_dict(q) for q in comparison.get("regressed") or []][:MAX_REGRESSED]
-    reports = summary.get("reports")
-    reports = {k: str(v) for k, v in reports.items()} if isinstance(reports, dict) else (
-        {"report": str(reports)} if reports else {})
-    baseline = summary.get("baseline_run_id") or comparison.get("baseline_run_id")
+    comparison = verdict.comparison
+    failed = [g for g in verdict.gates if g.status == "failed"]
+    if verdict.require_baseline:  # the team asked for a not-evaluated gate to fail
+        failed += verdict.not_evaluated
+    regressed = list(comparison.regressed[:MAX_REGRESSED]) if comparison else []
+    baseline = verdict.baseline_run_id or (comparison.baseline_run_id if comparison else None)
     facts = {
-        "run_id": run_id, "status": status, "baseline_run_id": baseline,
-        "gate_status": summary.get("gate_status") or (
-            "failed" if failed else "not_evaluated" if unchecked else "passed"),
-        "baseline_reason": summary.get("baseline_reason"),
-        "warnings": [str(w) for w in summary.get("warnings") or []],
-        "failed_gates": [{"gate": str(g.get("gate") or g.get("metric") or "?"),
-                          "reason": str(g.get("reason") or "")} for g in failed],
-        "regressed": [{"query_id": str(q.get("query_id")), "metric": q.get("metric"),
-                       "delta": q.get("delta")} for q in regressed],
-        "regressed_total": comparison.get("regressed_total", len(regressed)),
-        "new_causes": {str(c["cause"]): c["queries"]  # drift is no failure cause
-                       for c in comparison.get("new_cause_counts") or [] if c["cause"] != DRIFT},
-        "reports": reports,
+        "run_id": verdict.run_id, "status": verdict.status, "baseline_run_id": baseline,
+        "gate_status": verdict.gate_status,
+        "baseline_reason": verdict.baseline_reason,
+        "warnings": list(verdict.warnings),
+        "failed_gates": [{"gate": g.gate, "reason": g.reason} for g in failed],
+        "regressed": [{"query_id": q.query_id, "metric": q.metric, "delta": q.delta}
+                      for q in regressed],
+        "regressed_total": comparison.regressed_total if comparison else 0,
+        "new_causes": {str(c["cause"]): c["queries"] for c in
+                       (comparison.new_cause_counts if comparison else []) if c["cause"] != DRIFT},
+        "reports": {kind: str(path) for kind, path in verdict.reports.items()},
     }
-    text = _headline(facts, summary.get("status_reason"))
+    text = _headline(facts, verdict.status_reason)
     return {"text": text, "blocks": _blocks(facts, text, regressed), "auditor": facts}
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    return value if isinstance(value, dict) else {}
 
 
 def _headline(facts: dict[str, Any], status_reason: Any) -> str:
@@ -233,7 +212,7 @@ def _headline(facts: dict[str, Any], status_reason: Any) -> str:
     return _escape(_truncate(_one_line(line), TEXT_CHARS))
 
 
-def _blocks(facts: dict[str, Any], text: str, regressed: list[dict[str, Any]]
+def _blocks(facts: dict[str, Any], text: str, regressed: list[QueryChange]
             ) -> list[dict[str, Any]]:
     def section(body: str) -> dict[str, Any]:
         return {"type": "section",
@@ -248,8 +227,8 @@ def _blocks(facts: dict[str, Any], text: str, regressed: list[dict[str, Any]]
             f"• {_escape(g['gate'])}: {_escape(_one_line(g['reason']))}"
             for g in facts["failed_gates"])))
     if regressed:
-        lines = [f"• `{_code(str(q.get('query_id')))}` {_escape(str(q.get('metric')))} "
-                 f"{_delta(q.get('delta'))}: {_untrusted(q.get('query'))}" for q in regressed]
+        lines = [f"• `{_code(q.query_id)}` {_escape(q.metric)} {_delta(q.delta)}: "
+                 f"{_untrusted(q.query)}" for q in regressed]
         blocks.append(section(f"*Top regressed queries* ({facts['regressed_total']} in all)\n"
                               + "\n".join(lines)))
     notes = ([facts["baseline_reason"]] if facts["baseline_reason"] and not baseline else []) \

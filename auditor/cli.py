@@ -26,7 +26,7 @@ from auditor.metrics import MetricNameError
 from auditor.store import Store, StoreError
 
 if TYPE_CHECKING:
-    from auditor.nightly import Verdict
+    from auditor.verdict import Verdict
 
 app = typer.Typer(
     help="Replay logged RAG queries against an index and measure what retrieval gives the model.",
@@ -261,7 +261,7 @@ def _report(store: Store, run_id: str, as_json: bool, verdict: Verdict | None = 
 
     data = run_summary(store, run_id)
     if verdict is not None:
-        data["verdict"] = _verdict_data(verdict)
+        data["verdict"] = verdict.run_json()
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
         return
@@ -334,26 +334,6 @@ def _causes_table(causes: dict[str, dict[str, Any]]) -> Table:
             cause = f"{DRIFT} (not a failure)"
         table.add_row(cause, str(value["queries"]), f"{value['share']:.0%}")
     return table
-
-
-def _verdict_data(verdict: Verdict) -> dict[str, Any]:
-    comparison = verdict.comparison
-    return {
-        "passed": verdict.passed,
-        "gate_status": verdict.gate_status,
-        "baseline_run_id": verdict.baseline_run_id,
-        "baseline_reason": verdict.baseline_reason,
-        "warnings": verdict.warnings,
-        "gates": [g.as_dict() for g in verdict.gates],
-        "regressed": [q.query_id for q in comparison.regressed] if comparison else [],
-        "regressed_total": comparison.regressed_total if comparison else 0,
-        "improved_total": comparison.improved_total if comparison else 0,
-        "new_causes": sorted(c["cause"] for c in comparison.new_cause_counts)
-        if comparison else [],
-        "reports": {kind: str(path) for kind, path in verdict.reports.items()},
-        "alert": None if verdict.alert is None else {
-            "delivered": verdict.alert.delivered, "attempts": verdict.alert.attempts},
-    }
 
 
 def _print_verdict(verdict: Verdict) -> None:

@@ -20,7 +20,6 @@ from auditor.cli import (
     _fmt,
     _print_verdict,
     _verdict,
-    _verdict_data,
     app,
     err,
     out,
@@ -149,17 +148,14 @@ def gate(
     results = Store(settings.store)
     verdict = _verdict(results, run_id, settings, quiet=as_json)
     if as_json:
-        data = _verdict_data(verdict)
-        data["verdict_number"] = verdict.number
-        data["earlier_verdicts"] = verdict.earlier
-        typer.echo(json.dumps(data, indent=2, default=str))
+        typer.echo(json.dumps(verdict.gate_json(), indent=2, default=str))
     else:
         _print_verdict(verdict)
         if verdict.earlier:
             last = verdict.earlier[0]
             out.print(f"verdict {verdict.number} on run {run_id}: it was judged before "
-                      f"(verdict {last['verdict_id']}: {last['gate_status']}, "
-                      f"{str(last['created_at'])[:19]}); earlier verdicts are kept, "
+                      f"(verdict {last.verdict_id}: {last.gate_status}, "
+                      f"{str(last.created_at)[:19]}); earlier verdicts are kept, "
                       "their reports in verdict-N/", highlight=False)
     if not verdict.passed:
         raise typer.Exit(1)

@@ -16,7 +16,7 @@ from auditor.diagnose import DRIFT
 from auditor.store import Store
 
 if TYPE_CHECKING:
-    from auditor.nightly import Verdict
+    from auditor.verdict import Verdict
 
 UNSUPPORTED = "unsupported_answer"  # told as "answers hold sentences no document supports"
 NAMES = {"ndcg": "nDCG", "mrr": "MRR"}  # how people write the headline measures

@@ -8,62 +8,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auditor import gates as gating
-from auditor.compare import Comparison, compare_runs, comparison_table
+from auditor.compare import compare_runs, comparison_table
 from auditor.config import AuditSettings
 from auditor.metrics.registry import headline
 from auditor.store import Store
-
-if TYPE_CHECKING:
-    from auditor.alerts import AlertResult
+from auditor.verdict import StoredVerdict, Verdict
 
 JUDGED_SHARE = 0.5  # warn when fewer of the replayed queries than this are judged
-
-
-@dataclass
-class Verdict:
-    run_id: str
-    status: str
-    baseline_run_id: str | None
-    comparison: Comparison | None
-    gates: list[gating.GateResult]
-    reports: dict[str, Path] = field(default_factory=dict)
-    alert: AlertResult | None = None
-    baseline_reason: str | None = None  # why there is no comparable baseline
-    warnings: list[str] = field(default_factory=list)
-    require_baseline: bool = False  # not evaluated counts as failed
-    number: int = 1  # this verdict's number on the run (re-gating adds one)
-    earlier: list[dict[str, Any]] = field(default_factory=list)  # older verdicts, newest first
-    status_reason: str | None = None
-
-    @property
-    def gate_status(self) -> gating.GateStatus:
-        return gating.overall([g.status for g in self.gates])
-
-    @property
-    def not_evaluated(self) -> list[gating.GateResult]:
-        return [g for g in self.gates if g.status == gating.NOT_EVALUATED]
-
-    @property
-    def failed(self) -> list[gating.GateResult]:
-        """The gates that make the verdict fail (not evaluated ones too with
-        ``require_baseline``)."""
-        return [g for g in self.gates if g.status == "failed"
-                or (self.require_baseline and g.status == gating.NOT_EVALUATED)]
-
-    @property
-    def passed(self) -> bool:
-        """Whether the nightly job stays green (exit 0): no gate failed, and nothing went
-        unevaluated when ``require_baseline`` is set."""
-        return not self.failed
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.passed else 1
 
 
 def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
@@ -86,14 +42,14 @@ def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
     results = gating.evaluate(settings.gates, means, comparison, run["status"],
                               no_baseline=reason, status_reason=run.get("status_reason"))
     warnings = judged_warnings(store, run_id, run.get("counts") or {})
-    earlier = store.verdicts(run_id)
+    earlier = tuple(StoredVerdict.from_row(v) for v in store.verdicts(run_id))
     number = store.record_gates(run_id, baseline, gating.gates_table(run_id, results),
                                 comparison_table(comparison) if comparison else None,
                                 baseline_reason=reason, warnings=warnings)
-    return Verdict(run_id, run["status"], baseline, comparison, results,
-                   baseline_reason=reason, warnings=warnings,
-                   require_baseline=settings.require_baseline, number=number, earlier=earlier,
-                   status_reason=run.get("status_reason"))
+    return Verdict(run_id, run["status"], baseline, comparison, tuple(results),
+                   status_reason=run.get("status_reason"), baseline_reason=reason,
+                   warnings=tuple(warnings), require_baseline=settings.require_baseline,
+                   number=number, earlier=earlier)
 
 
 def judged_warnings(store: Store, run_id: str, counts: dict[str, Any]) -> list[str]:
@@ -124,15 +80,15 @@ def publish(store: Store, verdict: Verdict, settings: AuditSettings) -> Verdict:
     try:
         if settings.reports is not None:
             directory = settings.reports.resolve() / verdict.run_id
-            archive_reports(directory, verdict.number)
-            verdict.reports = write_reports(store, verdict.run_id, directory,
-                                            comparison=verdict.comparison)
+            archive_reports(directory, verdict.number or 1)
+            verdict = replace(verdict, reports=write_reports(
+                store, verdict.run_id, directory, comparison=verdict.comparison))
     finally:
         if not verdict.passed and settings.webhook_url is not None:
             from auditor.alerts import alert_payload, post_alert
 
-            verdict.alert = post_alert(settings.webhook_url.get_secret_value(),
-                                       alert_payload(alert_summary(verdict)))
+            verdict = replace(verdict, alert=post_alert(settings.webhook_url.get_secret_value(),
+                                                        alert_payload(verdict)))
     return verdict
 
 
@@ -161,20 +117,3 @@ def _report_verdict(directory: Path) -> int | None:
         return int(data["verdict"]["number"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def alert_summary(verdict: Verdict) -> dict[str, Any]:
-    comparison = verdict.comparison.to_dict() if verdict.comparison else None
-    return {
-        "run_id": verdict.run_id,
-        "status": verdict.status,
-        "status_reason": verdict.status_reason,
-        "baseline_run_id": verdict.baseline_run_id,
-        "baseline_reason": verdict.baseline_reason,
-        "gate_status": verdict.gate_status,
-        "require_baseline": verdict.require_baseline,
-        "gates": [g.as_dict() for g in verdict.gates],
-        "warnings": verdict.warnings,
-        "comparison": comparison,
-        "reports": {kind: str(path) for kind, path in verdict.reports.items()},
-    }

@@ -15,7 +15,7 @@ derive the same statuses from both, and check an old stored baseline's share of 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +24,13 @@ import streamlit as st
 
 from auditor.metrics.registry import lower_is_better
 from auditor.store import Store
+from auditor.verdict import Verdict, gate_from_row
 from dashboards.data import TTL, Source, frame, gate_status_sql, has, run_details, run_row
 
 MIN_SHARED = 0.5  # default share of the run's queries a baseline must hold (baseline_min_shared)
 STATUS_ORDER = {"failed": 0, "not_evaluated": 1, "passed": 2}
 GATE_COLUMNS = ["gate", "metric", "kind", "status", "value", "threshold", "baseline_run_id",
                 "reason"]
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What the Overview's banner says about a run, and the baseline its deltas use."""
-
-    status: str  # passed | failed | not_evaluated | not_gated
-    gates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GATE_COLUMNS))
-    baseline_run_id: str | None = None  # the comparable stored baseline, or None
-    baseline_reason: str | None = None  # why there is none (or why it is not shown)
-    warnings: tuple[str, ...] = ()
-    verdicts: int = 0  # verdicts stored for the run (``auditor gate`` keeps every one)
-
-    def with_status(self, status: str) -> list[dict[str, Any]]:
-        return self.gates[self.gates["status"] == status].to_dict("records")
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -92,22 +78,22 @@ def min_shared(config: dict[str, Any]) -> float:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def shown(src: Source, run_id: str) -> Shown:
-    """The run's verdict: the newest stored one, else what its gates (older stores) say."""
+def shown(src: Source, run_id: str) -> Verdict:
+    """The run's verdict: the newest stored one, else what its gates (older stores) say;
+    ``gate_status`` None when the run was not gated."""
     gate_rows = gates(src, run_id)
     history = verdicts(src, run_id)
     config = run_details(src, run_id).get("config") or {}
+    run = run_row(src, run_id)
     if len(history):
         latest = history.iloc[0]
-        warnings = tuple(_listed(latest["warnings"]))
         reason = latest["baseline_reason"] if isinstance(latest["baseline_reason"], str) else None
         base = latest["baseline_run_id"] if isinstance(latest["baseline_run_id"], str) else None
-        return Shown(str(latest["gate_status"]), gate_rows, base, reason or _no_base(config),
-                     warnings, len(history))
-    run = run_row(src, run_id)
+        return _verdict(run_id, run, gate_rows, str(latest["gate_status"]), base,
+                        reason or _no_base(config), _listed(latest["warnings"]), len(history))
     if not len(gate_rows):
-        status = run.get("gate_status") or "not_gated"
-        return Shown(status, gate_rows, None, _no_base(config) or "this run was not gated")
+        return _verdict(run_id, run, gate_rows, run.get("gate_status"), None,
+                        _no_base(config) or "this run was not gated")
     base, reason = run.get("baseline_run_id"), None
     if base is None:
         skipped = gate_rows[gate_rows["status"] == "not_evaluated"]
@@ -118,7 +104,23 @@ def shown(src: Source, run_id: str) -> Shown:
             reason = (f"the stored baseline {base} shares {share:.0%} of this run's queries "
                       f"(needs {needed:.0%}): not comparable")
             base = None
-    return Shown(overall(gate_rows), gate_rows, base, reason)
+    return _verdict(run_id, run, gate_rows, overall(gate_rows), base, reason)
+
+
+def _verdict(run_id: str, run: dict[str, Any], gate_rows: pd.DataFrame, status: str | None,
+             base: str | None, reason: str | None, warnings: list[str] | None = None,
+             verdicts: int = 0) -> Verdict:
+    """The verdict read model (``auditor.verdict``) from the rows the dashboard read."""
+    return Verdict(
+        run_id=run_id, status=str(run.get("status")), baseline_run_id=base, comparison=None,
+        gates=tuple(gate_from_row(row) for row in gate_rows.to_dict("records")),
+        judged=status is not None, status_reason=run.get("status_reason"),
+        baseline_reason=reason, warnings=tuple(warnings or ()), number=verdicts or None)
+
+
+def gate_table(verdict: Verdict) -> pd.DataFrame:
+    """The verdict's gates as a table (failed first, as stored)."""
+    return pd.DataFrame([asdict(g) for g in verdict.gates], columns=GATE_COLUMNS)
 
 
 def _listed(value: Any) -> list[str]:

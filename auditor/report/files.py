@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from auditor.report.gather import build_report
+from auditor.report.gather import Report, build_report
 from auditor.report.html import plotly_asset, render_html
 from auditor.report.json import render_json
 from auditor.report.junit import render_junit
@@ -23,7 +24,7 @@ ReportFormat = Literal["md", "html", "json", "junit"]
 FILE_NAMES: dict[str, str] = {
     "md": "report.md", "html": "report.html", "json": "report.json", "junit": "junit.xml",
 }
-RENDERERS: dict[str, Callable[..., str]] = {
+RENDERERS: dict[str, Callable[[Report], str]] = {
     "md": render_markdown, "html": render_html, "json": render_json, "junit": render_junit}
 
 
@@ -37,14 +38,14 @@ def write_reports(store: Store, run_id: str, directory: Path,
     if unknown:
         raise ValueError(f"unknown report format {', '.join(unknown)}: use md, html, json, junit")
     directory.mkdir(parents=True, exist_ok=True)
-    data = build_report(store, run_id, comparison=comparison)
     paths = {fmt: directory / FILE_NAMES[fmt] for fmt in formats}
-    data["files"] = {fmt: str(path) for fmt, path in paths.items()}
+    report = replace(build_report(store, run_id, comparison=comparison),
+                     files={fmt: str(path) for fmt, path in paths.items()})
     for fmt, path in paths.items():
         if fmt == "html":
-            text = render_html(data, plotly_src=asset_src(directory.parent, directory))
+            text = render_html(report, plotly_src=asset_src(directory.parent, directory))
         else:
-            text = RENDERERS[fmt](data)
+            text = RENDERERS[fmt](report)
         path.write_text(text, encoding="utf-8")
     return paths
 

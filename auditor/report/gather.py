@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from auditor.compare import compare_runs
 from auditor.diagnose import DRIFT
 from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store
+from auditor.verdict import Verdict, gate_row, read_verdict
 
 if TYPE_CHECKING:
     from auditor.compare import Comparison
@@ -70,9 +71,57 @@ def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
 
 
 
+@dataclass(frozen=True)
+class Report:
+    """Everything a report of one run shows: the verdict as the typed read model, and the
+    rest already JSON-safe (timestamps as text, NaN as None), as every renderer reads it."""
+
+    generated_at: datetime
+    verdict: Verdict
+    summary: dict[str, Any]
+    run: dict[str, Any]  # started_at, finished_at, code_version, fingerprint
+    manifest: dict[str, Any] | None
+    headline: list[dict[str, Any]]
+    new_causes: list[dict[str, Any]]  # {"cause", "queries", "query_ids"}, drift left out
+    trend: list[dict[str, Any]]
+    causes: list[dict[str, Any]]
+    scatter: dict[str, Any]
+    quarantine: dict[str, Any]  # {"count", "entries"}
+    files: dict[str, str] | None = None  # format -> path, when written to files
+
+    @property
+    def run_id(self) -> str:
+        return self.verdict.run_id
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--format json`` output (keys in the order it always had)."""
+        verdict, comparison = self.verdict, self.verdict.comparison
+        data = {
+            "generated_at": self.generated_at,
+            "run_id": self.run_id,
+            "summary": self.summary,
+            "run": self.run,
+            "manifest": self.manifest,
+            "baseline_run_id": verdict.baseline_run_id,
+            "gate_status": verdict.gate_status,
+            "gates": [gate_row(g) for g in verdict.gates],
+            "verdict": verdict.history_json(),
+            "headline": self.headline,
+            "comparison": None if comparison is None else {
+                **comparison.to_dict(), "new_causes_by_cause": self.new_causes},
+            "trend": self.trend,
+            "causes": self.causes,
+            "scatter": self.scatter,
+            "quarantine": self.quarantine,
+        }
+        if self.files is not None:
+            data["files"] = self.files
+        return jsonable(data)
+
+
 def build_report(store: Store, run_id: str, *, comparison: Comparison | None = None,
-                 limit: int = 20, trend_runs: int = 30) -> dict[str, Any]:
-    """Everything a report of ``run_id`` shows, JSON-safe (the ``--format json`` output).
+                 limit: int = 20, trend_runs: int = 30) -> Report:
+    """Everything a report of ``run_id`` shows, read once.
 
     ``comparison`` is the one the verdict computed; without it, a run that has a baseline is
     compared again on the metrics its gates tested."""
@@ -80,89 +129,63 @@ def build_report(store: Store, run_id: str, *, comparison: Comparison | None = N
     config = row["config"] or {}
     every_cause = store.cause_counts(run_id)
     causes = split_drift(every_cause)[0]
-    summary = _summary(store, row, every_cause)
-    gates = store.gates(run_id)
+    summary = jsonable(_summary(store, row, every_cause))
     baseline = row.get("baseline_run_id")
     if comparison is None and baseline:
         tested = [r["metric"] for r in store.comparison_rows(run_id)] or None
         comparison = compare_runs(store, baseline, run_id, metrics=tested,
                                   k=config.get("diagnose_k", 10), limit=limit)
-    compared = _comparison(comparison) if comparison else None
-    names = _headline(summary["metrics"], config, gates, compared)
+    verdict = read_verdict(store, run_id, run=row, comparison=comparison)
+    names = _headline(summary["metrics"], config, verdict)
     quarantine = store.quarantine(run_id)
-    data = {
-        "generated_at": datetime.now(UTC),
-        "run_id": run_id,
-        "summary": summary,
-        "run": {key: row[key] for key in ("started_at", "finished_at", "code_version",
-                                          "fingerprint")},
-        "manifest": row.get("manifest"),
-        "baseline_run_id": baseline,
-        "gate_status": row.get("gate_status"),
-        "gates": gates,
-        "verdict": _verdict_history(store.verdicts(run_id)),
-        "headline": _headline_rows(summary["metrics"], names, compared),
-        "comparison": compared,
-        "trend": _trend(store, row, names, trend_runs),
-        "causes": _causes(causes, compared),
-        "scatter": _scatter(store, run_id, summary["metrics"], config),
-        "quarantine": {"count": len(quarantine), "entries": quarantine[:QUARANTINE_SHOWN]},
-    }
-    return _jsonable(data)
+    return Report(
+        generated_at=datetime.now(UTC),
+        verdict=verdict,
+        summary=summary,
+        run=jsonable({key: row[key] for key in ("started_at", "finished_at", "code_version",
+                                                "fingerprint")}),
+        manifest=jsonable(row.get("manifest")),
+        headline=jsonable(_headline_rows(summary["metrics"], names, comparison)),
+        new_causes=jsonable(_new_causes(comparison)) if comparison else [],
+        trend=jsonable(_trend(store, row, names, trend_runs)),
+        causes=jsonable(_causes(causes, comparison)),
+        scatter=jsonable(_scatter(store, run_id, summary["metrics"], config)),
+        quarantine=jsonable({"count": len(quarantine),
+                             "entries": quarantine[:QUARANTINE_SHOWN]}),
+    )
 
 
-def _verdict_history(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The latest verdict's number, baseline reason and warnings, and the earlier ones."""
-    latest = verdicts[0] if verdicts else {}
-    return {
-        "number": latest.get("verdict_id"),
-        "created_at": latest.get("created_at"),
-        "baseline_reason": latest.get("baseline_reason"),
-        "warnings": latest.get("warnings") or [],
-        "earlier": [{key: v[key] for key in ("verdict_id", "created_at", "gate_status",
-                                             "baseline_run_id")} for v in verdicts[1:]],
-    }
-
-
-def _comparison(comparison: Comparison) -> dict[str, Any]:
-    data = comparison.to_dict()
-    new = [c for c in data["new_cause_counts"] if c["cause"] != DRIFT]
-    data["new_causes_by_cause"] = _group_causes(new, data["new_causes"])
-    return data
-
-
-def _group_causes(counts: list[dict[str, Any]], listed: Iterable[dict[str, Any]]
-                  ) -> list[dict[str, Any]]:
-    """Queries per new cause (over all new pairs) and the ids of the listed ones."""
+def _new_causes(comparison: Comparison) -> list[dict[str, Any]]:
+    """Queries per new cause (over all new pairs, drift left out) and the ids of the listed
+    ones."""
     ids: dict[str, list[str]] = {}
-    for change in listed:
-        group = ids.setdefault(change["cause"], [])
-        if change["query_id"] not in group:
-            group.append(change["query_id"])
+    for change in comparison.new_causes:
+        group = ids.setdefault(change.cause, [])
+        if change.query_id not in group:
+            group.append(change.query_id)
     return [{"cause": c["cause"], "queries": c["queries"], "query_ids": ids.get(c["cause"], [])}
-            for c in counts]
+            for c in comparison.new_cause_counts if c["cause"] != DRIFT]
 
 
-def _headline(metrics: dict[str, Any], config: dict[str, Any], gates: list[dict[str, Any]],
-              comparison: dict[str, Any] | None) -> list[str]:
+def _headline(metrics: dict[str, Any], config: dict[str, Any], verdict: Verdict) -> list[str]:
     """The metrics a reader looks at first: the ones the comparison tested (or, without one,
     the default tested ones at ``diagnose_k``) and the gated ones."""
-    if comparison:
-        names = [m["metric"] for m in comparison["metrics"]]
+    if verdict.comparison is not None:
+        names = [m.metric for m in verdict.comparison.metrics]
     else:
         names = headline(config.get("diagnose_k", 10))
-    names += [g["metric"] for g in gates]
+    names += [g.metric for g in verdict.gates]
     return [name for name in dict.fromkeys(names) if name in metrics]
 
 
 def _headline_rows(metrics: dict[str, Any], names: list[str],
-                   comparison: dict[str, Any] | None) -> list[dict[str, Any]]:
-    deltas = {m["metric"]: m for m in (comparison or {}).get("metrics", [])}
+                   comparison: Comparison | None) -> list[dict[str, Any]]:
+    deltas = {m.metric: m for m in comparison.metrics} if comparison else {}
     rows = []
     for name in names:
-        delta = deltas.get(name, {})
+        delta = deltas.get(name)
         rows.append({"metric": name, "mean": metrics[name]["mean"], "n": metrics[name]["n"],
-                     **{key: delta.get(key) for key in
+                     **{key: getattr(delta, key, None) for key in
                         ("delta", "ci_low", "ci_high", "p_holm", "baseline_mean")},
                      "lower_is_better": lower_is_better(name)})
     return rows
@@ -184,16 +207,16 @@ def _trend(store: Store, row: dict[str, Any], names: list[str], runs: int
     return [t for t in store.trend(names, limit=newer) if t["run_id"] in wanted]
 
 
-def _causes(causes: list[dict[str, Any]], comparison: dict[str, Any] | None
+def _causes(causes: list[dict[str, Any]], comparison: Comparison | None
             ) -> list[dict[str, Any]]:
     """Queries per cause: with a baseline, both runs' counts on the queries both answered
     (like with like); otherwise this run's, over its replayed queries."""
     if not comparison:
         return [{**c, "baseline": None, "baseline_share": None} for c in causes]
-    shared = max(comparison["shared_queries"], 1)
+    shared = max(comparison.shared_queries, 1)
     return [{"cause": c["cause"], "queries": c["current"], "share": c["current"] / shared,
              "baseline": c["baseline"], "baseline_share": c["baseline"] / shared}
-            for c in comparison["cause_counts"] if c["cause"] != DRIFT]
+            for c in comparison.cause_counts if c["cause"] != DRIFT]
 
 
 def _scatter(store: Store, run_id: str, metrics: dict[str, Any], config: dict[str, Any]
@@ -215,14 +238,14 @@ def _scatter(store: Store, run_id: str, metrics: dict[str, Any], config: dict[st
     }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON types only: timestamps as ISO text, NaN and infinities as null."""
     if value is None or isinstance(value, str | bool):
         return value
     if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
@@ -231,6 +254,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
+        return jsonable(value.item())
     return str(value)
 

@@ -9,13 +9,12 @@ import json
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.report.text import (
     GATE_WORDS,
     ci,
     failed_first,
-    gate_status,
     gate_tally,
     notes,
     num,
@@ -24,6 +23,9 @@ from auditor.report.text import (
     status_ok,
     truncate,
 )
+
+if TYPE_CHECKING:
+    from auditor.report.gather import Report
 
 ASSETS = "assets"  # beside the run folders: one plotly.js for every report
 
@@ -43,7 +45,7 @@ def plotly_asset(directory: Path) -> Path:
     return asset
 
 
-def render_html(data: dict[str, Any], plotly_src: str | None = None) -> str:
+def render_html(report: Report, plotly_src: str | None = None) -> str:
     """The HTML page. ``plotly_src``: a relative URL of the shared plotly.js (small page
     beside the asset); None inlines plotly.js (one standalone page, ≈4.7 MB)."""
     import jinja2
@@ -54,26 +56,27 @@ def render_html(data: dict[str, Any], plotly_src: str | None = None) -> str:
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters.update(num=num, p=p_value, ci=ci, truncate_text=truncate)
     # Only library code and chart markup built from numbers and metric names are marked safe.
-    charts = [{**chart, "html": Markup(chart["html"])} for chart in _charts(data)]
-    manifest = data["manifest"] or {"code_version": data["run"]["code_version"],
-                                    "fingerprint": data["run"]["fingerprint"]}
+    charts = [{**chart, "html": Markup(chart["html"])} for chart in _charts(report)]
+    manifest = report.manifest or {"code_version": report.run["code_version"],
+                                   "fingerprint": report.run["fingerprint"]}
+    gates = report.verdict.gates
     return env.get_template("report.html.j2").render(
-        data=data, ok=status_ok(data), state=state(data), gates=failed_first(data["gates"]),
-        charts=charts, tally=gate_tally(data["gates"]), notes=notes(data),
-        gate_status=gate_status, gate_words=GATE_WORDS,
+        data=report, verdict=report.verdict, ok=status_ok(report), state=state(report),
+        gates=failed_first(gates), charts=charts, tally=gate_tally(gates), notes=notes(report),
+        gate_words=GATE_WORDS,
         plotlyjs=None if plotly_src else Markup(get_plotlyjs()), plotly_src=plotly_src,
         manifest=_flatten({k: v for k, v in manifest.items() if k != "counts"}),
-        count_rows=_flatten(data["summary"]["counts"] or {}),
+        count_rows=_flatten(report.summary["counts"] or {}),
     )
 
 
-def _charts(data: dict[str, Any]) -> list[dict[str, str]]:
+def _charts(report: Report) -> list[dict[str, str]]:
     """Plotly figures as ``div`` snippets; plotly.js itself is inlined once by the template."""
-    built = [("trend", "Headline metrics across runs", _trend_figure(data)),
+    built = [("trend", "Headline metrics across runs", _trend_figure(report)),
              ("causes", "Why queries failed (share of queries, drift apart)",
-              _cause_figure(data)),
-             ("scatter", "Documents an answer needs, and gatherable@k", _scatter_figure(data)),
-             ("deltas", "Change against the baseline (95% CI)", _delta_figure(data))]
+              _cause_figure(report)),
+             ("scatter", "Documents an answer needs, and gatherable@k", _scatter_figure(report)),
+             ("deltas", "Change against the baseline (95% CI)", _delta_figure(report))]
     config = {"displaylogo": False, "responsive": True,
               "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
     return [{"id": name, "title": title,
@@ -89,14 +92,14 @@ def _layout(figure: Any, height: int = 340) -> Any:
     return figure
 
 
-def _trend_figure(data: dict[str, Any]) -> Any:
+def _trend_figure(report: Report) -> Any:
     import plotly.graph_objects as go
 
-    if not data["trend"]:
+    if not report.trend:
         return None
     figure = go.Figure()
-    for metric in dict.fromkeys(row["metric"] for row in data["trend"]):
-        rows = [row for row in data["trend"] if row["metric"] == metric]
+    for metric in dict.fromkeys(row["metric"] for row in report.trend):
+        rows = [row for row in report.trend if row["metric"] == metric]
         figure.add_trace(go.Scatter(
             x=[row["started_at"] for row in rows], y=[row["mean"] for row in rows],
             customdata=[row["run_id"] for row in rows], name=metric, mode="lines+markers",
@@ -104,16 +107,16 @@ def _trend_figure(data: dict[str, Any]) -> Any:
             marker_size=9,
             hovertemplate="%{customdata}<br>" + metric + " %{y:.3f}<extra></extra>"))
     figure.update_yaxes(title="mean (× = gates failed)", rangemode="tozero")
-    times = [datetime.fromisoformat(row["started_at"]) for row in data["trend"]]
+    times = [datetime.fromisoformat(row["started_at"]) for row in report.trend]
     pad = (max(times) - min(times)) * 0.06 or timedelta(hours=1)
     figure.update_xaxes(range=[min(times) - pad, max(times) + pad])
     return _layout(figure)
 
 
-def _cause_figure(data: dict[str, Any]) -> Any:
+def _cause_figure(report: Report) -> Any:
     import plotly.graph_objects as go
 
-    causes = data["causes"]
+    causes = report.causes
     if not causes:
         return None
     figure = go.Figure(go.Bar(
@@ -121,7 +124,7 @@ def _cause_figure(data: dict[str, Any]) -> Any:
         name="this run", text=[f"{c['queries']}" for c in causes], marker_color="#c2410c",
         textposition="outside", textangle=0, cliponaxis=False,
         hovertemplate="%{y}: %{x:.1%} (%{text} queries)<extra></extra>"))
-    if data["comparison"]:
+    if report.verdict.comparison is not None:
         figure.add_trace(go.Bar(
             y=[c["cause"] for c in causes], x=[c["baseline_share"] for c in causes],
             orientation="h", name="baseline", marker_color="#94a3b8"))
@@ -130,11 +133,11 @@ def _cause_figure(data: dict[str, Any]) -> Any:
     return _layout(figure, height=120 + 32 * len(causes))
 
 
-def _scatter_figure(data: dict[str, Any]) -> Any:
+def _scatter_figure(report: Report) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    scatter = data["scatter"]
+    scatter = report.scatter
     if not scatter["sizes"] and not scatter["gatherable"]:
         return None
     figure = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
@@ -156,10 +159,10 @@ def _scatter_figure(data: dict[str, Any]) -> Any:
     return figure
 
 
-def _delta_figure(data: dict[str, Any]) -> Any:
+def _delta_figure(report: Report) -> Any:
     import plotly.graph_objects as go
 
-    rows = [row for row in data["headline"] if row["delta"] is not None]
+    rows = [row for row in report.headline if row["delta"] is not None]
     if not rows:
         return None
     figure = go.Figure(go.Scatter(

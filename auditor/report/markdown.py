@@ -4,14 +4,15 @@ Logged query text is untrusted: it is escaped, one line, with no autolink."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from auditor.gates import GateResult
 from auditor.report.text import (
     GATE_MARKS,
     GATE_WORDS,
     ci,
     failed_first,
-    gate_status,
     gate_tally,
     notes,
     num,
@@ -19,6 +20,10 @@ from auditor.report.text import (
     state,
     truncate,
 )
+
+if TYPE_CHECKING:
+    from auditor.compare import Comparison
+    from auditor.report.gather import Report
 
 MD_QUERIES = 10
 MD_TEXT = 80
@@ -50,25 +55,24 @@ def _md_code(text: str) -> str:
     return f"`{text}`" if plain else md_escape(text)
 
 
-def render_markdown(data: dict[str, Any]) -> str:
+def render_markdown(report: Report) -> str:
     """A short summary for a pull-request comment or a chat message."""
-    parts = [_md_status(data), _md_notes(data), _md_gates(data["gates"]), _md_metrics(data)]
-    comparison = data["comparison"] or {}
-    parts += [_md_regressed(comparison), _md_new_causes(comparison), _md_causes(data),
-              _md_footer(data)]
+    comparison = report.verdict.comparison
+    parts = [_md_status(report), _md_notes(report), _md_gates(report.verdict.gates),
+             _md_metrics(report), _md_regressed(comparison), _md_new_causes(report.new_causes),
+             _md_causes(report), _md_footer(report)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def _md_status(data: dict[str, Any]) -> str:
-    summary = data["summary"]
-    verdict = state(data)
-    icon = {"passed": "✅", "not_evaluated": "⚠️", "not gated": "✅"}.get(verdict, "❌")
+def _md_status(report: Report) -> str:
+    summary, verdict = report.summary, report.verdict
+    icon = {"passed": "✅", "not_evaluated": "⚠️", "not gated": "✅"}.get(state(report), "❌")
     gates = {"passed": "gates passed", "failed": "gates failed",
-             "not_evaluated": "gates not evaluated"}.get(data["gate_status"] or "", "not gated")
-    baseline = f"baseline `{data['baseline_run_id']}`" if data["baseline_run_id"] else \
+             "not_evaluated": "gates not evaluated"}.get(verdict.gate_status or "", "not gated")
+    baseline = f"baseline `{verdict.baseline_run_id}`" if verdict.baseline_run_id else \
         "no baseline"
     counts = summary["counts"] or {}
-    line = (f"### {icon} Retrieval audit `{data['run_id']}`: {gates}\n\n"
+    line = (f"### {icon} Retrieval audit `{report.run_id}`: {gates}\n\n"
             f"run {summary['status']} · {baseline} · {counts.get('replayed', 0)} queries "
             f"replayed · {summary['backend']} {summary['mode']} ({summary['level']} level)")
     if summary["status_reason"]:
@@ -76,11 +80,11 @@ def _md_status(data: dict[str, Any]) -> str:
     return line
 
 
-def _md_notes(data: dict[str, Any]) -> str:
-    return "\n".join(f"> {md_escape(line)}  " for line in notes(data))
+def _md_notes(report: Report) -> str:
+    return "\n".join(f"> {md_escape(line)}  " for line in notes(report))
 
 
-def _md_gates(gates: list[dict[str, Any]]) -> str:
+def _md_gates(gates: Sequence[GateResult]) -> str:
     if not gates:
         return "No gates were evaluated for this run."
     tally = gate_tally(gates)
@@ -88,40 +92,38 @@ def _md_gates(gates: list[dict[str, Any]]) -> str:
     lines = [f"**Gates**: {tally['failed']} of {len(gates)} failed{skipped}", "",
              "| | gate | value | reason |", "|---|---|---|---|"]
     for gate in failed_first(gates):
-        status = gate_status(gate)
-        lines.append(f"| {GATE_MARKS[status]} {GATE_WORDS[status]} | {_md_code(gate['gate'])} | "
-                     f"{num(gate['value'])} | {md_escape(gate['reason'])} |")
+        lines.append(f"| {GATE_MARKS[gate.status]} {GATE_WORDS[gate.status]} | "
+                     f"{_md_code(gate.gate)} | {num(gate.value)} | {md_escape(gate.reason)} |")
     return "\n".join(lines)
 
 
-def _md_metrics(data: dict[str, Any]) -> str:
-    if not data["headline"]:
+def _md_metrics(report: Report) -> str:
+    if not report.headline:
         return ""
     lines = ["| metric | mean | n | Δ vs baseline | 95% CI | Holm p |",
              "|---|---:|---:|---:|---|---:|"]
-    for row in data["headline"]:
+    for row in report.headline:
         lines.append(f"| {_md_code(row['metric'])} | {num(row['mean'])} | {row['n']} | "
                      f"{num(row['delta'], signed=True)} | {ci(row)} | {p_value(row['p_holm'])} |")
     return "\n".join(lines)
 
 
-def _md_regressed(comparison: dict[str, Any]) -> str:
-    regressed = comparison.get("regressed") or []
-    if not regressed:
+def _md_regressed(comparison: Comparison | None) -> str:
+    if comparison is None or not comparison.regressed:
         return ""
-    total = comparison.get("regressed_total") or len(regressed)
+    regressed = comparison.regressed
+    total = comparison.regressed_total or len(regressed)
     lines = [f"**Regressed queries**: {total} (top {min(len(regressed), MD_QUERIES)})", "",
              "| query | text | metric | before → after | causes now |", "|---|---|---|---|---|"]
     for change in regressed[:MD_QUERIES]:
-        causes = ", ".join(md_escape(c) for c in change.get("causes_after") or []) or "—"
-        lines.append(f"| {md_escape(change['query_id'], 40)} | "
-                     f"{md_escape(change['query'], MD_TEXT)} | {_md_code(change['metric'])} | "
-                     f"{change['baseline']:.3f} → {change['current']:.3f} | {causes} |")
+        causes = ", ".join(md_escape(c) for c in change.causes_after) or "—"
+        lines.append(f"| {md_escape(change.query_id, 40)} | "
+                     f"{md_escape(change.query, MD_TEXT)} | {_md_code(change.metric)} | "
+                     f"{change.baseline:.3f} → {change.current:.3f} | {causes} |")
     return "\n".join(lines)
 
 
-def _md_new_causes(comparison: dict[str, Any]) -> str:
-    groups = comparison.get("new_causes_by_cause") or []
+def _md_new_causes(groups: list[dict[str, Any]]) -> str:
     if not groups:
         return ""
     lines = ["**New causes** (not seen for these queries in the baseline):"]
@@ -135,13 +137,13 @@ def _md_new_causes(comparison: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _md_causes(data: dict[str, Any]) -> str:
-    causes = data["causes"]
-    quarantined = data["quarantine"]["count"]
+def _md_causes(report: Report) -> str:
+    causes, comparison = report.causes, report.verdict.comparison
+    quarantined = report.quarantine["count"]
     text = ""
     if causes:
-        scope = (f" (on the {data['comparison']['shared_queries']} queries shared with the "
-                 "baseline)" if data["comparison"] else "")
+        scope = (f" (on the {comparison.shared_queries} queries shared with the "
+                 "baseline)" if comparison is not None else "")
         text = f"**Causes in this run**{scope}: " + " · ".join(
             f"{md_escape(c['cause'])} {c['queries']} ({c['share']:.0%})" for c in causes)
     if quarantined:
@@ -150,9 +152,8 @@ def _md_causes(data: dict[str, Any]) -> str:
     return text.strip()
 
 
-def _md_footer(data: dict[str, Any]) -> str:
-    files = data.get("files") or {}
+def _md_footer(report: Report) -> str:
+    files = report.files or {}
     where = f"Full report: `{files['html']}`. " if "html" in files else ""
-    return (f"{where}Trace a query: `auditor trace QUERY_ID --run {data['run_id']}` · "
-            f"store `{data['summary']['store']}`")
-
+    return (f"{where}Trace a query: `auditor trace QUERY_ID --run {report.run_id}` · "
+            f"store `{report.summary['store']}`")

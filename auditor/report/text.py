@@ -3,29 +3,30 @@ gates' tally and order, the notes a reader must not miss, and the number formats
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from auditor.gates import GateResult
+
+if TYPE_CHECKING:
+    from auditor.report.gather import Report
 
 GATE_MARKS = {"passed": "✅", "failed": "❌", "not_evaluated": "⏭️"}
 GATE_WORDS = {"passed": "pass", "failed": "fail", "not_evaluated": "not evaluated"}
 
 
-def status_ok(data: dict[str, Any]) -> bool:
+def status_ok(report: Report) -> bool:
     """Green when the gates passed, or, on an ungated run, when the run completed."""
-    if data["gate_status"] is not None:
-        return data["gate_status"] == "passed"
-    return data["summary"]["status"] == "complete"
+    if report.verdict.gate_status is not None:
+        return report.verdict.gate_status == "passed"
+    return report.summary["status"] == "complete"
 
 
-def state(data: dict[str, Any]) -> str:
+def state(report: Report) -> str:
     """passed | failed | not_evaluated | not gated: what the banner and icons say."""
-    if data["gate_status"] is not None:
-        return data["gate_status"]
-    return "not gated" if data["summary"]["status"] == "complete" else "failed"
-
-
-def gate_status(gate: dict[str, Any]) -> str:
-    """A gate row's status (rows from before the status column carry ``passed`` only)."""
-    return gate.get("status") or ("passed" if gate["passed"] else "failed")
+    if report.verdict.gate_status is not None:
+        return report.verdict.gate_status
+    return "not gated" if report.summary["status"] == "complete" else "failed"
 
 
 def num(value: float | None, signed: bool = False) -> str:
@@ -46,39 +47,38 @@ def ci(row: dict[str, Any]) -> str:
     return f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
 
 
-def failed_first(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def failed_first(gates: Sequence[GateResult]) -> list[GateResult]:
     order = {"failed": 0, "not_evaluated": 1, "passed": 2}
-    return sorted(gates, key=lambda g: (order.get(gate_status(g), 1), g["gate"]))
+    return sorted(gates, key=lambda g: (order.get(g.status, 1), g.gate))
 
 
-def gate_tally(gates: list[dict[str, Any]]) -> dict[str, int]:
+def gate_tally(gates: Sequence[GateResult]) -> dict[str, int]:
     tally = {"passed": 0, "failed": 0, "not_evaluated": 0}
     for gate in gates:
-        tally[gate_status(gate)] = tally.get(gate_status(gate), 0) + 1
+        tally[gate.status] = tally.get(gate.status, 0) + 1
     return tally
 
 
-def notes(data: dict[str, Any]) -> list[str]:
+def notes(report: Report) -> list[str]:
     """Sentences a reader must not miss: why nothing was compared, weak judgments, drift,
     and that this verdict replaced earlier ones."""
-    verdict = data.get("verdict") or {}
+    verdict = report.verdict
     lines = []
-    reason = verdict.get("baseline_reason")
-    if reason and not data["baseline_run_id"]:
-        relative = any(g["kind"] == "max_drop" for g in data["gates"])
+    reason = verdict.baseline_reason
+    if reason and not verdict.baseline_run_id:
+        relative = any(g.kind == "max_drop" for g in verdict.gates)
         lines.append(reason[0].upper() + reason[1:]
                      + (", so the regression gates are not evaluated." if relative else "."))
-    lines += verdict.get("warnings") or []
-    drift = data["summary"].get("drift") or {}
+    lines += verdict.warnings
+    drift = report.summary.get("drift") or {}
     if drift.get("sentence"):
         lines.append(drift["sentence"][0].upper() + drift["sentence"][1:] + ".")
-    earlier = verdict.get("earlier") or []
-    if earlier:
-        previous = earlier[0]
+    if verdict.earlier:
+        previous = verdict.earlier[0]
         lines.append(
-            f"This is verdict {verdict.get('number')} on this run, which was judged before: "
-            f"verdict {previous['verdict_id']} said {previous['gate_status']} "
-            f"({str(previous['created_at'])[:19]}). Earlier verdicts are kept in the store "
+            f"This is verdict {verdict.number} on this run, which was judged before: "
+            f"verdict {previous.verdict_id} said {previous.gate_status} "
+            f"({previous.created_at.isoformat()[:19]}). Earlier verdicts are kept in the store "
             f"(`auditor gate` history) and their reports in verdict-N/ folders.")
     return lines
 
@@ -86,4 +86,3 @@ def notes(data: dict[str, Any]) -> list[str]:
 def truncate(text: str, length: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= length else text[: length - 1] + "…"
-

@@ -12,54 +12,52 @@ import streamlit as st
 
 from auditor.diagnose import DRIFT
 from auditor.metrics.registry import lower_is_better
+from auditor.verdict import Verdict
 from dashboards import charts, data, verdict_data, widgets
 from dashboards.data import Source
-from dashboards.verdict_data import Shown
 
 STATUS_TITLE = {"passed": "Gates passed", "failed": "Gates failed",
                 "not_evaluated": "Gates not evaluated"}
 
 
-def gate_verdict(src: Source, run: dict[str, Any]) -> Shown:
+def gate_verdict(src: Source, run: dict[str, Any]) -> Verdict:
     """The banner: passed, failed or not evaluated (with the reason), from the stored
     verdict; the gates behind it; warnings; how many verdicts the run has had."""
-    shown = verdict_data.shown(src, run["run_id"])
-    gates = shown.gates
-    status = shown.status
+    verdict = verdict_data.shown(src, run["run_id"])
+    gates, status = verdict.gates, verdict.gate_status
+    failed = [g for g in gates if g.status == "failed"]
     if status == "failed":
-        failed = shown.with_status("failed")
         st.error(f"**{STATUS_TITLE[status]}** ({len(failed)} of {len(gates)})",
                  icon=":material/block:")
-        for row in failed:
-            st.markdown(f"- :red[**{widgets.escape_md(row['gate'])}**]: "
-                        f"{widgets.escape_md(row['reason'])}")
+        for gate in failed:
+            st.markdown(f"- :red[**{widgets.escape_md(gate.gate)}**]: "
+                        f"{widgets.escape_md(gate.reason)}")
     elif status == "not_evaluated":
-        skipped = shown.with_status("not_evaluated")
-        st.warning(f"**{STATUS_TITLE[status]}** ({len(skipped)} of {len(gates)}): "
-                   + widgets.escape_md(shown.baseline_reason or "a gate could not be checked")
+        st.warning(f"**{STATUS_TITLE[status]}** ({len(verdict.not_evaluated)} of {len(gates)}): "
+                   + widgets.escape_md(verdict.baseline_reason or "a gate could not be checked")
                    + ". Nothing failed, but this run is not a pass either.",
                    icon=":material/help:")
-        for row in skipped:
-            st.markdown(f"- :orange[**{widgets.escape_md(row['gate'])}**]: "
-                        f"{widgets.escape_md(row['reason'])}")
+        for gate in verdict.not_evaluated:
+            st.markdown(f"- :orange[**{widgets.escape_md(gate.gate)}**]: "
+                        f"{widgets.escape_md(gate.reason)}")
     elif status == "passed":
         st.success(f"**{STATUS_TITLE[status]}** ({len(gates)})", icon=":material/check_circle:")
     else:
         st.info("This run was not gated (no `auditor gate` verdict stored).",
                 icon=":material/info:")
-    if status == "failed" and shown.with_status("not_evaluated"):
+    if status == "failed" and verdict.not_evaluated:
         st.caption("Not evaluated: " + " · ".join(
-            widgets.escape_md(f"{row['gate']} ({row['reason']})")
-            for row in shown.with_status("not_evaluated")))
-    for warning in shown.warnings:
+            widgets.escape_md(f"{gate.gate} ({gate.reason})") for gate in verdict.not_evaluated))
+    for warning in verdict.warnings:
         st.warning(widgets.escape_md(warning), icon=":material/warning:")
-    if shown.verdicts > 1:
-        st.caption(f"The latest of {shown.verdicts} verdicts on this run (`auditor gate` "
+    if (verdict.number or 0) > 1:
+        st.caption(f"The latest of {verdict.number} verdicts on this run (`auditor gate` "
                    "keeps each one).")
-    if len(gates):
+    if gates:
         with st.expander("Every gate"):
-            widgets.table(gates, key="gates", file_name=f"gates-{run['run_id']}.csv")
-    return shown
+            widgets.table(verdict_data.gate_table(verdict), key="gates",
+                          file_name=f"gates-{run['run_id']}.csv")
+    return verdict
 
 
 def headline(src: Source, run: dict[str, Any], base: str | None) -> pd.DataFrame:
@@ -105,12 +103,12 @@ def trends(src: Source, run: dict[str, Any]) -> None:
                "red = failed, amber = not evaluated, grey = not gated.")
 
 
-def changes(src: Source, run: dict[str, Any], shown: Shown) -> None:
+def changes(src: Source, run: dict[str, Any], verdict: Verdict) -> None:
     st.subheader("What changed since the baseline")
-    base = shown.baseline_run_id
+    base = verdict.baseline_run_id
     if base is None:
         st.caption("No comparable baseline, so no change is shown: "
-                   + widgets.escape_md(shown.baseline_reason or "none was stored with the "
+                   + widgets.escape_md(verdict.baseline_reason or "none was stored with the "
                                        "run's verdict") + ".")
         return
     stored = verdict_data.stored_comparison(src, run["run_id"])
@@ -141,12 +139,13 @@ def changes(src: Source, run: dict[str, Any], shown: Shown) -> None:
                        f"queries now, {int(drift['baseline'].iloc[0]):,} in the baseline.")
 
 
-def to_look_at(src: Source, run: dict[str, Any], shown: Shown, limit: int = 6) -> None:
+def to_look_at(src: Source, run: dict[str, Any], verdict: Verdict, limit: int = 6
+               ) -> None:
     """For each gated metric (failed gates first): the queries that regressed most against
     the baseline, then the worst ones in the run."""
     st.subheader("Queries to look at")
     metrics = verdict_data.gated_metrics(src, run["run_id"], int(run["k"]))
-    base = shown.baseline_run_id
+    base = verdict.baseline_run_id
     listed: set[str] = set()
     for metric, status in metrics[:3]:
         listed |= _queries_for(src, run, base, metric, status, limit, listed)
@@ -207,17 +206,17 @@ def main() -> None:
     if run["status"] != "complete" and run.get("status_reason"):
         st.info(f"This run is **{run['status']}**: {widgets.escape_md(run['status_reason'])}",
                 icon=":material/pending:")
-    shown = gate_verdict(src, run)
-    base = shown.baseline_run_id
+    verdict = gate_verdict(src, run)
+    base = verdict.baseline_run_id
     if base:
         st.caption(f"Compared with the baseline `{base}`")
-    elif shown.status != "not_evaluated":  # the banner said why already
-        st.caption("No baseline: " + widgets.escape_md(shown.baseline_reason or "none stored")
+    elif verdict.gate_status != "not_evaluated":  # the banner said why already
+        st.caption("No baseline: " + widgets.escape_md(verdict.baseline_reason or "none stored")
                    + ".")
     headline(src, run, base)
-    to_look_at(src, run, shown)
+    to_look_at(src, run, verdict)
     trends(src, run)
-    changes(src, run, shown)
+    changes(src, run, verdict)
 
 
 main()

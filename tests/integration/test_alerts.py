@@ -11,13 +11,19 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from auditor.alerts import AlertResult, alert_payload, post_alert
-from auditor.compare import CauseChange, QueryChange
+from auditor.compare import CauseChange, Comparison, QueryChange
+from auditor.config import GateKind
+from auditor.gates import GateResult
+from auditor.records import GateStatus
+from auditor.verdict import Verdict
 
 TOKEN_PATH = "/services/T000/B000/SECRETTOKEN"
 FAST = {"backoff_s": 0.01, "timeout_s": 2.0}
@@ -151,33 +157,42 @@ def test_a_bad_url_is_reported_without_echoing_it(caplog: pytest.LogCaptureFixtu
 
 
 # the message ----------------------------------------------------------------------------
-def _summary() -> dict[str, Any]:
+def _comparison(**given: Any) -> Comparison:
+    empty: dict[str, Any] = {
+        "baseline_run_id": "20261031T020000Z-def456", "run_id": "20261101T020000Z-abc123",
+        "shared_queries": 0, "only_baseline": 0, "only_current": 0, "alpha": 0.05,
+        "metrics": [], "regressed": [], "improved": [], "regressed_total": 0,
+        "improved_total": 0, "new_causes": [], "resolved_causes": [], "cause_counts": [],
+        "drift": {}}
+    return Comparison(**{**empty, **given})
+
+
+def _gate(name: str, status: GateStatus, reason: str, kind: GateKind = "min") -> GateResult:
+    return GateResult(name, name.split()[0], kind, status, None, 0.5, None, reason)
+
+
+def _verdict() -> Verdict:
     regressed = [QueryChange(query_id=f"q{i}", query=f"<!channel> query *{i}*\nsecond line",
                              metric="recall@10", baseline=1.0, current=0.5, delta=-0.5)
                  for i in range(12)]
-    return {
-        "run_id": "20261101T020000Z-abc123", "status": "complete",
-        "baseline_run_id": "20261031T020000Z-def456",
-        "gates": [
-            {"gate": "recall@10 max_drop", "metric": "recall@10", "passed": False,
-             "reason": "recall@10 dropped 0.120 (> 0.05, p=0.003)"},
-            {"gate": "ndcg@10 min", "metric": "ndcg@10", "passed": True, "reason": "ok"},
-            {"gate": "mrr@10 min", "metric": "mrr@10", "passed": False,
-             "reason": "mrr@10 0.41 < 0.50"},
-        ],
-        "comparison": {"regressed": regressed, "regressed_total": 31,
-                       # the listed pairs are capped; the counts are over all of them
-                       "new_causes": [CauseChange("q1", "not_indexed", "d1"),
-                                      CauseChange("q2", "not_indexed", "d2")],
-                       "new_causes_total": 40,
-                       "new_cause_counts": [{"cause": "not_indexed", "queries": 37},
-                                            {"cause": "drifted", "queries": 3}]},
-        "reports": {"markdown": "/r/summary.md", "junit": "/r/junit.xml"},
-    }
+    comparison = _comparison(
+        regressed=regressed, regressed_total=31,
+        # the listed pairs are capped; the counts are over all of them
+        new_causes=[CauseChange("q1", "not_indexed", "d1"), CauseChange("q2", "not_indexed", "d2")],
+        new_causes_total=40,
+        new_cause_counts=[{"cause": "not_indexed", "queries": 37},
+                          {"cause": "drifted", "queries": 3}])
+    gates = (_gate("recall@10 max_drop", "failed", "recall@10 dropped 0.120 (> 0.05, p=0.003)",
+                   "max_drop"),
+             _gate("ndcg@10 min", "passed", "ok"),
+             _gate("mrr@10 min", "failed", "mrr@10 0.41 < 0.50"))
+    return Verdict("20261101T020000Z-abc123", "complete", "20261031T020000Z-def456",
+                   comparison, gates,
+                   reports={"markdown": Path("/r/summary.md"), "junit": Path("/r/junit.xml")})
 
 
 def test_payload_is_slack_compatible_and_structured() -> None:
-    payload = alert_payload(_summary())
+    payload = alert_payload(_verdict())
     assert payload["text"] == (
         "Retrieval audit 20261101T020000Z-abc123 failed 2 gate(s): "
         "recall@10 dropped 0.120 (&gt; 0.05, p=0.003); mrr@10 0.41 &lt; 0.50")
@@ -203,23 +218,24 @@ def test_payload_is_slack_compatible_and_structured() -> None:
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
 
 
-def test_payload_tolerates_missing_parts() -> None:
-    assert alert_payload({"run_id": "r1"})["text"] == "Retrieval audit r1 passed its gates"
-    failed = alert_payload({"run_id": "r1", "status": "failed", "status_reason": "ES down"})
+def test_payload_without_comparison_or_reports() -> None:
+    passed = Verdict("r1", "complete", None, None, ())
+    assert alert_payload(passed)["text"] == "Retrieval audit r1 passed its gates"
+    failed = alert_payload(replace(passed, status="failed", status_reason="ES down"))
     assert failed["text"] == "Retrieval audit r1 is failed: ES down"
     assert failed["auditor"]["regressed"] == [] and failed["auditor"]["reports"] == {}
-    long = alert_payload({"run_id": "r", "gates": [{"gate": "g", "passed": False,
-                                                    "reason": "x" * 2000}]})
+    assert failed["auditor"]["regressed_total"] == 0
+    long = alert_payload(replace(passed, gates=(_gate("g", "failed", "x" * 2000),)))
     assert len(long["text"]) <= 500 and long["text"].endswith("…")
 
 
 def test_not_evaluated_gates_are_no_failure_unless_required() -> None:
-    summary = {"run_id": "r1", "status": "complete", "gate_status": "not_evaluated",
-               "baseline_reason": "first run: nothing to compare with",
-               "gates": [{"gate": "recall@10 drop", "status": "not_evaluated", "passed": False,
-                          "reason": "recall@10 not evaluated (first run)"}]}
-    lenient = alert_payload(summary)["auditor"]
+    verdict = Verdict("r1", "complete", None, None,
+                      (_gate("recall@10 drop", "not_evaluated",
+                             "recall@10 not evaluated (first run)", "max_drop"),),
+                      baseline_reason="first run: nothing to compare with")
+    lenient = alert_payload(verdict)["auditor"]
     assert lenient["failed_gates"] == [] and lenient["gate_status"] == "not_evaluated"
-    strict = alert_payload({**summary, "require_baseline": True})
+    strict = alert_payload(replace(verdict, require_baseline=True))
     assert [g["gate"] for g in strict["auditor"]["failed_gates"]] == ["recall@10 drop"]
     assert "first run: nothing to compare with" in json.dumps(strict["blocks"])

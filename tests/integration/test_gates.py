@@ -18,9 +18,9 @@ import pytest
 from auditor.compare import Comparison, MetricDelta
 from auditor.config import Gate
 from auditor.gates import evaluate, smallest_p
-from auditor.nightly import Verdict
 from auditor.records import overall
 from auditor.store import MIGRATIONS, Store
+from auditor.verdict import Verdict
 from tests.conftest import FIXTURES
 
 from .test_audit import auditor, write_config

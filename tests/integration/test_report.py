@@ -22,6 +22,7 @@ from auditor.diagnose import DRIFT
 from auditor.embed import load_encoder
 from auditor.logs import read_corpus
 from auditor.report import (
+    Report,
     build_report,
     md_escape,
     render_html,
@@ -116,8 +117,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, scifact_index: EmbeddedBacke
 
 
 @pytest.fixture(scope="module")
-def data(built: ReportStore) -> dict:
+def report(built: ReportStore) -> Report:
     return build_report(Store(built.path), built.run_id)
+
+
+@pytest.fixture(scope="module")
+def data(report: Report) -> dict:
+    """The report's JSON form (what ``--format json`` prints)."""
+    return report.to_json()
 
 
 def _affected_queries(removed: list[str]) -> set[str]:
@@ -144,12 +151,13 @@ def test_report_data_holds_gates_baseline_and_causes(data: dict, built: ReportSt
 
 
 def test_report_of_an_ungated_run_without_manifest(built: ReportStore) -> None:
-    data = build_report(Store(built.path), built.baseline_run_id)
+    report = build_report(Store(built.path), built.baseline_run_id)
+    data = report.to_json()
     assert data["gates"] == [] and data["gate_status"] is None and data["comparison"] is None
-    assert "not gated" in render_markdown(data)
-    root = ET.fromstring(render_junit(data))
+    assert "not gated" in render_markdown(report)
+    root = ET.fromstring(render_junit(report))
     assert root.find("testsuite").get("tests") == "0"
-    assert "Manifest" in render_html(data)
+    assert "Manifest" in render_html(report)
     assert {row["run_id"] for row in data["trend"]} == {built.baseline_run_id}  # not newer runs
     store = Store(built.path)
     assert data["causes"] == [{**c, "baseline": None, "baseline_share": None}
@@ -163,18 +171,19 @@ def test_trend_keeps_runs_of_the_same_backend_mode_and_level(built: ReportStore,
     store = Store(tmp_path / "copy.duckdb")
     with store.connect() as con:
         con.execute("UPDATE runs SET mode = 'dense' WHERE run_id = ?", [built.baseline_run_id])
-    data = build_report(store, built.run_id)
+    data = build_report(store, built.run_id).to_json()
     assert {row["run_id"] for row in data["trend"]} == {built.run_id}
 
 
-def test_headline_shows_the_tested_and_gated_metrics(data: dict, built: ReportStore) -> None:
+def test_headline_shows_the_tested_and_gated_metrics(report: Report, data: dict,
+                                                     built: ReportStore) -> None:
     store = Store(built.path)
     tested = {row["metric"] for row in store.comparison_rows(built.run_id)}
     gated = {g["metric"] for g in data["gates"]} & set(data["summary"]["metrics"])
     rows = {row["metric"]: row for row in data["headline"]}
     assert set(rows) == tested | gated and "hit@100" in rows
     assert all(rows[m]["delta"] is not None for m in tested)
-    text = render_markdown(data)
+    text = render_markdown(report)
     for row in data["headline"]:
         if row["p_holm"] is not None:
             p = row["p_holm"]
@@ -200,23 +209,24 @@ def test_report_uses_the_given_comparison_and_full_cause_counts(built: ReportSto
     store = Store(built.path)
     comparison = compare_runs(store, built.baseline_run_id, built.run_id, limit=1)
     assert comparison.new_causes_total > 1
-    data = build_report(store, built.run_id, comparison=comparison)
+    report = build_report(store, built.run_id, comparison=comparison)
+    data = report.to_json()
     assert len(data["comparison"]["regressed"]) == 1  # not recomputed with the report's limit
     groups = data["comparison"]["new_causes_by_cause"]
     assert [(g["cause"], g["queries"]) for g in groups] == [
         (c["cause"], c["queries"]) for c in comparison.new_cause_counts if c["cause"] != DRIFT]
     assert sum(len(g["query_ids"]) for g in groups) == 1
-    text = render_markdown(data).split("**New causes**")[1]
+    text = render_markdown(report).split("**New causes**")[1]
     for group in groups:
         assert f"- {md_escape(group['cause'])}: {group['queries']} queries" in text
     capped = next(g for g in groups if g["query_ids"])
     assert capped["queries"] > 1 and "first 1 shown" in text
-    assert "(first 1 shown)" in render_html(data)
+    assert "(first 1 shown)" in render_html(report)
 
 
 # JSON ------------------------------------------------------------------------------------------
-def test_json_round_trips(data: dict) -> None:
-    assert json.loads(render_json(data)) == data
+def test_json_round_trips(report: Report, data: dict) -> None:
+    assert json.loads(render_json(report)) == data
 
 
 def test_write_reports_writes_every_format(built: ReportStore, tmp_path: Path) -> None:
@@ -255,8 +265,9 @@ def _md_to_html(text: str) -> str:
     return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
 
 
-def test_markdown_names_failed_gates_reasons_and_causes(data: dict, built: ReportStore) -> None:
-    text = render_markdown(data)
+def test_markdown_names_failed_gates_reasons_and_causes(report: Report, data: dict,
+                                                       built: ReportStore) -> None:
+    text = render_markdown(report)
     assert text.startswith(f"### ❌ Retrieval audit `{built.run_id}`: gates failed")
     assert f"baseline `{built.baseline_run_id}`" in text
     gate_rows = [line for line in text.splitlines() if line.startswith(("| ❌ ", "| ✅ ", "| ⏭️ "))]
@@ -273,8 +284,8 @@ def test_markdown_names_failed_gates_reasons_and_causes(data: dict, built: Repor
     assert "<table>" in rendered and "<script" not in rendered
 
 
-def test_markdown_lists_regressed_queries(data: dict, built: ReportStore) -> None:
-    text = render_markdown(data)
+def test_markdown_lists_regressed_queries(report: Report, built: ReportStore) -> None:
+    text = render_markdown(report)
     section = text.split("**Regressed queries**")[1].split("\n\n")[1]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
     ids = {line.split(" | ")[0].removeprefix("| ") for line in rows[1:]}
@@ -287,8 +298,9 @@ def test_markdown_lists_regressed_queries(data: dict, built: ReportStore) -> Non
 
 
 # JUnit -----------------------------------------------------------------------------------------
-def test_junit_has_one_failure_per_failed_gate(data: dict, built: ReportStore) -> None:
-    xml = render_junit(data)
+def test_junit_has_one_failure_per_failed_gate(report: Report, data: dict,
+                                              built: ReportStore) -> None:
+    xml = render_junit(report)
     suite = ET.fromstring(xml).find("testsuite")
     assert suite is not None and suite.get("name") == "retrieval-audit"
     cases = suite.findall("testcase")
@@ -332,8 +344,8 @@ class _Sources(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def html(data: dict) -> str:
-    return render_html(data)
+def html(report: Report) -> str:
+    return render_html(report)
 
 
 def test_html_is_self_contained_with_charts(html: str) -> None:
@@ -411,7 +423,7 @@ def test_report_shows_the_p_values_the_gates_used(built: ReportStore) -> None:
     in the gate reasons (a different family would give different adjusted p-values)."""
     store = Store(built.path)
     stored = {row["metric"]: row for row in store.comparison_rows(built.run_id)}
-    data = build_report(store, built.run_id)
+    data = build_report(store, built.run_id).to_json()
     shown = {m["metric"]: m for m in data["comparison"]["metrics"]}
     assert set(shown) == set(stored)
     for metric, row in stored.items():
