@@ -86,7 +86,7 @@ def load_judgments(settings: AuditSettings) -> tuple[dict[str, dict[str, int]], 
         if isinstance(item, QuarantineEntry):
             bad.append(item)
         else:
-            by_query.setdefault(item.query_id, {})[item.doc_id] = item.relevance
+            by_query.setdefault(item.query_id, {})[item.doc_id] = item.grade
     return by_query, bad
 
 
@@ -164,7 +164,7 @@ class Audit:
     def _served(self, rows: list[Replayed]) -> dict[str, list[str]]:
         """Served ids at the run's level (chunk ids map to their documents at doc level)."""
         served = {row.record.query_id: row.record.served_ids() for row in rows
-                  if row.record.retrieved is not None}
+                  if row.record.served is not None}
         if self.settings.level == "chunk":
             return served
         ids = sorted({i for values in served.values() for i in values})
@@ -202,7 +202,7 @@ class Audit:
                 depth=self.settings.depth, mode=self.settings.mode, level=level,
                 targets=ids, silver=silver, missing_targets=[t for t in ids if not present[t]],
                 served=served.get(query_id), latency_ms=row.latency_ms,
-                served_latency_ms=row.record.latency_ms,
+                served_latency_ms=row.record.served_latency_ms,
                 sentences=_sentence_support(trace),
                 scatter_docs=trace.doc_cover.size if trace else None,
                 scatter_chunks=trace.chunk_cover.size if trace else None,

@@ -21,7 +21,7 @@ from auditor.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
 MAX_DEPTH = 64  # nesting beyond this is a defect: no record of ours nests past 10 levels
-GRADE_MIN, GRADE_MAX = -1000, 1000  # relevance grades (trec_eval's are small integers)
+GRADE_MIN, GRADE_MAX = -1000, 1000  # judgment grades (trec_eval's are small integers)
 RAW_LIMIT = 2_000  # characters of a bad record kept for the user to inspect
 CSV_FIELD_LIMIT = 16 * 2**20  # characters in one CSV cell (Python's default is 131,072)
 # Text that may hold a non-finite number once parsed: NaN, ±Infinity, or an exponent that
@@ -132,19 +132,19 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 
 def grade(text: str) -> int | Defect:
-    """A relevance grade: an integer (or integral number) within GRADE_MIN..GRADE_MAX."""
+    """A judgment grade: an integer (or integral number) within GRADE_MIN..GRADE_MAX."""
     try:
         value = int(text)
     except ValueError:
         try:
             number = float(text)
         except ValueError:
-            return Defect("relevance", f"grade {text[:40]!r} is not a number")
+            return Defect("grade", f"grade {text[:40]!r} is not a number")
         if not math.isfinite(number):
-            return Defect("relevance", f"grade {text[:40]!r} is not a finite number")
+            return Defect("grade", f"grade {text[:40]!r} is not a finite number")
         value = int(number)
     if not GRADE_MIN <= value <= GRADE_MAX:
-        return Defect("relevance", f"grade {text[:40]} is outside {GRADE_MIN}..{GRADE_MAX}")
+        return Defect("grade", f"grade {text[:40]} is outside {GRADE_MIN}..{GRADE_MAX}")
     return value
 
 

@@ -21,13 +21,14 @@ from pydantic import ValidationError
 from auditor import decode
 from auditor.decode import RAW_LIMIT, Defect, Skipped
 from auditor.errors import InputError
-from auditor.records import Chunk, LogRecord, Qrel, QuarantineEntry, RetrievedItem
+from auditor.records import OLD_LOG_FIELDS, Chunk, LogRecord, Qrel, QuarantineEntry, ServedItem
 from auditor.spans import read_spans
 
-KNOWN_FIELDS = set(LogRecord.model_fields)
+KNOWN_FIELDS = set(LogRecord.model_fields) | set(OLD_LOG_FIELDS)
 BEIR_ALIASES = {"_id": "query_id", "text": "query"}
 PARQUET_BATCH = 8_192
-JSON_COLUMNS = ("retrieved", "cited", "relevant", "metadata")  # CSV cells holding JSON text
+# CSV cells holding JSON text (under today's names or those before issue 11)
+JSON_COLUMNS = ("served", "retrieved", "cited", "judgments", "relevant", "metadata")
 CSV_REQUIRED = ("query_id", "query")
 
 
@@ -150,7 +151,7 @@ def _parquet_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
 
 
 def _csv(path: Path) -> Iterator[tuple[int, str, Any]]:
-    """CSV rows; list/dict columns (retrieved, cited, relevant, metadata) hold JSON text.
+    """CSV rows; list/dict columns (served, cited, judgments, metadata) hold JSON text.
 
     The header line is not a record. A row's line is the physical line where it ends.
     """
@@ -220,7 +221,7 @@ def _csv_value(key: str, value: str) -> Any:
                 parsed)):
             return value
         return parsed
-    if key == "latency_ms":
+    if key in ("served_latency_ms", "latency_ms"):
         try:
             return float(value)
         except ValueError:
@@ -241,6 +242,11 @@ def _validate(
     for value in payload.values():
         if isinstance(value, Defect):
             return bad(value.field, value.reason)
+    twice = next((old for old, name in OLD_LOG_FIELDS.items() if old in payload and name in
+                  payload), None)
+    if twice is not None:
+        return bad(twice, f"both {twice} and {OLD_LOG_FIELDS[twice]} are given: they name one "
+                          f"field ({twice} is its older name), keep one")
     known = {key: value for key, value in payload.items() if key in KNOWN_FIELDS}
     extra = {key: value for key, value in payload.items() if key not in KNOWN_FIELDS}
     metadata = known.get("metadata", {})
@@ -267,7 +273,8 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "datetime"}
 
 
 def _field_path(loc: tuple) -> str:
-    """``("latency_ms", "float")`` → ``latency_ms``: drop pydantic's union branch tags."""
+    """``("served_latency_ms", "float")`` → ``served_latency_ms``: drop pydantic's union
+    branch tags."""
     parts = [
         str(part) for part in loc
         if isinstance(part, int) or (part not in _TYPE_TAGS and "[" not in part)
@@ -315,10 +322,10 @@ def _qrel(parts: list[str], defect: Defect | None) -> Qrel | Defect:
     grade = decode.grade(text)
     if isinstance(grade, Defect):
         return grade
-    return Qrel(query_id=query_id, doc_id=doc_id, relevance=grade)
+    return Qrel(query_id=query_id, doc_id=doc_id, grade=grade)
 
 
-def read_trec_run(path: Path) -> Iterator[tuple[str, RetrievedItem]]:
+def read_trec_run(path: Path) -> Iterator[tuple[str, ServedItem]]:
     """TREC run lines ``qid Q0 docid rank score tag`` as (query_id, item)."""
     if not path.is_file():
         raise InputError(f"run file {path} does not exist")
@@ -339,7 +346,7 @@ def read_trec_run(path: Path) -> Iterator[tuple[str, RetrievedItem]]:
         if number_score is None:
             raise InputError(f"run file {path}:{number}: score {score[:40]!r} is not a finite "
                              "number")
-        yield query_id, RetrievedItem(id=doc_id, rank=int(rank), score=number_score)
+        yield query_id, ServedItem(id=doc_id, rank=int(rank), score=number_score)
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     AllowInfNan,
     BaseModel,
     ConfigDict,
@@ -50,8 +51,9 @@ def overall(statuses: list[str]) -> GateStatus:
     return NOT_EVALUATED if NOT_EVALUATED in statuses else "passed"
 
 
-class RetrievedItem(BaseModel):
-    """One entry of what production served for a query."""
+class ServedItem(BaseModel):
+    """One entry of what production served for a query: ``id`` is a chunk or a document id
+    (the run's level says how it is compared), so it is neither ``chunk_id`` nor ``doc_id``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -60,19 +62,41 @@ class RetrievedItem(BaseModel):
     score: FiniteNumber | None = None
 
 
+def _also(name: str, old: str) -> Any:
+    """A field read under its name or its name before issue 11, so old logs read the same."""
+    return AliasChoices(name, old)
+
+
+# Log field names used before issue 11 → today's names (the README's log table says why).
+OLD_LOG_FIELDS = {
+    "timestamp": "logged_at",
+    "retrieved": "served",
+    "relevant": "judgments",
+    "latency_ms": "served_latency_ms",
+}
+
+
 class LogRecord(BaseModel):
-    """One logged retrieval: the line format of a JSONL query log (see README)."""
+    """One logged retrieval: the line format of a JSONL query log (see README).
+
+    Names are the store's: ``served*`` is what production did, ``replay_*`` what the replay
+    did; the names of ``OLD_LOG_FIELDS`` are accepted too.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     query_id: str = Field(min_length=1)
     query: str = Field(min_length=1)
-    timestamp: datetime | None = None
-    retrieved: list[RetrievedItem] | None = None
+    logged_at: datetime | None = Field(default=None, validation_alias=_also(
+        "logged_at", "timestamp"))
+    served: list[ServedItem] | None = Field(default=None, validation_alias=_also(
+        "served", "retrieved"))
     answer: str | None = None
     cited: list[str] | None = None
-    relevant: dict[str, Grade] | None = None
-    latency_ms: FiniteNumber | None = Field(default=None, ge=0)
+    judgments: dict[str, Grade] | None = Field(default=None, validation_alias=_also(
+        "judgments", "relevant"))
+    served_latency_ms: FiniteNumber | None = Field(default=None, ge=0, validation_alias=_also(
+        "served_latency_ms", "latency_ms"))
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("query_id", mode="before")
@@ -92,7 +116,7 @@ class LogRecord(BaseModel):
 
     def served_ids(self) -> list[str]:
         """Served ids in served order (by rank when ranks are given, else list order)."""
-        items = self.retrieved or []
+        items = self.served or []
         if all(item.rank is not None for item in items):
             items = sorted(items, key=lambda item: item.rank or 0)
         return [item.id for item in items]
@@ -111,11 +135,11 @@ class Chunk(BaseModel):
 
 
 class Qrel(BaseModel):
-    """One relevance judgment; relevance >= 1 means relevant (as trec_eval)."""
+    """One judgment; a grade >= 1 means relevant (as trec_eval)."""
 
     query_id: str
     doc_id: str
-    relevance: int
+    grade: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,13 +337,13 @@ def _payload(span: _Span, answer: str | None) -> dict[str, Any] | tuple[str, str
                 "service": span.service, "session_id": attrs.get("session.id"),
                 "user_id": attrs.get("user.id")}
     payload: dict[str, Any] = {
-        "query_id": str(query_id), "query": query, "retrieved": documents,
+        "query_id": str(query_id), "query": query, "served": documents,
         "metadata": {key: value for key, value in metadata.items() if value is not None},
     }
     try:
         start = _nanos_or_none(span.start)
         if start is not None:
-            payload["timestamp"] = _EPOCH + timedelta(microseconds=start // 1000)
+            payload["logged_at"] = _EPOCH + timedelta(microseconds=start // 1000)
     except ValueError as exc:
         return "startTimeUnixNano", str(exc)
     try:
@@ -351,7 +351,7 @@ def _payload(span: _Span, answer: str | None) -> dict[str, Any] | tuple[str, str
     except ValueError as exc:
         return "endTimeUnixNano", str(exc)
     if start is not None and end is not None:
-        payload["latency_ms"] = (end - start) / 1e6
+        payload["served_latency_ms"] = (end - start) / 1e6
     if answer:
         payload["answer"] = answer
     return payload

@@ -175,7 +175,7 @@ class Tracer:
         )
         traced = [
             self._sentence(sentence, scores[i], candidates, entries, served_rank, replayed_rank,
-                           has_served=bool(row.record.retrieved))
+                           has_served=bool(row.record.served))
             for i, sentence in enumerate(group)
         ]
         doc_support: dict[str, set[int]] = {}
@@ -186,7 +186,7 @@ class Tracer:
                 chunk_support.setdefault(support.chunk_id, set()).add(sentence.index)
         best = {s.index: s.best_doc_id for s in traced if s.status != "ungrounded"
                 and s.best_doc_id is not None}
-        return AnswerTrace(row.record.query_id, bool(row.record.retrieved), traced,
+        return AnswerTrace(row.record.query_id, bool(row.record.served), traced,
                            min_cover(doc_support),
                            min_cover(chunk_support), effective_sources(best))
 

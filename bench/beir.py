@@ -181,7 +181,7 @@ def pytrec_check(
 
     judgments: dict[str, dict[str, int]] = {}
     for qrel in qrels:
-        judgments.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+        judgments.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.grade
     run: dict[str, dict[str, float]] = {}
     for query_id, doc_id in zip(hit_query, hit_doc, strict=True):
         ranking = run.setdefault(query_id, {})
@@ -205,7 +205,7 @@ def run_dataset(
     records, qrels = load_split(folder)
     query_ids = [r.query_id for r in records]
     chunks = list(read_corpus(folder))
-    table = Qrels.from_rows([(q.query_id, q.doc_id, q.relevance) for q in qrels])
+    table = Qrels.from_rows([(q.query_id, q.doc_id, q.grade) for q in qrels])
     encoder = None
     if any(v.mode == "dense" for v in variants):
         from auditor.embed import load_encoder

@@ -346,7 +346,7 @@ def run_dataset(name: str, folder: Path, url: str, encoder: CachedEncoder, index
                 repeats: int, node_pid: int | None
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     records, qrel_rows = beir.load_split(folder)
-    qrels = Qrels.from_rows([(q.query_id, q.doc_id, q.relevance) for q in qrel_rows])
+    qrels = Qrels.from_rows([(q.query_id, q.doc_id, q.grade) for q in qrel_rows])
     queries = [r.query for r in records]
     chunks = list(read_corpus(folder))
     notes = [encoder.load(index_root / f"{name}-english", chunks)]

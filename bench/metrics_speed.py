@@ -132,7 +132,7 @@ def dict_inputs(cols: Columns) -> tuple[dict[str, dict[str, int]], dict[str, dic
     for q, d, g in zip(
         cols.qrels.query_id.to_pylist(),
         cols.qrels.doc_id.to_pylist(),
-        cols.qrels.relevance.tolist(),
+        cols.qrels.grade.tolist(),
         strict=True,
     ):
         qrels.setdefault(q, {})[d] = g
@@ -331,7 +331,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     columns_seconds, cols = _timed(lambda: columns(data, args.docs))
     n_hits = len(cols.hit_doc_id)
     print(
-        f"synthetic run: {args.queries:,} queries, {n_hits:,} hits, {len(cols.qrels.relevance):,} "
+        f"synthetic run: {args.queries:,} queries, {n_hits:,} hits, {len(cols.qrels.grade):,} "
         f"judgments ({seconds:.1f}s + {columns_seconds:.1f}s to string columns)",
         flush=True,
     )
@@ -383,7 +383,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "doc_space": args.docs,
             "seed": args.seed,
             "hits": n_hits,
-            "judgments": int(len(cols.qrels.relevance)),
+            "judgments": int(len(cols.qrels.grade)),
             "queries_with_relevant": int(relevant.sum()),
             "queries_without_judgments": int(args.queries - len(qrels)),
             "queries_judged_but_none_relevant": judged_not_relevant,

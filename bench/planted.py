@@ -101,7 +101,7 @@ def load_fixture(folder: Path) -> tuple[list[dict[str, str]], list[LogRecord], d
     records = [r for r in read_log(folder / "log.jsonl") if isinstance(r, LogRecord)]
     relevant: dict[str, list[str]] = {}
     for item in read_qrels(folder / "qrels.tsv"):
-        if isinstance(item, Qrel) and item.relevance >= 1:
+        if isinstance(item, Qrel) and item.grade >= 1:
             relevant.setdefault(item.query_id, []).append(item.doc_id)
     return docs, records, relevant
 

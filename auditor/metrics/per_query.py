@@ -38,7 +38,7 @@ class BatchResult:
 def judgments_for(record: LogRecord, from_file: dict[str, dict[str, int]]) -> dict[str, int]:
     """The qrels file's judgments, overlaid with the record's inline ``relevant``."""
     merged = dict(from_file.get(record.query_id, {}))
-    merged.update(record.relevant or {})
+    merged.update(record.judgments or {})
     return merged
 
 
@@ -177,9 +177,9 @@ def _query_results(run_id: str, batch: BatchResult) -> pa.Table:
             "n_hits": len(row.hits),
             "latency_ms": row.latency_ms,
             "took_ms": row.took_ms,
-            "logged_at": row.record.timestamp,
-            "served_latency_ms": row.record.latency_ms,
-            "served": _json([i.model_dump() for i in row.record.retrieved or []] or None),
+            "logged_at": row.record.logged_at,
+            "served_latency_ms": row.record.served_latency_ms,
+            "served": _json([i.model_dump() for i in row.record.served or []] or None),
             "answer": row.record.answer,
             "cited": _json(row.record.cited),
             "metadata": _json(row.record.metadata or None),

@@ -5,13 +5,13 @@ writes them in; sorting costs 9x the kernel, so it is never done here). Every qu
 in ``query_ids`` gets a value or null. A value is null (NaN) when the query has no
 judged-relevant item: such queries are reported, never averaged in.
 
-Definitions (``rel`` = judged relevance >= 1, top-k = the first k distinct ids):
+Definitions (``rel`` = judged grade >= 1, top-k = the first k distinct ids):
 
 - ``recall@k``    = |rel ∩ top-k| / |rel|
 - ``precision@k`` = |rel ∩ top-k| / k (divides by k even when fewer hits came back)
 - ``hit@k``       = 1 if any relevant item is in top-k
 - ``mrr@k``       = 1 / rank of the first relevant item if that rank <= k, else 0
-- ``ndcg@k``      = DCG@k / IDCG@k, gain = relevance grade, discount log2(rank + 1), the
+- ``ndcg@k``      = DCG@k / IDCG@k, gain = the judged grade, discount log2(rank + 1), the
   ideal ranking from all judgments of the query (trec_eval ``ndcg_cut``)
 - ``judged@k``    = judged ids in top-k / min(k, hits) (ir_measures ``Judged``); null
   when nothing came back
@@ -40,11 +40,11 @@ def metrics_for(ks: Sequence[int], measures: Sequence[Measure] = MEASURES) -> li
 
 @dataclass(frozen=True)
 class Qrels:
-    """Judgments as columns; relevance >= 1 counts as relevant."""
+    """Judgments as columns; a grade >= 1 counts as relevant."""
 
     query_id: pa.Array
     doc_id: pa.Array
-    relevance: np.ndarray
+    grade: np.ndarray
 
     @classmethod
     def from_rows(cls, rows: Sequence[tuple[str, str, int]]) -> Qrels:
@@ -159,7 +159,7 @@ def _judged(groups: _Groups, hit_d: pa.Array, queries: pa.Array, qrels: Qrels
     at_clipped = np.minimum(at, max(len(sorted_keys) - 1, 0))
     match = (at < len(sorted_keys)) & (sorted_keys[at_clipped] == hit_key) if len(sorted_keys) \
         else np.zeros(len(hit_key), dtype=bool)
-    grades = qrels.relevance[in_run][order[at_clipped[match]]].astype(np.float64)
+    grades = qrels.grade[in_run][order[at_clipped[match]]].astype(np.float64)
     return maybe_q[match], maybe_rank[match], grades
 
 
@@ -237,7 +237,7 @@ def _ideal(
     qpos = pc.index_in(qrels.query_id, value_set=queries)
     valid = qpos.is_valid().to_numpy(zero_copy_only=False)
     q = qpos.drop_null().to_numpy().astype(np.int64)
-    gains = qrels.relevance[valid].astype(np.float64)
+    gains = qrels.grade[valid].astype(np.float64)
     positive = gains > 0
     q, gains = q[positive], gains[positive]
     num_rel = np.bincount(q[gains >= 1], minlength=n_queries).astype(np.float64)

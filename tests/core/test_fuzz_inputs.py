@@ -57,6 +57,11 @@ retrieved_items = st.fixed_dictionaries(
 records = st.fixed_dictionaries(
     {"query_id": ids, "query": _maybe(queries)},
     optional={
+        "served": _maybe(st.lists(retrieved_items, max_size=3)),
+        "judgments": _maybe(st.dictionaries(texts, numbers, max_size=3)),
+        "served_latency_ms": numbers,
+        "logged_at": _maybe(st.sampled_from(["2026-01-01T00:00:00Z", "yesterday", "9999-12-31"])),
+        # the names before issue 11, alone or alongside today's
         "retrieved": _maybe(st.lists(retrieved_items, max_size=3)),
         "relevant": _maybe(st.dictionaries(texts, numbers, max_size=3)),
         "latency_ms": numbers,
@@ -122,10 +127,10 @@ def _accepted_record_is_sound(record: LogRecord) -> None:
     for text in (record.query_id, record.query, record.answer or ""):
         text.encode("utf-8")  # no lone surrogates
     json.dumps(record.metadata, allow_nan=False)  # finite, and not nested past recursion
-    assert record.latency_ms is None or math.isfinite(record.latency_ms)
-    for item in record.retrieved or []:
+    assert record.served_latency_ms is None or math.isfinite(record.served_latency_ms)
+    for item in record.served or []:
         assert item.score is None or math.isfinite(item.score)
-    assert all(GRADE_MIN <= g <= GRADE_MAX for g in (record.relevant or {}).values())
+    assert all(GRADE_MIN <= g <= GRADE_MAX for g in (record.judgments or {}).values())
 
 
 def _one_sentence(message: str, path: Path) -> None:
@@ -164,14 +169,15 @@ def test_qrels(fuzz_dir: Path, lines: list[bytes], bom: bool) -> None:
     assert counts.read == counts.accepted + counts.quarantined + counts.blank + counts.skipped
     judged = [item for item in items if isinstance(item, Qrel)]
     assert len(judged) == counts.accepted and len(items) - len(judged) == counts.quarantined
-    assert all(GRADE_MIN <= q.relevance <= GRADE_MAX and q.query_id and q.doc_id
+    assert all(GRADE_MIN <= q.grade <= GRADE_MAX and q.query_id and q.doc_id
                for q in judged)
     assert all(e.field and "at at" not in e.reason for e in items if isinstance(
         e, QuarantineEntry))
 
 
-CSV_COLUMNS = ["query_id", "query", "retrieved", "relevant", "latency_ms", "metadata", "cited",
-               "timestamp", "tenant", ""]
+CSV_COLUMNS = ["query_id", "query", "served", "judgments", "served_latency_ms", "metadata",
+               "cited", "logged_at", "tenant", "", "retrieved", "relevant", "latency_ms",
+               "timestamp"]
 csv_cells = st.one_of(queries, queries, texts, numbers.map(str), json_values.map(json.dumps),
                       st.sampled_from(["inf", "NaN", "x" * 140_000, '"', "\n", "\r\n"]))
 

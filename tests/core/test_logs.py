@@ -20,7 +20,7 @@ from auditor.logs import (
     read_trec_run,
     split_words,
 )
-from auditor.records import LogRecord, Qrel, QuarantineEntry
+from auditor.records import OLD_LOG_FIELDS, LogRecord, Qrel, QuarantineEntry
 from tests.conftest import FIXTURES
 
 GOOD = {"query_id": "q1", "query": "what is a cat"}
@@ -113,7 +113,7 @@ def test_csv_log_parses_json_columns_and_quarantines_bad_ones(tmp_path: Path) ->
         writer.writerow(["q3", "", "", "", ""])
     good, bad = _split(list(read_log(path)))
     assert [record.query_id for record in good] == ["q1"]
-    assert good[0].retrieved[0].id == "d1" and good[0].latency_ms == 12.5
+    assert good[0].served[0].id == "d1" and good[0].served_latency_ms == 12.5
     assert good[0].metadata == {"tenant": "acme"}
     assert [(entry.line, entry.field) for entry in bad] == [(3, "retrieved"), (4, "query")]
 
@@ -174,11 +174,11 @@ def test_qrels_beir_and_trec_formats(tmp_path: Path) -> None:
     trec = tmp_path / "qrels.txt"
     trec.write_text("1 0 d1 1\n1 0 d2 0\nbroken line\n")
     beir_items = list(read_qrels(beir))
-    assert beir_items[:2] == [Qrel(query_id="1", doc_id="d1", relevance=1),
-                              Qrel(query_id="1", doc_id="d2", relevance=2)]
+    assert beir_items[:2] == [Qrel(query_id="1", doc_id="d1", grade=1),
+                              Qrel(query_id="1", doc_id="d2", grade=2)]
     assert isinstance(beir_items[2], QuarantineEntry) and beir_items[2].line == 4
     trec_items = list(read_qrels(trec))
-    assert trec_items[1] == Qrel(query_id="1", doc_id="d2", relevance=0)
+    assert trec_items[1] == Qrel(query_id="1", doc_id="d2", grade=0)
     assert isinstance(trec_items[2], QuarantineEntry) and trec_items[2].line == 3
 
 
@@ -276,9 +276,9 @@ def test_qrels_grades_that_are_not_small_finite_numbers_are_quarantined(
     items = list(read_qrels(path, counts))
     good = [i for i in items if isinstance(i, Qrel)]
     bad = {i.line: i for i in items if isinstance(i, QuarantineEntry)}
-    assert [(q.doc_id, q.relevance) for q in good] == [("d1", 1), ("d6", 2)]
+    assert [(q.doc_id, q.grade) for q in good] == [("d1", 1), ("d6", 2)]
     assert sorted(bad) == [2, 3, 4, 5, 6]
-    assert all(bad[n].field == "relevance" for n in (2, 3, 4, 5))
+    assert all(bad[n].field == "grade" for n in (2, 3, 4, 5))
     assert "finite" in bad[2].reason and "outside -1000..1000" in bad[4].reason
     assert "invalid UTF-8" in bad[6].reason
     assert (counts.read, counts.accepted, counts.quarantined, counts.blank) == (8, 2, 5, 1)
@@ -289,8 +289,8 @@ def test_inline_grades_within_bounds_reach_the_metrics(tmp_path: Path) -> None:
 
     record = {**GOOD, "relevant": {"d1": 1000, "d2": -1000}}
     (parsed,) = list(read_log(_write_jsonl(tmp_path / "log.jsonl", [json.dumps(record)])))
-    assert isinstance(parsed, LogRecord) and parsed.relevant
-    qrels = Qrels.from_rows([("q1", d, g) for d, g in parsed.relevant.items()])
+    assert isinstance(parsed, LogRecord) and parsed.judgments
+    qrels = Qrels.from_rows([("q1", d, g) for d, g in parsed.judgments.items()])
     values = evaluate(["q1"], ["q1", "q1"], ["d2", "d1"], qrels, [parse_metric("ndcg@10")])
     assert 0 < values["ndcg@10"][0] < 1
 
@@ -367,3 +367,39 @@ def test_csv_header_message_is_one_line_and_names_the_header_line(tmp_path: Path
     assert "\n" not in str(caught.value)
     assert f"{path}:2: the header has no query_id or query column (it names two lines, id)" \
         == str(caught.value).removeprefix("CSV log ")
+
+
+def _renamed(path: Path, out: Path, names: dict[str, str]) -> Path:
+    """``path``'s JSON lines with their top-level keys renamed by ``names``."""
+    lines = [json.dumps({names.get(k, k): v for k, v in json.loads(line).items()})
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return _write_jsonl(out, lines)
+
+
+def test_old_field_names_read_identically(tmp_path: Path) -> None:
+    """A log written before issue 11 (timestamp, retrieved, relevant, latency_ms) gives the
+    same records as the same log under today's names; none of them lands in metadata."""
+    old = _renamed(FIXTURES / "scifact" / "log.jsonl", tmp_path / "old.jsonl", {})
+    with old.open("a", encoding="utf-8") as out:
+        out.write(json.dumps({"query_id": "inline", "query": "q", "relevant": {"d1": 2},
+                              "latency_ms": 12.5, "timestamp": "2026-01-01T00:00:00Z",
+                              "retrieved": [{"id": "d1", "rank": 1}]}) + "\n")
+    new = _renamed(old, tmp_path / "new.jsonl", OLD_LOG_FIELDS)
+    assert "timestamp" not in new.read_text() and "retrieved" in old.read_text()
+    old_counts, new_counts = LoadCounts(), LoadCounts()
+    before = [r.model_dump() for r in read_log(old, old_counts)]
+    after = [r.model_dump() for r in read_log(new, new_counts)]
+    assert before == after and old_counts == new_counts and old_counts.quarantined == 0
+    last = before[-1]
+    assert (last["judgments"], last["served_latency_ms"], last["served"][0]["id"]) == (
+        {"d1": 2}, 12.5, "d1")
+    assert last["logged_at"].isoformat() == "2026-01-01T00:00:00+00:00"
+    assert all(not set(OLD_LOG_FIELDS) & set(r["metadata"]) for r in before)
+
+
+def test_a_field_under_both_names_is_quarantined(tmp_path: Path) -> None:
+    """Both names of one field in one record: which is meant is unknown, so neither wins."""
+    path = _write_jsonl(tmp_path / "log.jsonl", [json.dumps(
+        {**GOOD, "latency_ms": 1.0, "served_latency_ms": 2.0})])
+    good, bad = _split(list(read_log(path)))
+    assert not good and bad[0].field == "latency_ms" and "older name" in bad[0].reason

@@ -33,10 +33,10 @@ def test_otlp_export_becomes_log_records() -> None:
     first = records[0]
     assert first.query.startswith("1,000 genomes project")
     assert first.served_ids()[:3] == ["2739854", "23389795", "14717500"]
-    assert first.retrieved and first.retrieved[0].score == 8.7318 and first.retrieved[0].rank == 1
-    assert first.timestamp is not None and first.timestamp.isoformat() == \
+    assert first.served and first.served[0].score == 8.7318 and first.served[0].rank == 1
+    assert first.logged_at is not None and first.logged_at.isoformat() == \
         "2026-11-01T00:00:00.005000+00:00"
-    assert first.latency_ms == 138.0
+    assert first.served_latency_ms == 138.0
     assert first.answer and first.answer.startswith("We propose as an alternative")
     assert first.metadata == {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
                               "span_name": "retrieve", "service": "scifact-rag",
@@ -117,11 +117,11 @@ def test_phoenix_style_spans_with_nested_attributes(tmp_path: Path, layout: str)
     first, second = records
     assert (first.query_id, first.query, first.answer) == ("s1", "what is BRCA1?",
                                                            "A tumour suppressor.")
-    assert [(i.id, i.rank, i.score) for i in first.retrieved or []] == [
+    assert [(i.id, i.rank, i.score) for i in first.served or []] == [
         ("d1", 1, 0.9), ("7", 2, 0.5)]
-    assert first.latency_ms == 250.0 and first.metadata["trace_id"] == "t1"
+    assert first.served_latency_ms == 250.0 and first.metadata["trace_id"] == "t1"
     assert (second.query_id, second.query) == ("0xs3", "statins and dementia")
-    assert second.metadata["service"] == "rag-api" and second.latency_ms == 40.0
+    assert second.metadata["service"] == "rag-api" and second.served_latency_ms == 40.0
     assert second.answer is None  # another trace
 
 
@@ -160,7 +160,7 @@ def test_bad_times_and_duplicate_spans_are_quarantined(tmp_path: Path) -> None:
     assert [r.query_id for r in records] == ["s1", "s4"]
     assert records[1].served_ids() == ["d1"]  # a JSON-encoded document list is read too
     assert [(b.line, b.field) for b in bad] == [(2, "query_id"), (3, "startTimeUnixNano"),
-                                                (4, "latency_ms")]
+                                                (4, "served_latency_ms")]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 1e30, "9" * 40])
@@ -278,7 +278,7 @@ def test_hostile_spans_on_lines_are_quarantined_with_their_field(tmp_path: Path)
     records, bad, counts = _read(path)
     assert [r.query_id for r in records] == ["s1"]
     assert [(b.line, b.field) for b in bad] == [
-        (2, "(record)"), (3, "(record)"), (4, "retrieved.0.score"), (5, "(record)")]
+        (2, "(record)"), (3, "(record)"), (4, "served.0.score"), (5, "(record)")]
     assert "invalid UTF-8" in bad[0].reason and "nested more than 64" in bad[1].reason
     assert "finite" in bad[2].reason and "nested too deeply" in bad[3].reason
     assert counts.read == counts.accepted + counts.quarantined + counts.blank + counts.skipped

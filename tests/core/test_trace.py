@@ -28,7 +28,7 @@ def test_served_documents_expand_to_chunks_and_support_is_traced(tmp_path: Path)
         "q": ["whales#0", "whales#1", "tea#0"], "none": []}
     record = LogRecord(
         query_id="q", query="what do blue whales eat",
-        retrieved=[{"id": "whales", "rank": 1}],
+        served=[{"id": "whales", "rank": 1}],
         answer="Blue whales feed almost entirely on tiny krill in cold oceans. "
                "Their songs were first recorded by a submarine crew near Bermuda in 1952.",
     )

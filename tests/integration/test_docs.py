@@ -45,3 +45,13 @@ def test_every_cause_has_its_rule_line() -> None:
 
     missing = [c for c, rule in RULES.items() if f"| `{c}` | {rule} |" not in README]
     assert not missing, f"causes missing from README: {missing}"
+
+
+def test_every_log_field_and_its_older_name_is_in_the_log_table() -> None:
+    """The README's log table names each field of a log record, and the name it had before."""
+    from auditor.records import OLD_LOG_FIELDS, LogRecord
+
+    missing = [name for name in LogRecord.model_fields if f"| `{name}` |" not in README]
+    assert not missing, f"log fields missing from the README's log table: {missing}"
+    rows = {f"| `{new}` | no | `{old}` |" for old, new in OLD_LOG_FIELDS.items()}
+    assert all(row in README for row in rows), rows

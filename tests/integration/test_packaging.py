@@ -49,7 +49,7 @@ def test_fixture_logs_carry_answers_and_served_lists() -> None:
         counts = LoadCounts()
         records = list(read_log(FIXTURES / name / "log.jsonl", counts))
         assert counts.accepted == expected and counts.quarantined == 0
-        assert all(r.answer and r.retrieved is not None and r.cited for r in records)
+        assert all(r.answer and r.served is not None and r.cited for r in records)
 
 
 def test_the_build_warns_about_nothing(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_export_round_trips_through_our_readers(scifact_run: tuple[Store, str],
     assert {q: [d for _, d in items] for q, items in read.items()} == expected
     assert all([r for r, _ in items] == list(range(1, len(items) + 1)) for items in read.values())
     assert all(line.split()[5] == "bm25" for line in (tmp_path / "run.trec").open())
-    qrels = [(q.query_id, q.doc_id, q.relevance) for q in read_qrels(tmp_path / "qrels.trec")]
+    qrels = [(q.query_id, q.doc_id, q.grade) for q in read_qrels(tmp_path / "qrels.trec")]
     assert sorted(qrels) == sorted(judged)
 
 

@@ -176,7 +176,7 @@ def beir_run(request, tmp_path_factory):
     judgments: Judgments = {}
     for qrel in read_qrels(folder / "qrels" / "test.tsv"):
         assert not hasattr(qrel, "reason"), qrel
-        judgments.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.relevance
+        judgments.setdefault(qrel.query_id, {})[qrel.doc_id] = qrel.grade
     records = [r for r in read_log(folder) if isinstance(r, LogRecord) and r.query_id in judgments]
     assert len(records) == len(judgments)
     index = EmbeddedBackend.build(
