@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from auditor.store.schema import migrate
+from auditor.store.schema import StoreError, migrate, pending
 
 BUSY_TIMEOUT_S = 30.0  # how long anyone waits for a file another process holds
 BUSY_ENV = "AUDITOR_BUSY_TIMEOUT_S"
@@ -33,9 +33,7 @@ SCAN_MEMORY = "64MB"  # DuckDB's budget for whole-run scans (the corpus pass); i
 _IN_PROCESS = threading.RLock()
 
 
-class StoreError(Exception):
-    """The store cannot be opened or read; the message says what to do."""
-
+__all__ = ["StoreError"]  # defined with the schema, which refuses newer stores
 
 
 class Connection:
@@ -73,8 +71,33 @@ class Connection:
             con = self._open(read_only)
             try:
                 if not read_only:
-                    migrate(con)
+                    migrate(con, self.path)
+                elif pending(con, self.path):  # an older store: readers upgrade it too
+                    con.close()
+                    self.ensure_current()
+                    con = self._open(read_only)
                 yield con
+            finally:
+                con.close()
+
+    def ensure_current(self) -> list[str]:
+        """Bring the file to this auditor's schema (``auditor migrate``; readers call it on
+        an older store); returns the migrations applied. A file that cannot be written
+        here gets one sentence instead of a DuckDB catalog error later."""
+        if not self.path.exists():
+            raise StoreError(f"no results store at {self.path}: run `auditor run` first")
+        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            raise StoreError(f"the results store {self.path} was written by an older auditor "
+                             "and is read-only here: run `auditor migrate --store "
+                             f"{self.path}` where it is writable")
+        with _IN_PROCESS:
+            try:
+                con = self._open(read_only=False)
+            except StoreError as exc:
+                raise StoreError(f"the results store {self.path} was written by an older "
+                                 f"auditor and cannot be upgraded now: {exc}") from None
+            try:
+                return migrate(con, self.path)
             finally:
                 con.close()
 
@@ -98,13 +121,11 @@ class Connection:
             attempt += 1
 
 
-
 def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
     """Old stores opened read-only are not migrated: a reader checks before it selects."""
     return con.execute("SELECT count(*) FROM information_schema.columns "
                        "WHERE table_name = ? AND column_name = ?", [table, column]
                        ).fetchone()[0] > 0
-
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

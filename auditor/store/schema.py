@@ -1,6 +1,8 @@
-"""The store's schema: ordered migrations ``m001_...``, applied when a writer opens the file.
+"""The store's schema: migrations ``m001_...`` keyed by name, applied in the order defined.
 
-A merged migration is never edited; a schema change is a new migration at the end.
+A merged migration is never edited; a schema change is a new migration at the end. Writers
+and readers alike bring an older file up to date (:func:`pending`, :func:`migrate`); a file
+holding a migration this auditor does not know was written by a newer one and is refused.
 """
 
 from __future__ import annotations
@@ -8,14 +10,27 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
+from auditor.errors import AuditorError
+
+# name -> migration, in the order they apply (dicts keep insertion order)
+MIGRATIONS: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {}
+# Stores before names were the key hold (version, name) rows; a row without a name is read
+# by its position in this original order.
+LEGACY_ORDER = ("m001_initial", "m002_evidence", "m003_nightly", "m004_passages",
+                "m005_owner", "m006_verdicts", "m007_scrub_es_url")
+
+
+class StoreError(AuditorError):
+    """The store cannot be opened or read; the message says what to do."""
 
 
 def migration(func: Callable[[duckdb.DuckDBPyConnection], None]) -> Callable:
-    MIGRATIONS.append(func)
+    """Register ``func`` under its name, after every migration registered before it."""
+    MIGRATIONS[func.__name__] = func
     return func
 
 
@@ -258,23 +273,40 @@ def m007_scrub_es_url(con: duckdb.DuckDBPyConnection) -> None:
                     [json.dumps(data), scrub_urls(reason) if reason else reason, run_id])
 
 
+def applied(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the migrations the file has had (none for a file without the table)."""
+    try:
+        rows = con.execute("SELECT version, name FROM schema_migrations").fetchall()
+    except duckdb.CatalogException:
+        return set()
+    return {name or (LEGACY_ORDER[version - 1] if 0 < version <= len(LEGACY_ORDER)
+                     else f"version {version}") for version, name in rows}
 
-def migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Apply every migration the file has not had yet, each in its own transaction."""
+
+def pending(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """The migrations the file at ``path`` still needs, in order; refuses a file stamped
+    by a newer auditor (a migration name unknown here) with one sentence."""
+    done = applied(con)
+    unknown = sorted(done - MIGRATIONS.keys())
+    if unknown:
+        raise StoreError(f"the results store {path} was written by a newer auditor (schema "
+                         f"{unknown[-1]} is unknown here): upgrade auditor to open it")
+    return [name for name in MIGRATIONS if name not in done]
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """Apply every migration the file has not had yet, each in its own transaction;
+    returns their names."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
     )
-    done = con.execute("SELECT version FROM schema_migrations").fetchall()
-    applied = {row[0] for row in done}
-    for version, func in enumerate(MIGRATIONS, start=1):
-        if version in applied:
-            continue
+    names = pending(con, path)
+    for name in names:
         con.execute("BEGIN")
-        func(con)
+        MIGRATIONS[name](con)
         con.execute(
-            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-            [version, func.__name__, datetime.now(UTC)],
-        )
+            "INSERT INTO schema_migrations SELECT coalesce(max(version), 0) + 1, ?, ? "
+            "FROM schema_migrations", [name, datetime.now(UTC)])
         con.execute("COMMIT")
-
+    return names

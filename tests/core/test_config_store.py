@@ -60,7 +60,7 @@ def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
         pass
     with store.connect() as con:
         rows = con.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
-    assert rows == [(i, f.__name__) for i, f in enumerate(MIGRATIONS, start=1)]
+    assert rows == list(enumerate(MIGRATIONS, start=1))
     assert rows[0][1].startswith("m001_")
 
 

@@ -455,7 +455,7 @@ def old_store_sql() -> list[tuple[str, list]]:
     drop = ["DROP TABLE IF EXISTS verdicts", "DROP TABLE gates", "DROP TABLE comparisons",
             "DROP TABLE embeddings", "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
             "ALTER TABLE runs DROP COLUMN baseline_run_id",
-            "ALTER TABLE runs DROP COLUMN gate_status",
+            "ALTER TABLE runs DROP COLUMN gate_status", "ALTER TABLE runs DROP COLUMN owner",
             "DELETE FROM schema_migrations WHERE version >= 3"]
     return [(statement, []) for statement in drop]
 

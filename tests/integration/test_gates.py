@@ -81,7 +81,7 @@ def test_migration_backfills_gate_status(tmp_path: Path) -> None:
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
                     "applied_at TIMESTAMPTZ)")
-        for version, func in enumerate(MIGRATIONS[:4], start=1):
+        for version, func in enumerate(list(MIGRATIONS.values())[:4], start=1):
             func(con)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())",
                         [version, func.__name__])
