@@ -15,3 +15,8 @@ class InputError(AuditorError):
 
 class ConfigError(AuditorError):
     """A setting that is missing, malformed or contradicts another one."""
+
+
+class BackendError(AuditorError):
+    """A backend cannot do what was asked (an index, a node, a mode); the message says what
+    to do."""

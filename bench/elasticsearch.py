@@ -82,10 +82,15 @@ beir = _load("bench_beir", REPO / "bench" / "beir.py")  # `beir` may also be a p
 es_node = _load("es_node", REPO / "tests" / "es_node.py")
 
 from auditor.backends import BackendError, SearchResult  # noqa: E402
-from auditor.backends.elasticsearch import ElasticsearchBackend  # noqa: E402
+from auditor.backends.elasticsearch import (  # noqa: E402
+    ElasticsearchBackend,
+    ElasticsearchOptions,
+)
 from auditor.backends.embedded import content_hash  # noqa: E402
-from auditor.backends.es_index import display_url, embed_text  # noqa: E402
+from auditor.backends.es_index import embed_text  # noqa: E402
+from auditor.backends.es_query import bm25_query, common, knn  # noqa: E402
 from auditor.config import AuditSettings  # noqa: E402
+from auditor.credentials import display_url  # noqa: E402
 from auditor.embed import DIM, MINILM_ID, Encoder, load_encoder  # noqa: E402
 from auditor.logs import read_corpus  # noqa: E402
 from auditor.metrics import Qrels, evaluate, means, parse_metric  # noqa: E402
@@ -259,15 +264,17 @@ def score(records: list[LogRecord], results: list[SearchResult], qrels: Qrels) -
 def one_by_one(backend: ElasticsearchBackend, encoder: Encoder, queries: list[str],
                mode: str) -> list[SearchResult]:
     """One ``search`` per query, in turn, with the body ``search_many`` would send (built and
-    parsed by the backend's own private helpers, so that both do the same work)."""
+    parsed as the backend does (``es_query`` and its private parser), so that both do the
+    same work)."""
     vectors = encoder.encode(queries).tolist() if mode == "dense" else []
-    common = backend._common(DEPTH)
+    layout = backend.layout
+    shared = common(layout.fields, DEPTH)
     results = []
     for row, query in enumerate(queries):
         if mode == "bm25":
-            body = {"query": backend.bm25_query(query), **common}
+            body = {"query": bm25_query(query, layout.lexical_fields), **shared}
         else:
-            body = {"knn": backend._knn(vectors[row], DEPTH), **common}
+            body = {"knn": knn(layout.fields["vector"], vectors[row], DEPTH), **shared}
         answer = backend.client.search(index=backend.index, **body).body
         results.append(backend._result(answer, mode))
     return results
@@ -338,8 +345,9 @@ def throughput(backend: ElasticsearchBackend, serial: ElasticsearchBackend, enco
     return out
 
 
-def settings_for(url: str, index: str, **extra: Any) -> AuditSettings:
-    return AuditSettings(es_url=url, es_index=index, batch_size=BATCH, depth=DEPTH, **extra)
+def settings_for(url: str, index: str, **extra: Any) -> ElasticsearchOptions:
+    return ElasticsearchOptions.from_settings(
+        AuditSettings(es_url=url, es_index=index, batch_size=BATCH, depth=DEPTH, **extra))
 
 
 def run_dataset(name: str, folder: Path, url: str, encoder: CachedEncoder, index_root: Path,

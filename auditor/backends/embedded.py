@@ -24,8 +24,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from auditor.backends import BackendError, Fingerprint, SearchResult, fuse_rrf
+from auditor.backends.fusion import fuse_rrf
+from auditor.backends.protocol import Fingerprint, SearchResult
 from auditor.embed import Encoder
+from auditor.errors import BackendError
 from auditor.records import Chunk, Hit, Level, Mode
 
 FORMAT = "auditor-embedded/1"

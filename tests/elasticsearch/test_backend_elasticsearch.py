@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from auditor.backends import Backend, BackendError
-from auditor.backends.elasticsearch import ElasticsearchBackend
+from auditor.backends import Backend, BackendError, es_diagnostics
+from auditor.backends.elasticsearch import ElasticsearchBackend, ElasticsearchOptions
 from auditor.config import AuditSettings
 from auditor.embed import load_encoder
 from auditor.records import Chunk
@@ -36,8 +36,13 @@ def chunks(rows: list[tuple[str, str, str, str]] = DOCS) -> list[Chunk]:
             for i, (c, d, t, x) in enumerate(rows)]
 
 
-def settings(url: str, index: str, **extra: Any) -> AuditSettings:
-    return AuditSettings(es_url=url, es_index=index, es_max_retries=1, es_timeout_s=10, **extra)
+def options(**given: Any) -> ElasticsearchOptions:
+    """The backend's options as the auditor builds them: from validated settings."""
+    return ElasticsearchOptions.from_settings(AuditSettings(**given))
+
+
+def settings(url: str, index: str, **extra: Any) -> ElasticsearchOptions:
+    return options(es_url=url, es_index=index, es_max_retries=1, es_timeout_s=10, **extra)
 
 
 def ids(backend: ElasticsearchBackend, query: str, mode: str, depth: int = 10) -> list[str]:
@@ -310,7 +315,7 @@ def test_unreachable_node_says_what_to_do() -> None:
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     with pytest.raises(BackendError) as caught:
-        ElasticsearchBackend(AuditSettings(es_url=url, es_max_retries=1, es_timeout_s=2))
+        ElasticsearchBackend(options(es_url=url, es_max_retries=1, es_timeout_s=2))
     assert str(caught.value) == (
         f"Elasticsearch at {url} is not answering: start it with `scripts/elasticsearch.sh "
         "start` or `docker compose up -d elasticsearch`, or set AUDITOR_ES_URL")
@@ -322,7 +327,7 @@ def test_a_node_that_never_answers_times_out() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = AuditSettings(es_url=url, es_max_retries=1, es_timeout_s=0.5)
+        config = options(es_url=url, es_max_retries=1, es_timeout_s=0.5)
         with pytest.raises(BackendError, match=r"did not answer the node check within 0.5s \(1 "
                                                r"retries\): raise es_timeout_s"):
             ElasticsearchBackend(config)
@@ -352,36 +357,6 @@ def test_credentials_never_leak(es_url: str, tiny: ElasticsearchBackend) -> None
 
 
 # diagnosis ablations and primitives ---------------------------------------------------
-def test_strip_filters_removes_every_filter_and_says_where() -> None:
-    from auditor.backends.elasticsearch import strip_filters
-
-    body = {
-        "query": {"bool": {"must": [{"match": {"text": "q"}}],
-                           "filter": [{"term": {"doc_id": "A"}}],
-                           "must_not": [{"term": {"doc_id": "Z"}}]}},
-        "knn": [{"field": "embedding", "query_vector": [0.1], "k": 3, "num_candidates": 9,
-                 "filter": {"term": {"doc_id": "A"}}}],
-        "post_filter": {"term": {"lang": "en"}},
-        "aggs": {"f": {"filter": {"bool": {"filter": [{"term": {"x": 1}}]}}}},
-    }
-    stripped, removed = strip_filters(body)
-    assert removed == ["query.bool.filter", "knn[0].filter", "post_filter"]
-    assert stripped["query"]["bool"] == {"must": [{"match": {"text": "q"}}],
-                                         "must_not": [{"term": {"doc_id": "Z"}}]}
-    assert "filter" not in stripped["knn"][0] and "post_filter" not in stripped
-    assert stripped["aggs"] == body["aggs"]  # aggregations do not choose hits: untouched
-    assert "filter" in body["query"]["bool"]  # the input is not changed
-    # should-only bools keep their semantics: without a filter ES would require a should
-    nested, removed = strip_filters({"query": {"bool": {"should": [{"match": {"t": "q"}}],
-                                                        "filter": {"term": {"d": 1}}}},
-                                     "retriever": {"standard": {"filter": {"term": {"d": 1}}}}})
-    assert nested["query"]["bool"] == {"should": [{"match": {"t": "q"}}],
-                                       "minimum_should_match": 0}
-    assert removed == ["query.bool.filter", "retriever.standard.filter"]
-    assert strip_filters({"query": {"constant_score": {"filter": {"term": {"d": 1}}}}}) == (
-        {"query": {"constant_score": {"filter": {"term": {"d": 1}}}}}, [])
-
-
 def test_unfiltered_runs_the_template_without_its_filters(es_url: str,
                                                           tiny: ElasticsearchBackend) -> None:
     template = ('{"query": {"bool": {"must": {"match": {"text": "{{query}}"}}, '
@@ -432,9 +407,10 @@ def test_analyze_in_batches_equals_analyze_one_by_one(es_url: str,
              "Kittens chase a ball of yarn " * 20]
     small = ElasticsearchBackend(settings(es_url, tiny.index))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("auditor.backends.elasticsearch.ANALYZE_BATCH", 2)
+        patch.setattr("auditor.backends.es_diagnostics.ANALYZE_BATCH", 2)
         batched = small.analyze(texts)
-    assert batched == [small._analyze_one(text, "text") for text in texts]
+    assert batched == [es_diagnostics.analyze_one(small.conn, tiny.index, text, "text")
+                       for text in texts]
     assert batched[0] == ["the", "dog's", "barking", "dog"] and batched[1] == []
 
 

@@ -46,11 +46,12 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
         yield EmbeddedBackend.build(chunks(), tmp_path_factory.mktemp("contract"), encoder)
         return
-    from auditor.backends.elasticsearch import ElasticsearchBackend
+    from auditor.backends.elasticsearch import ElasticsearchBackend, ElasticsearchOptions
 
     url = request.getfixturevalue("es_url")
     name = f"auditor-test-contract-{uuid.uuid4().hex[:6]}"
-    backend = ElasticsearchBackend.build(AuditSettings(es_url=url, es_index=name), chunks(),
+    options = ElasticsearchOptions.from_settings(AuditSettings(es_url=url, es_index=name))
+    backend = ElasticsearchBackend.build(options, chunks(),
                                          encoder)
     yield backend
     from elasticsearch import Elasticsearch
@@ -123,12 +124,13 @@ def test_embedded_and_elasticsearch_agree_on_bm25_top_hits(
     es_url: str, tmp_path: Path
 ) -> None:
     """Same corpus, same queries: the first hit agrees on every unambiguous query."""
-    from auditor.backends.elasticsearch import ElasticsearchBackend
+    from auditor.backends.elasticsearch import ElasticsearchBackend, ElasticsearchOptions
     from auditor.backends.embedded import EmbeddedBackend
 
     embedded = EmbeddedBackend.build(chunks(), tmp_path / "ix", None, stemmer="none")
     name = f"auditor-test-agree-{uuid.uuid4().hex[:6]}"
-    remote = ElasticsearchBackend.build(AuditSettings(es_url=es_url, es_index=name), chunks(),
+    options = ElasticsearchOptions.from_settings(AuditSettings(es_url=es_url, es_index=name))
+    remote = ElasticsearchBackend.build(options, chunks(),
                                         None)
     try:
         for query in UNAMBIGUOUS:

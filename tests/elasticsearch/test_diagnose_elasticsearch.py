@@ -21,11 +21,12 @@ from tests.core.test_diagnose import T, corpus, replayed
 def es_index(es_url: str) -> Iterator[tuple[str, str]]:
     from elasticsearch import Elasticsearch
 
-    from auditor.backends.elasticsearch import ElasticsearchBackend
+    from auditor.backends.elasticsearch import ElasticsearchBackend, ElasticsearchOptions
     from auditor.config import AuditSettings
 
     name = f"auditor-test-diagnose-{uuid.uuid4().hex[:6]}"
-    ElasticsearchBackend.build(AuditSettings(es_url=es_url, es_index=name), corpus(),
+    options = ElasticsearchOptions.from_settings(AuditSettings(es_url=es_url, es_index=name))
+    ElasticsearchBackend.build(options, corpus(),
                                load_encoder("hash")).close()
     yield es_url, name
     with Elasticsearch(es_url) as client:
@@ -33,11 +34,12 @@ def es_index(es_url: str) -> Iterator[tuple[str, str]]:
 
 
 def es_backend(es_index: tuple[str, str], **settings: Any) -> Any:
-    from auditor.backends.elasticsearch import ElasticsearchBackend
+    from auditor.backends.elasticsearch import ElasticsearchBackend, ElasticsearchOptions
     from auditor.config import AuditSettings
 
     url, name = es_index
-    return ElasticsearchBackend(AuditSettings(es_url=url, es_index=name, **settings),
+    options = AuditSettings(es_url=url, es_index=name, **settings)
+    return ElasticsearchBackend(ElasticsearchOptions.from_settings(options),
                                 load_encoder("hash"))
 
 
