@@ -102,8 +102,7 @@ def test_auditor_never_imports_the_dashboard() -> None:
     assert chain is None, "auditor imports dashboards: " + " -> ".join(chain or ())
 
 
-@pytest.mark.xfail(strict=True, reason="not yet (issue 11): auditor.backends <-> "
-                   "backends.elasticsearch <-> backends.embedded <-> backends.es_index; "
+@pytest.mark.xfail(strict=True, reason="not yet (issue 11): "
                    "auditor.cli <-> auditor.cli_nightly")
 def test_no_import_cycles() -> None:
     cycles = import_cycles()
@@ -195,8 +194,7 @@ def long_modules() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="not yet (issue 11): audit.py 480, "
-                   "backends/elasticsearch.py 648, backends/es_index.py 433, cli.py 520, "
+@pytest.mark.xfail(strict=True, reason="not yet (issue 11): audit.py 480, cli.py 520, "
                    "compare.py 479, diagnose.py 483, evidence.py 403, logs.py 405, report.py "
                    "735, spans.py 454, dashboards/data.py 448")
 def test_no_module_over_400_lines_unless_allowed() -> None:
