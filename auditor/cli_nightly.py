@@ -222,7 +222,7 @@ def dashboard(
 
 def serve_dashboard(store: Path, port: int, address: str = "127.0.0.1") -> None:
     """Serve the dashboard until Ctrl-C or SIGTERM (it only reads the store)."""
-    from dashboards import serve
+    from auditor.dashboard_server import serve
 
     if not store.exists():
         raise ConfigError(f"no results store at {store}: run `auditor run` (or `auditor demo`) "
