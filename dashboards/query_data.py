@@ -1,118 +1,39 @@
-"""Per-query reads: the explorer's filtered, sorted page of queries and one query's detail
-(served vs replayed lists, targets and where each ranks, causes, answer trace, chunk texts).
-
-The explorer pivots only the handful of metrics it shows and pages in SQL (``LIMIT`` /
-``OFFSET`` with the total from a window count), so a 100k-query run costs one scan per page.
-"""
+"""Per-query reads, cached: the explorer's filtered, sorted page of queries and one query's
+detail (served vs replayed lists, targets and where each ranks, causes, answer trace, chunk
+texts). The SQL is in ``auditor.store.read.dashboard_queries``."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import duckdb
 import pandas as pd
 import streamlit as st
 
-from auditor.diagnose import DRIFT
 from auditor.store import Store
-from dashboards.data import TTL, Segment, Source, frame, has, metric_sql_name, run_details
+from auditor.store.read import dashboard_queries as reads
+from auditor.store.read.dashboard_queries import QueryFilter, explorer_metrics, sortable_columns
+from auditor.store.read.dashboard_segments import Segment
+from dashboards.data import TTL, Source, run_details
 
-SortOrder = Literal["ASC", "DESC"]
-
-
-def explorer_metrics(k: int) -> list[str]:
-    return [f"recall@{k}", f"ndcg@{k}", f"mrr@{k}", f"answer_coverage@{k}", "scatter_docs"]
-
-
-@dataclass(frozen=True)
-class QueryFilter:
-    """What the explorer's widgets ask for, beyond the segment."""
-
-    search: str = ""  # part of the query text, or an exact query id
-    causes: tuple[str, ...] = ()  # any of these failure causes
-    drift: Literal["any", "drifted", "not drifted"] = "any"  # drift is apart from the causes
-    statuses: tuple[str, ...] = ()  # replay status: ok, empty, error
-    max_recall: float | None = None  # recall@k at most this (None: any, including undefined)
-    sort: str = "query_id"
-    order: SortOrder = "ASC"
-
-
-def _explorer(run_id: str, k: int, segment: Segment, flt: QueryFilter
-              ) -> tuple[str, dict[str, Any]]:
-    """The explorer's rows as SQL (one row per query) and its parameters."""
-    metrics = explorer_metrics(k)
-    pivots = ", ".join(f"max(value) FILTER (WHERE metric = $m{i}) AS {metric_sql_name(name)}"
-                       for i, name in enumerate(metrics))
-    where, params = segment.where()
-    params |= {f"m{i}": name for i, name in enumerate(metrics)}
-    params |= {"run": run_id, "metrics": metrics, "drift": DRIFT}
-    clauses = [where]
-    if flt.search:
-        clauses.append("(contains(lower(q.query), lower($search)) OR q.query_id = $search)")
-        params["search"] = flt.search
-    if flt.causes:
-        clauses.append("list_has_any(c.cause_list, $causes)")
-        params["causes"] = list(flt.causes)
-    if flt.drift != "any":
-        clauses.append(f"{'' if flt.drift == 'drifted' else 'NOT '}coalesce(c.drifted, FALSE)")
-    if flt.statuses:
-        clauses.append("list_contains($statuses, q.status)")
-        params["statuses"] = list(flt.statuses)
-    if flt.max_recall is not None:
-        clauses.append(f"m.{metric_sql_name(metrics[0])} <= $max_recall")
-        params["max_recall"] = flt.max_recall
-    sql = f"""
-        WITH c AS (SELECT query_id, bool_or(cause = $drift) AS drifted,
-                          list(DISTINCT cause ORDER BY cause) FILTER (WHERE cause <> $drift)
-                              AS cause_list
-                   FROM diagnoses WHERE run_id = $run GROUP BY query_id),
-        m AS (SELECT query_id, {pivots} FROM metrics
-              WHERE run_id = $run AND list_contains($metrics, metric) GROUP BY query_id)
-        SELECT q.query_id, q.query, array_to_string(c.cause_list, ', ') AS causes,
-               coalesce(c.drifted, FALSE) AS drifted,
-               m.* EXCLUDE (query_id), q.status, q.latency_ms, q.served_latency_ms,
-               q.logged_at
-        FROM query_results q LEFT JOIN m USING (query_id) LEFT JOIN c USING (query_id)
-        WHERE q.run_id = $run AND {" AND ".join(clauses)}"""
-    return sql, params
-
+__all__ = ["QueryFilter", "explorer_metrics", "sortable_columns"]
 
 # The two latencies, said honestly: the auditor's own replay of the query, and the time
 # production logged for serving it. NULL (not measured) shows blank.
 LATENCY_LABELS = {"latency_ms": "replay ms", "served_latency_ms": "production ms"}
 
 
-def sortable_columns(k: int) -> list[str]:
-    return ["query_id", *explorer_metrics(k), "latency_ms", "served_latency_ms", "logged_at"]
-
-
-def _order(k: int, flt: QueryFilter) -> str:
-    column = flt.sort if flt.sort in sortable_columns(k) else "query_id"
-    order = "DESC" if flt.order == "DESC" else "ASC"
-    return f'ORDER BY "{column}" {order} NULLS LAST, query_id'
-
-
 @st.cache_data(ttl=TTL, show_spinner=False)
 def query_page(src: Source, run_id: str, k: int, segment: Segment, flt: QueryFilter,
                page: int, size: int) -> tuple[pd.DataFrame, int]:
     """One page of the explorer's rows and the number of rows matching in all."""
-    sql, params = _explorer(run_id, k, segment, flt)
-    df = frame(src, f"SELECT *, count(*) OVER () AS total FROM ({sql}) {_order(k, flt)} "
-                    "LIMIT $size OFFSET $offset",
-               params | {"size": size, "offset": max(page - 1, 0) * size})
-    total = int(df["total"].iloc[0]) if len(df) else 0
-    if not len(df) and page > 1:  # asked past the end: count what there is
-        total = int(frame(src, f"SELECT count(*) AS n FROM ({sql})", params)["n"].iloc[0])
-    return df.drop(columns="total"), total
+    return reads.query_page(src.path, run_id, k, segment, flt, page, size)
 
 
 def query_csv(src: Source, run_id: str, k: int, segment: Segment, flt: QueryFilter) -> bytes:
     """Every matching row as CSV (built when the download is clicked, not on page load)."""
-    sql, params = _explorer(run_id, k, segment, flt)
-    return frame(src, f"{sql} {_order(k, flt)}", params).to_csv(index=False).encode()
+    return reads.query_rows(src.path, run_id, k, segment, flt).to_csv(index=False).encode()
 
 
 # one query ---------------------------------------------------------------------------------
@@ -130,52 +51,21 @@ def query_trace(src: Source, run_id: str, query_id: str) -> dict[str, Any]:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def targets(src: Source, run_id: str, query_id: str, level: str) -> pd.DataFrame:
-    """Judged-relevant documents of the query (grade >= 1; without any, the answer's silver
-    evidence, as the audit picks its targets) with the rank replay gives each at the run's
-    level, its score and chunk."""
-    key = "doc_id" if level == "doc" else "chunk_id"
-    return frame(src, f"""
-        WITH h AS (SELECT {key} AS id, min(rank) AS chunk_rank, max(score) AS score,
-                          arg_min(chunk_id, rank) AS chunk_id
-                   FROM hits WHERE run_id = $run AND query_id = $q GROUP BY {key}),
-        r AS (SELECT *, row_number() OVER (ORDER BY chunk_rank) AS rank FROM h),
-        judged AS (SELECT doc_id AS id, relevance, FALSE AS silver FROM judgments
-                   WHERE run_id = $run AND query_id = $q AND relevance >= 1),
-        silver AS (SELECT DISTINCT {"best_doc_id" if level == "doc" else "best_chunk_id"} AS id,
-                          NULL::INTEGER AS relevance, TRUE AS silver
-                   FROM sentences WHERE run_id = $run AND query_id = $q
-                     AND status <> 'ungrounded' AND best_doc_id IS NOT NULL),
-        t AS (SELECT * FROM judged UNION ALL
-              SELECT * FROM silver WHERE NOT EXISTS (SELECT 1 FROM judged))
-        SELECT t.id, t.relevance, t.silver, r.rank, r.score, r.chunk_id
-        FROM t LEFT JOIN r USING (id)
-        ORDER BY t.relevance DESC NULLS LAST, r.rank NULLS LAST, t.id""",
-                 {"run": run_id, "q": query_id})
+    """Judged-relevant documents of the query (else its silver evidence), each with the rank
+    replay gives it at the run's level, its score and chunk."""
+    return reads.targets(src.path, run_id, query_id, level)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def documents_of(src: Source, run_id: str, chunk_ids: tuple[str, ...]) -> dict[str, str]:
     """The document of each chunk id that the run's hits or stored passages know."""
-    if not chunk_ids:
-        return {}
-    passages = ("UNION ALL SELECT chunk_id, doc_id FROM passages WHERE run_id = $run "
-                "AND list_contains($ids, chunk_id)" if has(src, "passages") else "")
-    df = frame(src, f"""
-        SELECT chunk_id, any_value(doc_id) AS doc_id FROM (
-            SELECT chunk_id, doc_id FROM hits WHERE run_id = $run
-            AND list_contains($ids, chunk_id) {passages}) GROUP BY chunk_id""",
-               {"run": run_id, "ids": list(chunk_ids)})
-    return dict(zip(df["chunk_id"], df["doc_id"], strict=True))
+    return reads.documents_of(src.path, run_id, chunk_ids)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def titles(src: Source, run_id: str, doc_ids: tuple[str, ...]) -> dict[str, str]:
     """Document titles recorded by the corpus pass of the run."""
-    if not doc_ids:
-        return {}
-    df = frame(src, "SELECT doc_id, title FROM corpus_coverage WHERE run_id = $run AND "
-                    "list_contains($ids, doc_id)", {"run": run_id, "ids": list(doc_ids)})
-    return {row.doc_id: row.title for row in df.itertuples() if row.title}
+    return reads.titles(src.path, run_id, doc_ids)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -185,36 +75,12 @@ def chunk_texts(src: Source, run_id: str, chunk_ids: tuple[str, ...]
     embedded index the run used for any other chunk (when it is on this machine)."""
     if not chunk_ids:
         return {}
-    if has(src, "passages"):
-        stored = frame(src, "SELECT chunk_id, doc_id, title, text FROM passages WHERE "
-                            "run_id = $run AND list_contains($ids, chunk_id)",
-                       {"run": run_id, "ids": list(chunk_ids)})
-    else:  # a store written before passages were kept
-        stored = pd.DataFrame(columns=["chunk_id", "doc_id", "title", "text"])
-    found = {row.chunk_id: {"doc_id": row.doc_id, "title": row.title or "",
-                            "text": row.text or ""} for row in stored.itertuples()}
+    found = reads.passages(src.path, run_id, chunk_ids)
     missing = tuple(c for c in chunk_ids if c not in found)
-    return {**_indexed_texts(src, run_id, missing), **found} if missing else found
-
-
-def _indexed_texts(src: Source, run_id: str, chunk_ids: tuple[str, ...]
-                   ) -> dict[str, dict[str, str]]:
+    if not missing:
+        return found
     path = _chunk_file(run_details(src, run_id))
-    if path is None:
-        return {}
-    con = duckdb.connect()  # in memory: reads the index's chunk file, never the store
-    try:
-        rows = con.execute(
-            "SELECT chunk_id, doc_id, title, text FROM read_json($path, "
-            "format = 'newline_delimited', columns = {chunk_id: 'VARCHAR', doc_id: 'VARCHAR', "
-            "title: 'VARCHAR', text: 'VARCHAR'}) WHERE list_contains($ids, chunk_id)",
-            {"path": str(path), "ids": list(chunk_ids)}).fetchall()
-    except duckdb.Error:
-        return {}
-    finally:
-        con.close()
-    return {cid: {"doc_id": doc, "title": title or "", "text": text or ""}
-            for cid, doc, title, text in rows}
+    return {**(reads.indexed_texts(path, missing) if path else {}), **found}
 
 
 def _chunk_file(run: dict[str, Any]) -> Path | None:
@@ -229,13 +95,4 @@ def _chunk_file(run: dict[str, Any]) -> Path | None:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def traced_queries(src: Source, run_id: str, limit: int = 20) -> pd.DataFrame:
     """Queries with a traced answer, those with the most unsupported sentences first."""
-    return frame(src, """
-        SELECT s.query_id, any_value(q.query) AS query, count(*) AS sentences,
-               count(*) FILTER (WHERE s.status = 'supported') AS supported,
-               count(*) FILTER (WHERE s.status = 'retrievable_not_retrieved')
-                   AS retrievable_not_retrieved,
-               count(*) FILTER (WHERE s.status = 'ungrounded') AS ungrounded
-        FROM sentences s JOIN query_results q ON q.run_id = s.run_id AND q.query_id = s.query_id
-        WHERE s.run_id = $run GROUP BY s.query_id
-        ORDER BY count(*) FILTER (WHERE s.status <> 'supported') DESC, s.query_id LIMIT $lim""",
-                 {"run": run_id, "lim": limit})
+    return reads.traced_queries(src.path, run_id, limit)

@@ -16,33 +16,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from auditor.metrics.registry import lower_is_better
-from auditor.store import Store
+from auditor.store.read import dashboard_runs as reads
+from auditor.store.read.dashboard_runs import GATE_COLUMNS
 from auditor.verdict import Verdict, gate_from_row
-from dashboards.data import TTL, Source, frame, gate_status_sql, has, run_details, run_row
+from dashboards.data import TTL, Source, run_details, run_row
 
 MIN_SHARED = 0.5  # default share of the run's queries a baseline must hold (baseline_min_shared)
-STATUS_ORDER = {"failed": 0, "not_evaluated": 1, "passed": 2}
-GATE_COLUMNS = ["gate", "metric", "kind", "status", "value", "threshold", "baseline_run_id",
-                "reason"]
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def gates(src: Source, run_id: str) -> pd.DataFrame:
     """The run's gates with their status, failed first; none in a store older than gates."""
-    if not has(src, "gates"):
-        return pd.DataFrame(columns=GATE_COLUMNS)
-    df = frame(src, f"""
-        SELECT gate, metric, kind, {gate_status_sql(src)} AS status, value, threshold,
-               baseline_run_id, reason FROM gates WHERE run_id = $run""", {"run": run_id})
-    df["order"] = df["status"].map(STATUS_ORDER).fillna(3)
-    return df.sort_values(["order", "gate"]).drop(columns="order").reset_index(drop=True)
+    return reads.gates(src.path, run_id)
 
 
 def overall(gate_rows: pd.DataFrame) -> str:
@@ -53,23 +44,12 @@ def overall(gate_rows: pd.DataFrame) -> str:
 
 def verdicts(src: Source, run_id: str) -> pd.DataFrame:
     """Every verdict stored for the run, newest first (none in a store older than them)."""
-    if not has(src, "verdicts"):
-        return pd.DataFrame(columns=["created_at", "gate_status", "baseline_run_id",
-                                     "baseline_reason", "warnings"])
-    return frame(src, "SELECT created_at, gate_status, baseline_run_id, baseline_reason, "
-                      "warnings FROM verdicts WHERE run_id = $run "
-                      "ORDER BY created_at DESC, verdict_id DESC",
-                 {"run": run_id})
+    return reads.verdicts(src.path, run_id)
 
 
 def shared_share(src: Source, run_id: str, baseline_run_id: str) -> float:
     """Share of the run's queries that the baseline also answered."""
-    row = frame(src, """
-        SELECT count(b.query_id) AS shared, count(*) AS n
-        FROM (SELECT DISTINCT query_id FROM query_results WHERE run_id = $run) q
-        LEFT JOIN (SELECT DISTINCT query_id FROM query_results WHERE run_id = $base) b
-        USING (query_id)""", {"run": run_id, "base": baseline_run_id}).iloc[0]
-    return float(row["shared"]) / max(int(row["n"]), 1)
+    return reads.shared_share(src.path, run_id, baseline_run_id)
 
 
 def min_shared(config: dict[str, Any]) -> float:
@@ -162,11 +142,8 @@ def gated_metrics(src: Source, run_id: str, k: int) -> list[tuple[str, str | Non
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def stored_comparison(src: Source, run_id: str) -> pd.DataFrame:
-    """The metric deltas stored when the run was gated against its baseline
-    (``Store.comparison_rows``: the numbers the gates used)."""
-    rows = Store(Path(src.path)).comparison_rows(run_id) if has(src, "comparisons") else []
-    df = pd.DataFrame(rows, columns=["baseline_run_id", "metric", "n", "baseline_mean",
-                                     "current_mean", "delta", "ci_low", "ci_high", "p_value",
-                                     "p_holm"])
+    """The metric deltas stored when the run was gated against its baseline (the numbers
+    the gates used)."""
+    df = reads.comparison_rows(src.path, run_id)
     df["lower_is_better"] = df["metric"].map(lower_is_better).astype(bool)
     return df

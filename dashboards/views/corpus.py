@@ -17,25 +17,25 @@ def main() -> None:
     run_id, k = run["run_id"], int(run["k"])
     st.title("Corpus coverage")
     summary = corpus_data.corpus_summary(src, run_id)
-    if not summary["documents"]:
+    if not summary.documents:
         st.info("This run has no corpus pass (no document was counted).")
         return
     st.caption(f"Retrieval counted at k = {k} over the run's {int(run['queries'] or 0):,} "
                "replayed queries; reachability: each document probed with its own title.")
     cols = st.columns(5)
-    cols[0].metric("documents", f"{int(summary['documents']):,}", border=True)
-    cols[1].metric(f"coverage@{k}", widgets.number(summary["coverage"]), border=True,
+    cols[0].metric("documents", f"{summary.documents:,}", border=True)
+    cols[1].metric(f"coverage@{k}", widgets.number(summary.coverage), border=True,
                    help="share of documents in the top k of at least one query")
-    cols[2].metric(f"never retrieved at {k}", f"{int(summary['never_at_k']):,}", border=True)
-    cols[3].metric("unreachable", f"{int(summary['unreachable']):,}", border=True,
-                   help=f"of {int(summary['probed']):,} probed: the title does not retrieve "
+    cols[2].metric(f"never retrieved at {k}", f"{summary.never_at_k:,}", border=True)
+    cols[3].metric("unreachable", f"{summary.unreachable:,}", border=True,
+                   help=f"of {summary.probed:,} probed: the title does not retrieve "
                         f"the document in the top {k}")
-    cols[4].metric("Gini", widgets.number(summary["gini"]), border=True,
+    cols[4].metric("Gini", widgets.number(summary.gini), border=True,
                    help="0: every document retrieved equally often; near 1: a few documents "
                         "take every slot")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.lorenz(corpus_data.lorenz(src, run_id), summary["gini"]),
+        st.plotly_chart(charts.lorenz(corpus_data.lorenz(src, run_id), summary.gini),
                         key="lorenz")
     with right:
         hist = corpus_data.retrieval_histogram(src, run_id)
