@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor.numerals import p_value
 from auditor.report.text import (
     GATE_WORDS,
     ci,
@@ -18,7 +19,6 @@ from auditor.report.text import (
     gate_tally,
     notes,
     num,
-    p_value,
     state,
     status_ok,
     truncate,

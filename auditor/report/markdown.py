@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from auditor.gates import GateResult
+from auditor.numerals import p_value
 from auditor.report.text import (
     GATE_MARKS,
     GATE_WORDS,
@@ -16,7 +17,6 @@ from auditor.report.text import (
     gate_tally,
     notes,
     num,
-    p_value,
     state,
     truncate,
 )

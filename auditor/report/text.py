@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from auditor.gates import GateResult
+from auditor.numerals import fixed, interval
 
 if TYPE_CHECKING:
     from auditor.report.gather import Report
@@ -30,21 +31,12 @@ def state(report: Report) -> str:
 
 
 def num(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "—"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def p_value(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+    """A mean or delta as every output writes it (see :mod:`auditor.numerals`)."""
+    return fixed(value, signed)
 
 
 def ci(row: dict[str, Any]) -> str:
-    if row.get("ci_low") is None or row.get("ci_high") is None:
-        return "—"
-    return f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+    return interval(row.get("ci_low"), row.get("ci_high"))
 
 
 def failed_first(gates: Sequence[GateResult]) -> list[GateResult]:

@@ -100,8 +100,7 @@ def test_auditor_never_imports_the_dashboard() -> None:
     assert chain is None, "auditor imports dashboards: " + " -> ".join(chain or ())
 
 
-@pytest.mark.xfail(strict=True, reason="not yet (issue 11): "
-                   "auditor.cli <-> auditor.cli_nightly")
+@pytest.mark.xfail(strict=True, reason="not yet (issue 11): auditor.alerts <-> auditor.verdict")
 def test_no_import_cycles() -> None:
     cycles = import_cycles()
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
@@ -149,8 +148,6 @@ def test_private_use_check_sees_every_form() -> None:
         "5: imports auditor._hidden", "6: imports typing._SpecialForm", "3: uses cli._other"]
 
 
-@pytest.mark.xfail(strict=True, reason="not yet (issue 11): auditor/cli_nightly.py imports "
-                   "cli._audit, _fmt, _print_verdict, _verdict, _verdict_data")
 def test_no_module_uses_another_modules_private_names() -> None:
     found = [f"{path.relative_to(ROOT)}:{hit}" for path in shipped()
              for hit in private_uses(path.read_text(encoding="utf-8"), module_name(path),

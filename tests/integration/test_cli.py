@@ -14,6 +14,7 @@ import pytest
 import typer
 
 from auditor import cli
+from auditor.cli import browse
 from auditor.errors import AuditorError, InputError
 from tests.conftest import FIXTURES
 
@@ -130,7 +131,7 @@ def test_project_errors_are_one_line(monkeypatch: pytest.MonkeyPatch,
     def broken(*_: object, **__: object) -> None:
         raise InputError("log [query]/[x] line 3: field [query] is missing")
 
-    monkeypatch.setattr(cli, "load_settings", broken)
+    monkeypatch.setattr(browse, "load_settings", broken)
     code, _, err = run_main(["runs"], monkeypatch, capsys)
     assert_one_sentence(code, err, "log [query]/[x] line 3: field [query] is missing")
     assert issubclass(InputError, AuditorError)
@@ -142,7 +143,7 @@ def test_a_bug_exits_2_not_1(monkeypatch: pytest.MonkeyPatch,
     def broken(*_: object, **__: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(cli, "load_settings", broken)
+    monkeypatch.setattr(browse, "load_settings", broken)
     monkeypatch.delenv("AUDITOR_DEBUG", raising=False)
     code, _, err = run_main(["runs"], monkeypatch, capsys)
     assert_one_sentence(code, err, "RecursionError", "AUDITOR_DEBUG=1")
@@ -275,7 +276,7 @@ def _traced_queries(directory: Path) -> list[str]:
 
 
 def test_every_cause_is_told_in_a_sentence() -> None:
-    from auditor.cli_trace import EXPLAIN, explain, num, words_of
+    from auditor.cli.trace import EXPLAIN, explain, num, words_of
     from auditor.diagnose import CAUSES
 
     assert set(EXPLAIN) == set(CAUSES)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from auditor.diagnose import DRIFT
+from auditor.numerals import fixed
 from auditor.store import Store
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def _metrics_line(data: dict[str, Any], k: int) -> Text:
         return Text(f"recall@{k} and nDCG@{k} not measured: none of the "
                     f"{plural(replayed, 'replayed query', 'replayed queries')} has judgments",
                     style="yellow")
-    values = " · ".join(f"{measure_name(m)} {_num(metrics[m]['mean'])}" for m in shown)
+    values = " · ".join(f"{measure_name(m)} {fixed(metrics[m]['mean'])}" for m in shown)
     return Text(f"{values} (n {judged} judged of {replayed})")
 
 
@@ -173,7 +174,3 @@ def _relative(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"

@@ -6,16 +6,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.text import Text
 
+from auditor.cli.options import ConfigOpt, JsonOpt, StoreOpt
+from auditor.cli.render import out
+from auditor.config import load_settings
 from auditor.evidence import TOKEN, content_words
+from auditor.store import Store
 
 STATUS_STYLE = {"supported": "green", "retrievable_not_retrieved": "yellow",
                 "ungrounded": "red"}
 JSON_COLUMNS = ("served", "cited", "metadata")  # stored as JSON text: decoded once for --json
+
+
+def trace(
+    query_id: Annotated[str, typer.Argument(help="the logged query id")],
+    run_id: Annotated[str | None, typer.Option("--run", help="run id (default: latest)")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one answer sentence by sentence with its sources, and why retrieval failed."""
+    settings = load_settings(config, store=store)
+    results = Store(settings.store)
+    run_id = run_id or results.latest_run_with(query_id)
+    data = results.query_trace(run_id, query_id)
+    if as_json:
+        typer.echo(json.dumps(trace_json(run_id, data), indent=2, default=str))
+    else:
+        print_trace(out, run_id, data)
 
 
 def num(value: Any) -> str:
