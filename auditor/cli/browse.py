@@ -44,6 +44,14 @@ def runs(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = Fa
     out.print(table)
 
 
+
+def migrate(store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Upgrade a results store written by an older auditor (readers also do it on open)."""
+    settings = load_settings(config, store=store)
+    applied = Store(settings.store).ensure_current()
+    out.print(Text(f"{settings.store}: applied {', '.join(applied)}" if applied
+                   else f"{settings.store} is up to date"))
+
 def _run_extras(store: Store) -> dict[str, dict[str, Any]]:
     """Each run's verdict and log file, which the listing shows beside the stored columns."""
     with store.connect(read_only=True) as con:

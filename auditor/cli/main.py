@@ -29,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 COMMANDS = (run.run, browse.runs, trace.trace, run.demo, browse.compare, browse.report,
-            nightly.gate, browse.export, nightly.schedule, dashboard.dashboard)
+            nightly.gate, browse.export, nightly.schedule, dashboard.dashboard, browse.migrate)
 for command in COMMANDS:
     app.command()(command)
 
