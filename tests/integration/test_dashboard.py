@@ -489,7 +489,8 @@ def test_run_without_answers_or_judgments(app, nightly_store, monkeypatch, tmp_p
     """Only label-free metrics: the Overview says so, Compare shows causes and drift."""
     run = nightly_store.run_id
     emptied = [(f"DELETE FROM {table} WHERE run_id = ?", [run]) for table in (
-        "judgments", "sentences", "support", "scatter", "diagnoses", "gates", "comparisons")]
+        "judgments", "sentences", "support", "scatter", "diagnoses", "gates", "comparisons",
+        "verdicts")]
     store_copy(nightly_store, monkeypatch, tmp_path, *emptied,
                ("DELETE FROM metrics WHERE run_id = ? AND metric NOT IN ('overlap@10', 'rbo')",
                 [run]),
