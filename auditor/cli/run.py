@@ -61,9 +61,10 @@ def build_index(settings: AuditSettings, vectors: bool = True) -> str:
                 encoder.flush()  # keeps memory flat on a large corpus
 
         if settings.backend == "elasticsearch":
-            from auditor.backends.elasticsearch import ElasticsearchBackend
+            from auditor.backends.elasticsearch import ElasticsearchBackend, ElasticsearchOptions
 
-            ElasticsearchBackend.build(settings, chunks, encoder, progress=advance)
+            options = ElasticsearchOptions.from_settings(settings)
+            ElasticsearchBackend.build(options, chunks, encoder, progress=advance)
             where = f"{settings.es_url} index {settings.es_index}"
         else:
             from auditor.backends.embedded import EmbeddedBackend
