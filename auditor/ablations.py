@@ -10,7 +10,7 @@ rules that need it stay silent.
 from __future__ import annotations
 
 from auditor.backends import Backend, BackendError, Explainer
-from auditor.diagnose import (
+from auditor.cases import (
     ANN_MODES,
     QueryCase,
     Ranking,

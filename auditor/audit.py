@@ -24,8 +24,9 @@ import pyarrow as pa
 from auditor import __version__
 from auditor.ablations import gather
 from auditor.backends import Backend, BackendError, needs_vectors, open_backend
+from auditor.cases import QueryCase, SentenceSupport, Thresholds
 from auditor.config import AuditSettings, ConfigError
-from auditor.diagnose import QueryCase, SentenceSupport, Thresholds, diagnose
+from auditor.diagnose import diagnose
 from auditor.embed import CachedEncoder, CacheStats
 from auditor.evidence import SUPPORT_THRESHOLD
 from auditor.logs import LoadCounts, read_log, read_qrels
@@ -68,12 +69,7 @@ def new_run_id() -> str:
 
 
 def thresholds(settings: AuditSettings) -> Thresholds:
-    return Thresholds(
-        k=settings.diagnose_k, slow_ms=settings.slow_ms, scatter_limit=settings.scatter_limit,
-        drift_overlap=settings.drift_overlap, crowded_share=settings.crowded_share,
-        duplicate_jaccard=settings.duplicate_jaccard, low_term_overlap=settings.low_term_overlap,
-        high_term_overlap=settings.high_term_overlap,
-    )
+    return Thresholds.from_settings(settings)
 
 
 def load_judgments(settings: AuditSettings) -> tuple[dict[str, dict[str, int]], list]:

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from auditor.metrics.drift import RBO_P
 from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store, StoreError

@@ -4,164 +4,34 @@ Two steps. ``auditor.ablations.gather`` collects, in batches, what the rules nee
 queries that miss something at ``k``: the same queries replayed in other modes (ablations),
 texts, analyzed terms and, on Elasticsearch, ``_explain``. :func:`diagnose` (here) is pure:
 one rule per cause, registered in ``RULES`` (the rule in words, one README line) next to
-its function.
-
-Vocabulary. A *target* is an id that should be retrieved (judged relevant, else silver
-evidence), compared at the case's level: at ``doc`` level a ranked chunk list collapses to
-documents by first occurrence. A target is *missed* when it is in the index but not in the
-replayed top-``k``; a sentence is *uncovered* when some chunk of the index supports it but
-no replayed chunk within rank ``k`` does. Target causes give one row per target
-(``target_id`` set); query causes one row per query (``target_id`` null). Ranks are
-1-based; a rank outside the searched depth is null.
+its function. The case, its causes and thresholds, and the vocabulary (target, missed,
+uncovered) are in ``auditor.cases``. Target causes give one row per target (``target_id``
+set); query causes one row per query (``target_id`` null).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Any
 
+from auditor.cases import (
+    ANN_MODES,
+    CAUSES,
+    EMPTY_CAUSES,
+    Cause,
+    Diagnosis,
+    QueryCase,
+    Ranking,
+    SentenceSupport,
+    Thresholds,
+    missed_targets,
+    term_overlap,
+    uncovered_sentences,
+)
 from auditor.metrics.drift import overlap_at_k, rbo
-from auditor.records import Hit, Level
 
-Cause = Literal[
-    "not_indexed",
-    "ranked_below_k",
-    "not_retrieved",
-    "vocabulary_mismatch",
-    "semantic_miss",
-    "ann_loss",
-    "fusion_loss",
-    "filtered_out",
-    "scattered",
-    "chunk_split",
-    "crowded_out",
-    "unsupported_answer",
-    "drifted",
-    "empty_result",
-    "slow",
-]
-CAUSES: tuple[Cause, ...] = get_args(Cause)
-# Production served other results than the index returns today: a difference, not a failure.
-DRIFT: Cause = "drifted"
-ANN_MODES = ("dense", "hybrid", "template")  # runs whose ranking uses approximate kNN
-EMPTY_CAUSES: tuple[Cause, ...] = ("not_indexed", "empty_result")  # all an empty query gets
 MIN_EDIT_WORDS = 10  # texts this long that differ by one replaced word are near-duplicates
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Every configurable number a rule uses (settings carry the same names)."""
-
-    k: int = 10  # the cut-off at which misses are diagnosed
-    slow_ms: float = 1000.0
-    scatter_limit: int = 3
-    drift_overlap: float = 0.5  # overlap@k below this (served vs replayed) is drift
-    crowded_share: float = 0.5  # one document or one duplicate group holding this share of top-k
-    duplicate_jaccard: float = 0.9  # content-word Jaccard at which two chunks are near-duplicates
-    low_term_overlap: float = 0.2  # share of query terms in the document below which = mismatch
-    high_term_overlap: float = 0.5  # at or above it, a lexical miss is not about vocabulary
-
-
-@dataclass
-class SentenceSupport:
-    """What the trace found for one factual answer sentence (see ``auditor.trace``)."""
-
-    index: int
-    text: str
-    supported_served: bool
-    replayed_rank: int | None  # best replayed rank of a supporting chunk, None if none
-    supported_index: bool  # supported by some chunk anywhere in the index
-    composite_only: bool  # supported only by adjacent chunks joined
-    best_chunk_id: str | None
-    best_doc_id: str | None
-    best_score: float
-
-
-@dataclass
-class QueryCase:
-    """Everything known about one replayed query when it is diagnosed."""
-
-    query_id: str
-    query: str
-    status: str  # ok | empty | error
-    hits: list[Hit]  # replayed ranking (mode of the run), to the probe depth
-    depth: int
-    mode: str
-    level: Level
-    targets: list[str]  # ids that should be retrieved: judged relevant, else silver evidence
-    silver: bool  # targets come from answer evidence, not judgments
-    missing_targets: list[str]  # targets not in the index at all (membership check)
-    served: list[str] | None  # what production served (ids at the run's level), if logged
-    latency_ms: float | None
-    served_latency_ms: float | None
-    sentences: list[SentenceSupport] = field(default_factory=list)
-    scatter_docs: int | None = None
-    scatter_chunks: int | None = None
-    ablations: dict[str, list[Hit]] = field(default_factory=dict)  # "bm25", "dense", "exact", ...
-    texts: dict[str, str] = field(default_factory=dict)  # chunk id → title + text, for evidence
-    query_terms: list[str] = field(default_factory=list)  # analyzed query terms
-    target_terms: dict[str, list[str]] = field(default_factory=dict)  # target id → analyzed terms
-    explain: dict[str, Any] = field(default_factory=dict)  # target id → _explain (Elasticsearch)
-    notes: dict[str, str] = field(default_factory=dict)  # what gather could not get → why
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    query_id: str
-    cause: Cause
-    target_id: str | None
-    evidence: dict[str, Any]
-
-
-# rankings at the case's level ----------------------------------------------------------
-@dataclass(frozen=True)
-class Ranking:
-    """A hit list at one level: ids in rank order, each with its rank, best score and chunk."""
-
-    ids: list[str]
-    ranks: dict[str, int]
-    score: dict[str, float]
-    chunk: dict[str, str]
-
-    @classmethod
-    def of(cls, hits: list[Hit], level: str) -> Ranking:
-        score: dict[str, float] = {}
-        chunk: dict[str, str] = {}
-        for hit in hits:  # in rank order: the first occurrence is the best
-            key = hit.doc_id if level == "doc" else hit.chunk_id
-            if key not in score:
-                score[key], chunk[key] = hit.score, hit.chunk_id
-        ids = list(score)
-        return cls(ids, {item: rank for rank, item in enumerate(ids, start=1)}, score, chunk)
-
-    def rank(self, item: str) -> int | None:
-        return self.ranks.get(item)
-
-    def within(self, item: str, k: int) -> bool:
-        rank = self.rank(item)
-        return rank is not None and rank <= k
-
-
-def missed_targets(case: QueryCase, k: int) -> list[str]:
-    """Targets in the index but not in the replayed top-k, in target order."""
-    replayed = Ranking.of(case.hits, case.level)
-    missing = set(case.missing_targets)
-    return [t for t in case.targets if t not in missing and not replayed.within(t, k)]
-
-
-def uncovered_sentences(case: QueryCase, k: int) -> list[SentenceSupport]:
-    """Sentences the index supports that no replayed chunk within rank k supports."""
-    return [s for s in case.sentences if s.supported_index
-            and (s.replayed_rank is None or s.replayed_rank > k)]
-
-
-def term_overlap(case: QueryCase, target: str) -> float | None:
-    """Share of the distinct analyzed query terms found among the target's terms."""
-    terms = set(case.query_terms)
-    if not terms or target not in case.target_terms:
-        return None
-    return len(terms & set(case.target_terms[target])) / len(terms)
 
 
 # rules -----------------------------------------------------------------------------------
@@ -390,7 +260,7 @@ def _crowded_out(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
 def duplicate_groups(texts: dict[str, str], threshold: float) -> list[list[str]]:
     """Groups (two or more) of texts linked by content-word Jaccard ≥ threshold, largest
     first; members in the given order."""
-    from auditor.evidence import content_words
+    from auditor.sentences import content_words
 
     ids = list(texts)
     words = [set(content_words(texts[i])) for i in ids]

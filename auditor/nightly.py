@@ -85,7 +85,8 @@ def publish(store: Store, verdict: Verdict, settings: AuditSettings) -> Verdict:
                 store, verdict.run_id, directory, comparison=verdict.comparison))
     finally:
         if not verdict.passed and settings.webhook_url is not None:
-            from auditor.alerts import alert_payload, post_alert
+            from auditor.alert_message import alert_payload
+            from auditor.alerts import post_alert
 
             verdict = replace(verdict, alert=post_alert(settings.webhook_url.get_secret_value(),
                                                         alert_payload(verdict)))

@@ -23,15 +23,10 @@ from typing import Literal
 import numpy as np
 
 from auditor.backends import Backend, BackendError
-from auditor.evidence import (
-    SupportScorer,
-    composite_support,
-    is_factual,
-    split_sentences,
-    supported,
-)
+from auditor.evidence import SupportScorer, composite_support, supported
 from auditor.metrics.scatter import Cover, effective_sources, min_cover
 from auditor.replay import Replayed
+from auditor.sentences import is_factual, split_sentences
 
 Origin = Literal["served", "replayed", "index"]
 SentenceStatus = Literal["supported", "retrievable_not_retrieved", "ungrounded"]

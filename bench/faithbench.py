@@ -64,6 +64,7 @@ sys.path.insert(0, str(REPO))
 
 from auditor import evidence  # noqa: E402
 from auditor.embed import load_encoder  # noqa: E402
+from auditor.sentences import Sentence, is_factual, split_sentences  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
@@ -171,7 +172,7 @@ def half_of(source: str) -> str:
     return "A" if int(article_key(source), 16) % 2 == 0 else "B"
 
 
-def overlaps(span: tuple[int, int], sentence: evidence.Sentence) -> bool:
+def overlaps(span: tuple[int, int], sentence: Sentence) -> bool:
     return span[0] < sentence.end and span[1] > sentence.start
 
 
@@ -195,14 +196,14 @@ def load(path: Path) -> tuple[list[str], list[Sample], list[Item], dict[str, int
             bool(bad),
             dict(row["detector_scores"]),
         )
-        sentences = evidence.split_sentences(row["summary"])
+        sentences = split_sentences(row["summary"])
         odd["unwanted_uncovered"] += sum(
             not any(overlaps(span, s) for s in sentences) for span in bad
         )
         for sentence in sentences:
             touched = [labels for span, labels in spans if overlaps(span, sentence)]
             unwanted = any(x.startswith("Unwanted") for labels in touched for x in labels)
-            if not evidence.is_factual(sentence):
+            if not is_factual(sentence):
                 odd["skipped_sentences"] += 1
                 odd["unwanted_in_skipped_sentence"] += unwanted
                 continue

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 
 GATE_COLOUR = {"passed": "#2e7d32", "failed": "#c62828", "not_evaluated": "#f9a825",
                "not gated": "#757575"}

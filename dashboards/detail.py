@@ -13,7 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from auditor.diagnose import DRIFT, RULES
+from auditor.cases import DRIFT
+from auditor.diagnose import RULES
 from dashboards import charts, query_data, widgets
 from dashboards.data import Source
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from auditor.numerals import MISSING
 from dashboards import data
 from dashboards.data import Segment, Source
 
@@ -51,7 +52,7 @@ def escape_md(text: str) -> str:
 def highlight(text: str, words: set[str], colour: str = "green") -> str:
     """Markdown of ``text`` (escaped) with the tokens whose stem is in ``words`` marked;
     neighbouring marked tokens (only spaces or a hyphen between) share one mark."""
-    from auditor.evidence import TOKEN, content_words  # the evidence step's words
+    from auditor.sentences import TOKEN, content_words  # the evidence step's words
 
     spans: list[list[int]] = []
     for match in TOKEN.finditer(text):
@@ -162,7 +163,9 @@ def blank_numbers(values: pd.Series, digits: int = 1) -> pd.Series:
 
 
 def number(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+    """A metric tile's number, missing spelt as everywhere else (``auditor.numerals``);
+    NaN is not measured either."""
+    return MISSING if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
 # links -----------------------------------------------------------------------------------

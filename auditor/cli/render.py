@@ -136,7 +136,7 @@ def metrics_table(data: dict[str, Any], title: str, names: list[str]) -> Table:
 
 def causes_table(causes: dict[str, dict[str, Any]]) -> Table:
     """Failure causes; drift below them, apart (a difference from production, not a failure)."""
-    from auditor.diagnose import DRIFT
+    from auditor.cases import DRIFT
 
     table = Table(title="why retrieval failed (queries per cause)")
     for column in ("cause", "queries", "share"):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from auditor.numerals import fixed
 from auditor.store import Store
 

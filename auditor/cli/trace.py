@@ -15,7 +15,7 @@ from rich.text import Text
 from auditor.cli.options import ConfigOpt, JsonOpt, StoreOpt
 from auditor.cli.render import out
 from auditor.config import load_settings
-from auditor.evidence import TOKEN, content_words
+from auditor.sentences import TOKEN, content_words
 from auditor.store import Store
 
 STATUS_STYLE = {"supported": "green", "retrievable_not_retrieved": "yellow",

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from auditor.cases import Diagnosis
 from auditor.config import AuditSettings
-from auditor.diagnose import Diagnosis
 from auditor.metrics.drift import overlap_at_k, rbo
 from auditor.metrics.ranking import Qrels, evaluate, metrics_for
 from auditor.metrics.registry import format_metric, metric_name

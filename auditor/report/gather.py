@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from auditor.cases import DRIFT
 from auditor.compare import compare_runs
-from auditor.diagnose import DRIFT
 from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store
 from auditor.verdict import Verdict, gate_row, read_verdict

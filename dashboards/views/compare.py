@@ -15,8 +15,8 @@ from dataclasses import asdict, fields
 import pandas as pd
 import streamlit as st
 
+from auditor.cases import DRIFT
 from auditor.compare import Comparison, MetricDelta
-from auditor.diagnose import DRIFT
 from dashboards import charts, data, verdict_data, widgets
 from dashboards.compare_data import RESAMPLES, comparison
 from dashboards.data import Source

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from auditor.metrics.registry import lower_is_better
 from auditor.verdict import Verdict
 from dashboards import charts, data, verdict_data, widgets

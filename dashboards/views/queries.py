@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from auditor.diagnose import DRIFT, RULES
+from auditor.cases import DRIFT
+from auditor.diagnose import RULES
 from dashboards import detail, query_data, widgets
 from dashboards.data import Segment, Source
 from dashboards.query_data import QueryFilter

@@ -74,7 +74,7 @@ def _short(text: str, width: int = 60) -> str:
 def run_details_limit(src: data.Source, run_id: str) -> int:
     """The run's scatter limit: its manifest's thresholds, else its config, else the
     default of the diagnosis."""
-    from auditor.diagnose import Thresholds
+    from auditor.cases import Thresholds
 
     run = data.run_details(src, run_id)
     for settings in ((run.get("manifest") or {}).get("thresholds"), run.get("config")):

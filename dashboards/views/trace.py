@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from dashboards import query_data, widgets
 from dashboards.data import Source, run_details
 from dashboards.widgets import SUPPORT_COLOUR, escape_md
@@ -137,7 +137,7 @@ def chunk_card(row: dict[str, Any], texts: dict[str, dict[str, str]],
 
 def sentence_panel(src: Source, run: dict[str, Any], trace: dict[str, Any],
                    sentence: dict[str, Any]) -> None:
-    from auditor.evidence import content_words
+    from auditor.sentences import content_words
 
     colour = SUPPORT_COLOUR.get(sentence["status"], "gray")
     st.markdown(f":{colour}-background[{escape_md(sentence['text'])}]")

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from auditor.diagnose import CAUSES, DRIFT, RULES
+from auditor.cases import CAUSES, DRIFT
+from auditor.diagnose import RULES
 from dashboards import charts, data, widgets
 from dashboards.data import Segment, Source
 

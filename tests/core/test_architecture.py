@@ -100,7 +100,6 @@ def test_auditor_never_imports_the_dashboard() -> None:
     assert chain is None, "auditor imports dashboards: " + " -> ".join(chain or ())
 
 
-@pytest.mark.xfail(strict=True, reason="not yet (issue 11): auditor.alerts <-> auditor.verdict")
 def test_no_import_cycles() -> None:
     cycles = import_cycles()
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)

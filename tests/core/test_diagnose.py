@@ -13,17 +13,9 @@ import pytest
 
 from auditor.ablations import gather
 from auditor.backends.embedded import EmbeddedBackend
-from auditor.diagnose import (
-    CAUSES,
-    RULES,
-    Cause,
-    Diagnosis,
-    QueryCase,
-    SentenceSupport,
-    Thresholds,
-    diagnose,
-    duplicate_groups,
-)
+from auditor.cases import CAUSES, Cause, Diagnosis, QueryCase, SentenceSupport, Thresholds
+from auditor.config import AuditSettings
+from auditor.diagnose import RULES, diagnose, duplicate_groups
 from auditor.embed import load_encoder
 from auditor.records import Chunk, Hit
 
@@ -75,6 +67,15 @@ def test_one_rule_per_cause_one_line_each_naming_its_thresholds() -> None:
     assert "crowded_share" in RULES["crowded_out"]
     every = " ".join(RULES.values())
     assert all(f.name in every for f in fields(Thresholds))
+
+
+def test_thresholds_take_the_settings_defaults_and_values() -> None:
+    """The settings own each default: a threshold never re-declares one."""
+    defaults = AuditSettings.model_construct()
+    assert Thresholds() == Thresholds.from_settings(defaults)
+    settings = AuditSettings.model_construct(diagnose_k=3, slow_ms=20.0, crowded_share=0.7)
+    assert Thresholds.from_settings(settings) == Thresholds(k=3, slow_ms=20.0,
+                                                            crowded_share=0.7)
 
 
 # each cause, and its near miss ---------------------------------------------------------

@@ -16,16 +16,8 @@ import pytest
 from auditor import evidence
 from auditor.backends.embedded import _tokenize
 from auditor.embed import HashEncoder, load_encoder
-from auditor.evidence import (
-    SUPPORT_THRESHOLD,
-    Sentence,
-    SupportScorer,
-    composite_support,
-    content_words,
-    is_factual,
-    split_sentences,
-    supported,
-)
+from auditor.evidence import SUPPORT_THRESHOLD, SupportScorer, composite_support, supported
+from auditor.sentences import Sentence, content_words, is_factual, split_sentences
 from tests.conftest import ROOT
 
 
@@ -341,7 +333,7 @@ def test_pruned_scores_make_the_same_decisions_and_embed_less() -> None:
 
 
 def test_a_quoted_title_ending_in_a_question_mark_is_still_a_claim() -> None:
-    from auditor.evidence import is_factual
+    from auditor.sentences import is_factual
 
     assert is_factual('The rhyme is also known as "What Are Little Boys Made Of?"')
     assert not is_factual("What are little boys made of, and where does the rhyme come from?")

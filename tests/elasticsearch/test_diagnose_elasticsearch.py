@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from auditor.ablations import gather
-from auditor.diagnose import Thresholds, diagnose
+from auditor.cases import Thresholds
+from auditor.diagnose import diagnose
 from auditor.embed import load_encoder
 from tests.core.test_diagnose import T, corpus, replayed
 

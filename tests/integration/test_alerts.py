@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from auditor.alerts import AlertResult, alert_payload, post_alert
+from auditor.alert_message import alert_payload
+from auditor.alerts import AlertResult, post_alert
 from auditor.compare import CauseChange, Comparison, QueryChange
 from auditor.config import GateKind
 from auditor.gates import GateResult

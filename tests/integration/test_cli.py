@@ -276,8 +276,8 @@ def _traced_queries(directory: Path) -> list[str]:
 
 
 def test_every_cause_is_told_in_a_sentence() -> None:
+    from auditor.cases import CAUSES
     from auditor.cli.trace import EXPLAIN, explain, num, words_of
-    from auditor.diagnose import CAUSES
 
     assert set(EXPLAIN) == set(CAUSES)
     assert [num(v) for v in (0.027745885954841176, 3.7e-05, 12, 1.0, 16098.7, None)] == [

@@ -18,8 +18,9 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from auditor.cases import DRIFT
 from auditor.compare import compare_runs
-from auditor.diagnose import DRIFT, RULES
+from auditor.diagnose import RULES
 from auditor.store import Store
 from dashboards import data
 from dashboards.widgets import escape_md, highlight

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from auditor.owners import current_owner
 from auditor.store import Store
 from dashboards import data

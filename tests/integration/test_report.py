@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from auditor.backends.embedded import EmbeddedBackend
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from auditor.embed import load_encoder
 from auditor.logs import read_corpus
 from auditor.report import (

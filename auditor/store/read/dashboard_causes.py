@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from auditor.store.read.dashboard_frames import frame
 from auditor.store.read.dashboard_segments import WHOLE_RUN, Segment
 

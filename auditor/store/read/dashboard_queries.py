@@ -14,7 +14,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
-from auditor.diagnose import DRIFT
+from auditor.cases import DRIFT
 from auditor.store.read.dashboard_frames import frame, names_of, query, reading
 from auditor.store.read.dashboard_metrics import metric_sql_name
 from auditor.store.read.dashboard_segments import Segment
