@@ -34,6 +34,7 @@ from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, 
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
 from auditor.store import RunStatus, Store, StoreError, resume_refusal
+from auditor.store.read.run_facts import log_span
 from auditor.trace import AnswerTrace, Tracer
 
 Progress = Callable[[int], None]
@@ -383,10 +384,7 @@ def manifest(audit: Audit, settings: AuditSettings, store: Store, run_id: str,
              counts: RunCounts) -> dict[str, Any]:
     """What every stored number of the run can be traced to."""
     config = settings.snapshot()
-    with store.connect(read_only=True) as con:
-        first, last = con.execute(
-            "SELECT min(logged_at), max(logged_at) FROM query_results WHERE run_id = ?",
-            [run_id]).fetchone()
+    span = log_span(store, run_id)
     fingerprint = store.run(run_id)["fingerprint"]  # taken when the run started
     return {
         "config_digest": hashlib.sha256(
@@ -397,7 +395,8 @@ def manifest(audit: Audit, settings: AuditSettings, store: Store, run_id: str,
         "thresholds": {**asdict(audit.thresholds), "support": SUPPORT_THRESHOLD},
         "code_version": code_version(),
         "log": {"path": str(settings.log), "sha256": file_digest(settings.log),
-                "first_logged_at": first, "last_logged_at": last},
+                "first_logged_at": span.first_logged_at,
+                "last_logged_at": span.last_logged_at},
         "counts": asdict(counts),
     }
 

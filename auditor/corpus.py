@@ -1,6 +1,6 @@
 """The corpus pass, once per run: which documents retrieval reaches, and which it cannot.
 
-Counts come from the run's stored hits (DuckDB SQL, in bounded memory); self-retrievability
+Counts come from the run's stored hits (read in the store, in bounded memory); self-retrievability
 replays one probe per document (its title, else its first sentence) in batches, in the run's mode.
 """
 
@@ -16,6 +16,7 @@ from auditor.config import AuditSettings
 from auditor.metrics.corpus import gini, probe_text
 from auditor.replay import batched
 from auditor.store import Store
+from auditor.store.read.run_facts import doc_hits
 
 NEVER_LISTED = 50  # never-retrieved ids kept in the run summary (all are in the table)
 
@@ -28,22 +29,8 @@ def corpus_pass(run_id: str, store: Store, backend: Backend,
     for chunk_id, doc_id in backend.iter_ids():
         docs.setdefault(doc_id, chunk_id)
     doc_ids = sorted(docs)
-    # Every stored hit of the run is read: in SQL, by query position (an integer, not the
-    # query id string), within a bounded memory budget that spills: flat in the run's size.
-    with store.bounded() as con:
-        counted = con.execute(
-            """
-            WITH best AS (
-                SELECT seq, doc_id, min(rank) AS rank FROM hits WHERE run_id = ?
-                GROUP BY seq, doc_id
-            )
-            SELECT doc_id, count(*) FILTER (WHERE rank <= ?) AS at_k, count(*) AS at_depth,
-                   min(rank) AS best_rank
-            FROM best GROUP BY doc_id
-            """,
-            [run_id, k],
-        ).fetchall()
-    stats = {doc: (at_k, at_depth, best) for doc, at_k, at_depth, best in counted}
+    hits = doc_hits(store, run_id, k)
+    stats = {doc: (h.at_k, h.at_depth, h.best_rank) for doc, h in hits.items()}
     texts = backend.fetch([docs[d] for d in doc_ids])
     titles = [texts.get(docs[d], {}).get("title", "") for d in doc_ids]
     self_rank = _self_ranks(backend, settings, doc_ids, docs, texts) if settings.self_probe \

@@ -17,6 +17,7 @@ from auditor.compare import compare_runs, comparison_table
 from auditor.config import AuditSettings
 from auditor.metrics.registry import headline
 from auditor.store import Store
+from auditor.store.read.run_facts import judged_coverage
 from auditor.verdict import StoredVerdict, Verdict
 
 JUDGED_SHARE = 0.5  # warn when fewer of the replayed queries than this are judged
@@ -54,11 +55,8 @@ def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
 
 def judged_warnings(store: Store, run_id: str, counts: dict[str, Any]) -> list[str]:
     """Say when the judgments cover under half the queries, or match none of them."""
-    with store.connect(read_only=True) as con:
-        replayed, judged = con.execute(
-            "SELECT (SELECT count(DISTINCT query_id) FROM query_results WHERE run_id = $1), "
-            "(SELECT count(DISTINCT query_id) FROM judgments WHERE run_id = $1 "
-            "AND relevance >= 1)", [run_id]).fetchone()
+    coverage = judged_coverage(store, run_id)
+    replayed, judged = coverage.replayed, coverage.judged
     named = counts.get("qrels_queries") or 0
     if not replayed:
         return []

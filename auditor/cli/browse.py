@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from auditor.cli.options import ConfigOpt, JsonOpt, StoreOpt
 from auditor.cli.render import err, out, print_comparison
 from auditor.config import ConfigError, load_settings
 from auditor.store import Store
+from auditor.store.read.run_facts import run_extras
 
 
 def runs(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
@@ -54,11 +56,7 @@ def migrate(store: StoreOpt = None, config: ConfigOpt = None) -> None:
 
 def _run_extras(store: Store) -> dict[str, dict[str, Any]]:
     """Each run's verdict and log file, which the listing shows beside the stored columns."""
-    with store.connect(read_only=True) as con:
-        found = con.execute(
-            "SELECT run_id, gate_status, json_extract_string(config, '$.log') FROM runs"
-        ).fetchall()
-    return {run_id: {"gate_status": status, "log": log} for run_id, status, log in found}
+    return {run_id: asdict(extras) for run_id, extras in run_extras(store).items()}
 
 
 def compare(

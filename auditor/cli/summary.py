@@ -15,6 +15,7 @@ from rich.text import Text
 from auditor.cases import DRIFT
 from auditor.numerals import fixed
 from auditor.store import Store
+from auditor.store.read.run_facts import worst_diagnosed_query
 
 if TYPE_CHECKING:
     from auditor.verdict import Verdict
@@ -150,17 +151,7 @@ def worth_tracing(store: Store, run_id: str, verdict: Verdict | None, k: int) ->
     comparison = verdict.comparison if verdict is not None else None
     if comparison is not None and comparison.regressed:
         return comparison.regressed[0].query_id
-    with store.connect(read_only=True) as con:
-        row = con.execute(
-            "SELECT d.query_id FROM diagnoses d LEFT JOIN metrics m ON m.run_id = d.run_id "
-            "AND m.query_id = d.query_id AND m.metric = $metric "
-            "WHERE d.run_id = $run AND d.cause <> $drift GROUP BY d.query_id "
-            "ORDER BY bool_and(d.cause = $unsupported), min(m.value) NULLS LAST, "
-            "count(DISTINCT d.cause) DESC, d.query_id LIMIT 1",
-            {"metric": f"ndcg@{k}", "run": run_id, "drift": DRIFT,
-             "unsupported": UNSUPPORTED},
-        ).fetchone()
-    return None if row is None else row[0]
+    return worst_diagnosed_query(store, run_id, f"ndcg@{k}", DRIFT, UNSUPPORTED)
 
 
 def _shell_word(text: str) -> str:

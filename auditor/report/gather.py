@@ -17,6 +17,7 @@ from auditor.cases import DRIFT
 from auditor.compare import compare_runs
 from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store
+from auditor.store.read.run_facts import scatter_sizes
 from auditor.verdict import Verdict, gate_row, read_verdict
 
 if TYPE_CHECKING:
@@ -222,11 +223,7 @@ def _causes(causes: list[dict[str, Any]], comparison: Comparison | None
 def _scatter(store: Store, run_id: str, metrics: dict[str, Any], config: dict[str, Any]
              ) -> dict[str, Any]:
     """How many documents each answer needs (doc-level set cover) and gatherable@k."""
-    with store.connect(read_only=True) as con:
-        sizes = con.execute(
-            "SELECT size, count(*) AS queries, count(*) FILTER (WHERE approx) AS approx "
-            "FROM scatter WHERE run_id = ? AND level = 'doc' GROUP BY size "
-            "ORDER BY size NULLS LAST", [run_id]).fetchall()
+    sizes = [(s.size, s.queries, s.approx) for s in scatter_sizes(store, run_id)]
     limit = config.get("scatter_limit", 3)
     gatherable = sorted(((int(name.split("@")[1]), value["mean"]) for name, value in
                          metrics.items() if name.startswith("gatherable@")))

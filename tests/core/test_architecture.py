@@ -169,9 +169,6 @@ def sql_outside_the_store() -> list[str]:
     return sorted(set(found))
 
 
-@pytest.mark.xfail(strict=True, reason="not yet (issue 11): SQL in auditor/audit.py, cli.py, "
-                   "cli_summary.py, compare.py (42 lines), corpus.py, interop.py, nightly.py, "
-                   "report.py")
 def test_no_sql_outside_the_store() -> None:
     found = sql_outside_the_store()
     assert not found, "SQL outside auditor/store/:\n" + "\n".join(found)
