@@ -29,7 +29,8 @@ from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import diagnose
 from auditor.embed import CachedEncoder, CacheStats
 from auditor.evidence import SUPPORT_THRESHOLD
-from auditor.logs import LoadCounts, read_log, read_qrels
+from auditor.judgments import read_qrels
+from auditor.logs import LoadCounts, read_log
 from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
@@ -152,9 +153,10 @@ class Audit:
         traces = self.tracer.trace(answered) if self.tracer and has_answers else {}
         served = self._served(answered)
         cases = self._cases(rows, judged, traces, served)
-        if self.settings.ablations:
-            gather([c for c in cases if c.status != "error"], self.backend, self.settings.mode,
-                   self.thresholds, template=self.settings.mode == "template")
+        if self.settings.ablations:  # gather skips the cases in error
+            found = gather(cases, self.backend, self.settings.mode, self.thresholds,
+                           template=self.settings.mode == "template")
+            cases = [case.with_findings(f) for case, f in zip(cases, found, strict=True)]
         diagnoses = [d for case in cases for d in diagnose(case, self.thresholds)]
         return BatchResult(first_seq, rows, judged, served, traces, diagnoses)
 

@@ -11,7 +11,7 @@ depth is null.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from auditor.config import AuditSettings
@@ -109,6 +109,23 @@ class QueryCase:
     target_terms: dict[str, list[str]] = field(default_factory=dict)  # target id → analyzed terms
     explain: dict[str, Any] = field(default_factory=dict)  # target id → _explain (Elasticsearch)
     notes: dict[str, str] = field(default_factory=dict)  # what gather could not get → why
+
+    def with_findings(self, findings: Findings) -> QueryCase:
+        """This case with what ``auditor.ablations.gather`` found for it."""
+        return replace(self, **{f.name: getattr(findings, f.name) for f in fields(findings)})
+
+
+@dataclass
+class Findings:
+    """What ``auditor.ablations.gather`` found for one case (the fields of ``QueryCase`` of
+    the same names): filled while gathering, then attached by the caller."""
+
+    ablations: dict[str, list[Hit]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    query_terms: list[str] = field(default_factory=list)
+    target_terms: dict[str, list[str]] = field(default_factory=dict)
+    explain: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Reading inputs: query logs, corpora, judgments and TREC runs.
+"""Reading query logs (JSONL, CSV, Parquet, or OpenInference/OTLP spans via
+``auditor.spans``); corpora are read by ``auditor.corpus_reader``, judgments and TREC runs
+by ``auditor.judgments``.
 
 Everything streams: a log is read record by record (Parquet batch by batch), so a
 million-line log is never held in memory. Each bad record becomes a ``QuarantineEntry``
@@ -10,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from auditor import decode
 from auditor.decode import RAW_LIMIT, Defect, Skipped
 from auditor.errors import InputError
-from auditor.records import OLD_LOG_FIELDS, Chunk, LogRecord, Qrel, QuarantineEntry, ServedItem
+from auditor.records import OLD_LOG_FIELDS, LogRecord, QuarantineEntry
 from auditor.spans import read_spans
 
 KNOWN_FIELDS = set(LogRecord.model_fields) | set(OLD_LOG_FIELDS)
@@ -262,7 +263,7 @@ def _validate(
         record = LogRecord.model_validate(known)
     except ValidationError as exc:
         first = exc.errors()[0]
-        return bad(_field_path(first["loc"]), first["msg"])
+        return bad(field_path(first["loc"]), first["msg"])
     if record.query_id in seen:
         return bad("query_id", f"duplicate query_id {record.query_id!r}")
     seen.add(record.query_id)
@@ -272,7 +273,7 @@ def _validate(
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "datetime"}
 
 
-def _field_path(loc: tuple) -> str:
+def field_path(loc: tuple) -> str:
     """``("served_latency_ms", "float")`` → ``served_latency_ms``: drop pydantic's union
     branch tags."""
     parts = [
@@ -280,133 +281,3 @@ def _field_path(loc: tuple) -> str:
         if isinstance(part, int) or (part not in _TYPE_TAGS and "[" not in part)
     ]
     return ".".join(parts) or "(record)"
-
-
-def read_qrels(path: Path, counts: LoadCounts | None = None) -> Iterator[Qrel | QuarantineEntry]:
-    """TREC qrels (``qid iter docid rel``) or BEIR qrels (``query-id corpus-id score``, TSV).
-
-    A BEIR header line counts as skipped; a bad line becomes a quarantine entry.
-    """
-    counts = counts if counts is not None else LoadCounts()
-    if not path.is_file():
-        raise InputError(f"qrels file {path} does not exist")
-    for number, raw, defect in decode.lines(path):
-        counts.read += 1
-        parts = [part.strip() for part in (raw.split("\t") if "\t" in raw else raw.split())]
-        if defect is None and not raw.strip():
-            counts.blank += 1
-            continue
-        if number == 1 and defect is None and parts[0].lower() in ("query-id", "query_id"):
-            counts.skipped += 1
-            continue
-        item = _qrel(parts, defect)
-        if isinstance(item, Defect):
-            yield counts.quarantine(QuarantineEntry(
-                str(path), number, item.field, item.reason, raw[:RAW_LIMIT].rstrip("\n")))
-        else:
-            counts.accepted += 1
-            yield item
-
-
-def _qrel(parts: list[str], defect: Defect | None) -> Qrel | Defect:
-    if defect is not None:
-        return defect
-    if len(parts) == 4:
-        query_id, _, doc_id, text = parts
-    elif len(parts) == 3:
-        query_id, doc_id, text = parts
-    else:
-        return Defect("(record)", f"expected 3 or 4 columns, got {len(parts)}")
-    if not query_id or not doc_id:
-        return Defect("query_id" if not query_id else "doc_id", "empty id")
-    grade = decode.grade(text)
-    if isinstance(grade, Defect):
-        return grade
-    return Qrel(query_id=query_id, doc_id=doc_id, grade=grade)
-
-
-def read_trec_run(path: Path) -> Iterator[tuple[str, ServedItem]]:
-    """TREC run lines ``qid Q0 docid rank score tag`` as (query_id, item)."""
-    if not path.is_file():
-        raise InputError(f"run file {path} does not exist")
-    for number, raw, defect in decode.lines(path):
-        if defect is not None:
-            raise InputError(f"run file {path}:{number}: {defect.reason}")
-        parts = raw.split()
-        if not parts:
-            continue
-        if len(parts) != 6:
-            raise InputError(f"run file {path}:{number}: expected 6 columns in a TREC run line, "
-                             f"got {len(parts)}")
-        query_id, _, doc_id, rank, score, _ = parts
-        number_score = decode.finite(score)
-        if not rank.isdigit() or not 1 <= int(rank) <= 10**9:
-            raise InputError(f"run file {path}:{number}: rank {rank[:40]!r} is not a positive "
-                             "integer")
-        if number_score is None:
-            raise InputError(f"run file {path}:{number}: score {score[:40]!r} is not a finite "
-                             "number")
-        yield query_id, ServedItem(id=doc_id, rank=int(rank), score=number_score)
-
-
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-
-
-def read_corpus(path: Path, chunk_words: int = 0) -> Iterator[Chunk]:
-    """Chunks from a BEIR corpus (``_id``, ``title``, ``text``) or a chunk file.
-
-    A chunk file has ``chunk_id``, ``doc_id`` (and optional ``position``). With
-    ``chunk_words`` > 0, each document is cut at sentence ends into chunks of about that
-    many words; chunk ids are ``{doc_id}#{position}``.
-    """
-    source = path / "corpus.jsonl" if path.is_dir() else path
-    if not source.is_file():
-        raise InputError(f"corpus file {source} does not exist")
-    for number, raw, defect in decode.lines(source):
-        if defect is None and not raw.strip():
-            continue
-        row = defect or decode.parse_json(raw)
-        if isinstance(row, Defect) or not isinstance(row, dict):
-            why = row.reason if isinstance(row, Defect) else "expected a JSON object"
-            raise InputError(f"corpus file {source}:{number}: {why}")
-        try:
-            yield from _chunks(row, chunk_words)
-        except (ValidationError, ValueError, TypeError) as exc:
-            what = exc.errors()[0] if isinstance(exc, ValidationError) else None
-            why = (f"{_field_path(what['loc'])}: {what['msg']}" if what else str(exc))
-            raise InputError(f"corpus file {source}:{number}: {why}") from None
-
-
-def _chunks(row: dict[str, Any], chunk_words: int) -> Iterator[Chunk]:
-    doc_id = str(row.get("doc_id", row.get("_id", row.get("chunk_id"))))
-    title, text = str(row.get("title") or ""), str(row.get("text") or "")
-    if "chunk_id" in row:
-        yield Chunk(
-            chunk_id=str(row["chunk_id"]), doc_id=doc_id,
-            position=int(row.get("position", 0)), title=title, text=text,
-        )
-    elif chunk_words > 0:
-        for position, piece in enumerate(split_words(text, chunk_words)):
-            yield Chunk(
-                chunk_id=f"{doc_id}#{position}", doc_id=doc_id, position=position,
-                title=title, text=piece,
-            )
-    else:
-        yield Chunk(chunk_id=doc_id, doc_id=doc_id, title=title, text=text)
-
-
-def split_words(text: str, chunk_words: int) -> list[str]:
-    """Pack whole sentences into pieces of about ``chunk_words`` words (never empty)."""
-    pieces: list[str] = []
-    current: list[str] = []
-    size = 0
-    for sentence in SENTENCE_END.split(text.strip()):
-        words = len(sentence.split())
-        if current and size + words > chunk_words:
-            pieces.append(" ".join(current))
-            current, size = [], 0
-        current.append(sentence)
-        size += words
-    if current or not pieces:
-        pieces.append(" ".join(current))
-    return pieces

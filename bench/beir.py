@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from auditor.backends.embedded import EmbeddedBackend, content_hash  # noqa: E402
-from auditor.logs import read_corpus, read_log, read_qrels  # noqa: E402
+from auditor.corpus_reader import read_corpus  # noqa: E402
+from auditor.judgments import read_qrels  # noqa: E402
+from auditor.logs import read_log  # noqa: E402
 from auditor.metrics import Qrels, evaluate, means, parse_metric  # noqa: E402
 from auditor.records import Chunk, LogRecord, Qrel  # noqa: E402
 

@@ -90,9 +90,9 @@ from auditor.backends.embedded import content_hash  # noqa: E402
 from auditor.backends.es_index import embed_text  # noqa: E402
 from auditor.backends.es_query import bm25_query, common, knn  # noqa: E402
 from auditor.config import AuditSettings  # noqa: E402
+from auditor.corpus_reader import read_corpus  # noqa: E402
 from auditor.credentials import display_url  # noqa: E402
 from auditor.embed import DIM, MINILM_ID, Encoder, load_encoder  # noqa: E402
-from auditor.logs import read_corpus  # noqa: E402
 from auditor.metrics import Qrels, evaluate, means, parse_metric  # noqa: E402
 from auditor.records import Chunk, LogRecord  # noqa: E402
 

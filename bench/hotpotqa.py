@@ -46,8 +46,8 @@ from beir import open_index  # noqa: E402  (bench/beir.py: the shared index cach
 from auditor.audit import run_audit  # noqa: E402
 from auditor.cases import QueryCase, Ranking, Thresholds  # noqa: E402
 from auditor.config import AuditSettings  # noqa: E402
+from auditor.corpus_reader import read_corpus  # noqa: E402
 from auditor.diagnose import RULE_FUNCTIONS, Facts  # noqa: E402
-from auditor.logs import read_corpus  # noqa: E402
 from auditor.sentences import content_words  # noqa: E402
 from auditor.store import Store  # noqa: E402
 

@@ -54,7 +54,8 @@ from beir import open_index  # noqa: E402  (bench/beir.py: the shared index cach
 
 from auditor.audit import run_audit  # noqa: E402
 from auditor.config import AuditSettings  # noqa: E402
-from auditor.logs import read_log, read_qrels  # noqa: E402
+from auditor.judgments import read_qrels  # noqa: E402
+from auditor.logs import read_log  # noqa: E402
 from auditor.records import Chunk, LogRecord, Qrel  # noqa: E402
 from auditor.sentences import content_words  # noqa: E402
 from auditor.store import Store  # noqa: E402

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from auditor.backends.embedded import EmbeddedBackend
+from auditor.corpus_reader import read_corpus
 from auditor.embed import load_encoder
-from auditor.logs import read_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -15,8 +15,8 @@ from pathlib import Path
 from auditor.audit import run_audit
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.config import AuditSettings, load_settings
+from auditor.corpus_reader import read_corpus
 from auditor.embed import load_encoder
-from auditor.logs import read_corpus
 from auditor.nightly import judge
 from auditor.store import Store
 

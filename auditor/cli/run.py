@@ -44,8 +44,8 @@ def index_build(
 
 def build_index(settings: AuditSettings, vectors: bool = True) -> str:
     """Chunk, embed (through the store's cache) and index the corpus; says what was built."""
+    from auditor.corpus_reader import read_corpus
     from auditor.embed import CachedEncoder, load_encoder
-    from auditor.logs import read_corpus
 
     if settings.corpus is None:
         raise ConfigError("no corpus given: set `corpus` in audit.toml or pass --corpus")

@@ -1,5 +1,5 @@
 """Causes: every rule fires on a case built for it and stays silent on its near miss (the
-threshold edge); several causes can hold at once; ``gather`` fills ablations, terms, texts
+threshold edge); several causes can hold at once; ``gather`` finds ablations, terms, texts
 and explanations from a real embedded index (Elasticsearch: tests/elasticsearch/)."""
 
 from __future__ import annotations
@@ -301,8 +301,10 @@ def test_gather_on_the_embedded_index(tmp_path: Path) -> None:
         "found": ("goldfish bowl", ["fish#0"]),
     })
     docs = replayed(backend, "hybrid", "doc", {"doc": ("parrot speech cat", ["cats"])})
-    gather([*cases, *docs], backend, "hybrid", k1, template=False)
-    miss, found = cases
+    given = [*cases, *docs]
+    miss, found, doc = [c.with_findings(f) for c, f in zip(
+        given, gather(given, backend, "hybrid", k1, template=False), strict=True)]
+    assert cases[0].ablations == {}  # the input is read, not changed
     assert set(miss.ablations) == {"bm25", "dense", "exact"} and miss.notes == {}
     assert miss.ablations["exact"] == miss.ablations["dense"]  # exact cosine already
     assert miss.ablations["bm25"][0].chunk_id == "cats#1"
@@ -312,7 +314,6 @@ def test_gather_on_the_embedded_index(tmp_path: Path) -> None:
     assert set(miss.texts) == {"dogs#0", miss.hits[0].chunk_id}  # target + the top-k chunk
     assert miss.explain == {}  # no _explain in-process
     assert found.ablations == {} and found.query_terms == []  # nothing missed: nothing done
-    (doc,) = docs
     assert doc.hits[0].doc_id == "birds"
     assert set(doc.target_terms["cats"]) >= {"cat", "purr", "kitten", "yarn"}  # both chunks
     labels = {d.cause for d in diagnose(miss, k1)}
@@ -325,7 +326,8 @@ def test_gather_notes_what_it_cannot_get(tmp_path: Path) -> None:
     """An index without vectors: the dense ablation is noted, not raised; rules stay quiet."""
     backend = EmbeddedBackend.build(corpus(), tmp_path / "ix", None)
     (query,) = replayed(backend, "bm25", "chunk", {"q": ("kittens yarn", ["dogs#0"])})
-    gather([query], backend, "bm25", Thresholds(k=1), template=False)
+    (findings,) = gather([query], backend, "bm25", Thresholds(k=1), template=False)
+    query = query.with_findings(findings)
     assert set(query.ablations) == {"bm25"} and query.ablations["bm25"] == query.hits
     assert "no embeddings" in query.notes["dense"]
     assert "semantic_miss" not in causes(query, Thresholds(k=1))

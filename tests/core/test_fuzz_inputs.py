@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from auditor.decode import GRADE_MAX, GRADE_MIN
 from auditor.errors import AuditorError
-from auditor.logs import LoadCounts, read_log, read_qrels
+from auditor.judgments import read_qrels
+from auditor.logs import LoadCounts, read_log
 from auditor.records import LogRecord, Qrel, QuarantineEntry
 
 FUZZ = settings(derandomize=True, max_examples=120, deadline=None, database=None,

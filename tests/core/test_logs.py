@@ -11,15 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from auditor.logs import (
-    InputError,
-    LoadCounts,
-    read_corpus,
-    read_log,
-    read_qrels,
-    read_trec_run,
-    split_words,
-)
+from auditor.corpus_reader import read_corpus, split_words
+from auditor.errors import InputError
+from auditor.judgments import read_qrels, read_trec_run
+from auditor.logs import LoadCounts, read_log
 from auditor.records import OLD_LOG_FIELDS, LogRecord, Qrel, QuarantineEntry
 from tests.conftest import FIXTURES
 

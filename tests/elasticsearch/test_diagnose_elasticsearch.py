@@ -50,7 +50,7 @@ def test_gather_on_elasticsearch_exact_and_explain(es_index: tuple[str, str]) ->
     k1 = Thresholds(k=1)
     (query,) = replayed(backend, "hybrid", "chunk", {"q": ("cat purrs dog", ["dogs#0"])})
     assert query.hits[0].chunk_id == "cats#0" and query.hits[1].chunk_id == "dogs#0"
-    gather([query], backend, "hybrid", k1, template=False)
+    query = query.with_findings(gather([query], backend, "hybrid", k1, template=False)[0])
     assert set(query.ablations) == {"bm25", "dense", "exact"} and query.notes == {}
     assert [h.chunk_id for h in query.ablations["exact"]] == [
         h.chunk_id for h in query.ablations["dense"]]  # five chunks: HNSW is exact here
@@ -71,7 +71,7 @@ def test_gather_on_elasticsearch_filtered_out(es_index: tuple[str, str]) -> None
     backend = es_backend(es_index, es_template=template)
     (query,) = replayed(backend, "template", "doc", {"q": ("cat dog barks", ["dogs"])})
     assert [h.doc_id for h in query.hits] == ["cats"]
-    gather([query], backend, "template", T, template=True)
+    query = query.with_findings(gather([query], backend, "template", T, template=True)[0])
     assert [h.doc_id for h in query.ablations["unfiltered"]][:2] == ["dogs", "cats"]
     (row,) = [d for d in diagnose(query, T) if d.cause == "filtered_out"]
     assert row.target_id == "dogs" and row.evidence["unfiltered_rank"] == 1

@@ -16,8 +16,8 @@ from auditor.audit import run_audit
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.compare import compare_runs
 from auditor.config import load_settings
+from auditor.corpus_reader import read_corpus
 from auditor.embed import load_encoder
-from auditor.logs import read_corpus
 from auditor.metrics.drift import overlap_at_k, rbo
 from auditor.store import Store
 from tests.conftest import FIXTURES

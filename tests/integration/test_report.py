@@ -19,8 +19,8 @@ import pytest
 
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.cases import DRIFT
+from auditor.corpus_reader import read_corpus
 from auditor.embed import load_encoder
-from auditor.logs import read_corpus
 from auditor.report import (
     Report,
     build_report,

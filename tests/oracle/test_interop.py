@@ -19,7 +19,7 @@ from auditor.audit import run_audit
 from auditor.backends.embedded import EmbeddedBackend
 from auditor.config import load_settings
 from auditor.interop import ExportError, export_trec
-from auditor.logs import read_qrels, read_trec_run
+from auditor.judgments import read_qrels, read_trec_run
 from auditor.metrics import Qrels, evaluate, metrics_for
 from auditor.store import Store, StoreError
 from tests.conftest import FIXTURES

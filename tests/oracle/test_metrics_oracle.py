@@ -167,7 +167,9 @@ def _assert_close(diffs: dict[str, float]) -> None:
 def beir_run(request, tmp_path_factory):
     """BM25 (embedded backend, BM25 only) over a BEIR test split: a few seconds per dataset."""
     from auditor.backends.embedded import EmbeddedBackend
-    from auditor.logs import read_corpus, read_log, read_qrels
+    from auditor.corpus_reader import read_corpus
+    from auditor.judgments import read_qrels
+    from auditor.logs import read_log
     from auditor.records import LogRecord
 
     folder = DATA / request.param
