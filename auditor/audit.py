@@ -7,15 +7,10 @@ self-retrievability) runs once at the end, from what the store holds.
 
 from __future__ import annotations
 
-import copy
 import gc
-import hashlib
 import itertools
-import json
-import secrets
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,46 +23,22 @@ from auditor.cases import QueryCase, SentenceSupport, Thresholds
 from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import diagnose
 from auditor.embed import CachedEncoder, CacheStats
-from auditor.evidence import SUPPORT_THRESHOLD
 from auditor.judgments import read_qrels
 from auditor.logs import LoadCounts, read_log
 from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
-from auditor.store import RunStatus, Store, StoreError, resume_refusal
-from auditor.store.read.run_facts import log_span
+from auditor.run_record import (
+    RunCounts,
+    final_status,
+    manifest,
+    new_run_id,
+)
+from auditor.run_record import resume_settings as resume_settings
+from auditor.store import RunStatus, Store
 from auditor.trace import AnswerTrace, Tracer
 
 Progress = Callable[[int], None]
-
-
-@dataclass
-class RunCounts:
-    read: int = 0
-    accepted: int = 0
-    quarantined: int = 0
-    blank: int = 0
-    skipped: int = 0  # lines that are not queries (e.g. non-retriever spans)
-    qrels_quarantined: int = 0
-    qrels_queries: int = 0  # queries the qrels file judges (whether or not in the log)
-    replayed: int = 0
-    by_status: dict[str, int] = field(default_factory=lambda: {"ok": 0, "empty": 0, "error": 0})
-    traced: int = 0
-    corpus: dict[str, Any] = field(default_factory=dict)
-    embedding_cache: dict[str, Any] = field(default_factory=dict)
-
-    def after(self, result: BatchResult) -> RunCounts:
-        """The counts once ``result`` is stored (a copy: they are written with the batch)."""
-        counts = copy.deepcopy(self)
-        counts.replayed += len(result.rows)
-        counts.traced += len(result.traces)
-        for row in result.rows:
-            counts.by_status[row.status] += 1
-        return counts
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
 
 
 def thresholds(settings: AuditSettings) -> Thresholds:
@@ -280,21 +251,6 @@ def _stopped_early(audit: Audit, settings: AuditSettings, run_id: str, status: R
         "once the index answers", run_id, status)
 
 
-def resume_settings(store: Store, run_id: str) -> dict[str, Any]:
-    """The stored settings of an unfinished run, to rebuild ``AuditSettings`` from.
-
-    Secrets were never stored: they come from the environment again.
-    """
-    row = store.run(run_id)
-    refusal = resume_refusal(run_id, row["status"], row.get("owner"))
-    if refusal:
-        raise StoreError(refusal)
-    config = dict(row["config"])
-    for key in ("es_credentials", "webhook"):
-        config.pop(key, None)
-    return config
-
-
 def _start(audit: Audit, settings: AuditSettings, resume: str | None) -> tuple[str, RunCounts]:
     store = audit.store
     if resume is not None:
@@ -344,7 +300,7 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
         counts.corpus = _corpus(audit, run_id, counts)
         counts = _with_cache(counts, audit)
         store.append({"embeddings": audit.new_embeddings()})
-        status, reason = _final_status(counts, audit.replayer.abort_reason or (
+        status, reason = final_status(counts, audit.replayer.abort_reason or (
             f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),
             load)
     except KeyboardInterrupt:
@@ -358,7 +314,9 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
         counts.quarantined, counts.blank = load.quarantined, load.blank
         counts.skipped = load.skipped
         store.finish_run(run_id, status, reason, asdict(counts))
-        store.set_manifest(run_id, manifest(audit, settings, store, run_id, counts))
+        store.set_manifest(run_id, manifest(
+            settings, store, run_id, counts, thresholds=audit.thresholds,
+            model_id=audit.encoder.model_id if audit.encoder else None))
     return run_id, status
 
 
@@ -382,63 +340,6 @@ def _with_cache(counts: RunCounts, audit: Audit) -> RunCounts:
     return counts
 
 
-def manifest(audit: Audit, settings: AuditSettings, store: Store, run_id: str,
-             counts: RunCounts) -> dict[str, Any]:
-    """What every stored number of the run can be traced to."""
-    config = settings.snapshot()
-    span = log_span(store, run_id)
-    fingerprint = store.run(run_id)["fingerprint"]  # taken when the run started
-    return {
-        "config_digest": hashlib.sha256(
-            json.dumps(config, sort_keys=True).encode()).hexdigest(),
-        "index": fingerprint,
-        "embedding_model": (audit.encoder.model_id if audit.encoder
-                            else fingerprint.get("model_id") or None),
-        "thresholds": {**asdict(audit.thresholds), "support": SUPPORT_THRESHOLD},
-        "code_version": code_version(),
-        "log": {"path": str(settings.log), "sha256": file_digest(settings.log),
-                "first_logged_at": span.first_logged_at,
-                "last_logged_at": span.last_logged_at},
-        "counts": asdict(counts),
-    }
-
-
-def file_digest(path: Any) -> str | None:
-    """SHA-256 of a log file (or of a directory's files, in name order): the log's identity,
-    which makes two runs comparable whatever their replay errors."""
-    from pathlib import Path
-
-    if path is None:
-        return None
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    digest = hashlib.sha256()
-    try:
-        for file in files:
-            digest.update(str(file.relative_to(root) if root.is_dir() else "").encode())
-            with file.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def code_version() -> str:
-    """Package version, plus the git commit when run from a checkout."""
-    import subprocess
-    from pathlib import Path
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-            timeout=5, cwd=Path(__file__).parent, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-    return f"{__version__}+g{commit}"
-
-
 def _accepted(items: Iterable[LogRecord | QuarantineEntry], quarantined: list[QuarantineEntry],
               stored: set[tuple[str, int]]) -> Iterator[LogRecord]:
     """Pass records through; set quarantine entries aside to be written with the batch
@@ -451,27 +352,3 @@ def _accepted(items: Iterable[LogRecord | QuarantineEntry], quarantined: list[Qu
             yield item
 
 
-def _final_status(counts: RunCounts, abort_reason: str | None, load: LoadCounts | None = None
-                  ) -> tuple[RunStatus, str | None]:
-    """A run that accepted no query checked nothing: it fails, so a nightly job whose log
-    export broke does not stay green."""
-    if load is not None and not load.accepted:
-        return "failed", _nothing_accepted(load)
-    errors = counts.by_status["error"]
-    if counts.replayed and errors == counts.replayed:
-        return "failed", abort_reason or "every query failed"
-    if abort_reason:
-        return "partial", abort_reason
-    if errors:
-        return "partial", f"{errors} of {counts.replayed} queries failed"
-    return "complete", None
-
-
-def _nothing_accepted(load: LoadCounts) -> str:
-    if not load.read:
-        return "the log holds no record: is the export empty?"
-    parts = [f"{n} {what}" for n, what in ((load.quarantined, "quarantined"),
-                                           (load.blank, "blank"), (load.skipped, "skipped"))
-             if n]
-    return (f"no query accepted from the log: {load.read} lines read, "
-            f"{', '.join(parts) or 'none usable'} (see `auditor runs` and the quarantine)")

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import grimp
-import pytest
 
 from tests.conftest import ROOT
 
@@ -184,7 +183,6 @@ def long_modules() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="not yet (issue 11): audit.py 477")
 def test_no_module_over_400_lines_unless_allowed() -> None:
     found = long_modules()
     assert not found, f"modules over {MAX_LINES} lines (split them, or add to " \
