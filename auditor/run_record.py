@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import __version__
+from auditor.cases import Thresholds
 from auditor.config import AuditSettings
-from auditor.diagnose import Thresholds
 from auditor.evidence import SUPPORT_THRESHOLD
 from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult
