@@ -171,7 +171,7 @@ class Audit:
                 query_id=query_id, query=row.record.query, status=row.status, hits=row.hits,
                 depth=self.settings.depth, mode=self.settings.mode, level=level,
                 targets=ids, silver=silver, missing_targets=[t for t in ids if not present[t]],
-                served=served.get(query_id), latency_ms=row.latency_ms,
+                served=served.get(query_id), replay_latency_ms=row.replay_latency_ms,
                 served_latency_ms=row.record.served_latency_ms,
                 sentences=_sentence_support(trace),
                 scatter_docs=trace.doc_cover.size if trace else None,

@@ -98,7 +98,7 @@ class QueryCase:
     silver: bool  # targets come from answer evidence, not judgments
     missing_targets: list[str]  # targets not in the index at all (membership check)
     served: list[str] | None  # what production served (ids at the run's level), if logged
-    latency_ms: float | None
+    replay_latency_ms: float | None
     served_latency_ms: float | None
     sentences: list[SentenceSupport] = field(default_factory=list)
     scatter_docs: int | None = None

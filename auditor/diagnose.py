@@ -314,18 +314,19 @@ def _drifted(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
 def _empty_result(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
     if not _is_empty(case):
         return []
-    return [_row(case, "empty_result", None, mode=case.mode, latency_ms=case.latency_ms,
+    return [_row(case, "empty_result", None, mode=case.mode,
+                 replay_latency_ms=case.replay_latency_ms,
                  served=None if case.served is None else len(case.served))]
 
 
 @rule("slow", "the replay latency or the served latency is over slow_ms")
 def _slow(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
-    over = [name for name, value in (("replay", case.latency_ms),
+    over = [name for name, value in (("replay", case.replay_latency_ms),
                                      ("served", case.served_latency_ms))
             if value is not None and value > t.slow_ms]
     if not over:
         return []
-    return [_row(case, "slow", None, over=over, latency_ms=case.latency_ms,
+    return [_row(case, "slow", None, over=over, replay_latency_ms=case.replay_latency_ms,
                  served_latency_ms=case.served_latency_ms, slow_ms=t.slow_ms)]
 
 

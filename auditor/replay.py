@@ -30,7 +30,7 @@ class Replayed:
     record: LogRecord
     status: Status
     hits: list[Hit]
-    latency_ms: float | None
+    replay_latency_ms: float | None
     took_ms: float | None = None
     error: str | None = None
 

@@ -94,7 +94,7 @@ def run_tables(run_id: str, q: int, docs: int, seed: int, worse: float) -> dict[
     tables["query_results"] = pa.table({
         "run_id": [run_id] * q, "seq": qi, "query_id": qids, "query": texts,
         "status": dictionary(np.where(qi % 997 == 0, 1, 0), ["ok", "empty"]),
-        "n_hits": np.full(q, HITS, np.int32), "latency_ms": rng.gamma(2, 40, q),
+        "n_hits": np.full(q, HITS, np.int32), "replay_latency_ms": rng.gamma(2, 40, q),
         "logged_at": pa.array(start, pa.timestamp("s", tz="UTC")),
         "served_latency_ms": rng.gamma(2, 60, q), "served": served, "answer": answers,
         "metadata": meta})
@@ -107,7 +107,7 @@ def run_tables(run_id: str, q: int, docs: int, seed: int, worse: float) -> dict[
     relevant = doc_of[:, 0]
     tables["judgments"] = pa.table({
         "run_id": [run_id] * q, "query_id": qids, "doc_id": dictionary(relevant, dids),
-        "relevance": np.ones(q, np.int32)})
+        "grade": np.ones(q, np.int32)})
     mq = np.repeat(qi, len(METRICS))
     values = np.clip(rng.beta(4, 1.5, q * len(METRICS)) - worse, 0, 1)
     values[rng.random(q * len(METRICS)) < 0.08] = np.nan

@@ -129,7 +129,7 @@ def read_run(store: Store, run_id: str) -> dict[str, Any]:
 
         return {
             "metrics": rows("SELECT query_id, metric, value FROM metrics WHERE run_id = ?"),
-            "judgments": rows("SELECT query_id, doc_id, relevance FROM judgments "
+            "judgments": rows("SELECT query_id, doc_id, grade FROM judgments "
                               "WHERE run_id = ?"),
             "sentences": rows("SELECT query_id, idx, text, start_char, end_char, status, "
                               "best_doc_id, best_score FROM sentences WHERE run_id = ? "
@@ -149,7 +149,7 @@ def scattered_at(k: int, scatter_docs: int | None, scatter_chunks: int | None,
     """The product's ``scattered`` rule at cut-off ``k`` on stored scatter sizes."""
     case = QueryCase(query_id="q", query="", status="ok", hits=[], depth=DEPTH, mode="bm25",
                      level="doc", targets=[], silver=False, missing_targets=[], served=None,
-                     latency_ms=None, served_latency_ms=None, scatter_docs=scatter_docs,
+                     replay_latency_ms=None, served_latency_ms=None, scatter_docs=scatter_docs,
                      scatter_chunks=scatter_chunks)
     facts = Facts(replayed=Ranking.of([], "doc"), ablations={}, missed=[], uncovered=[])
     return bool(RULE_FUNCTIONS["scattered"](case, Thresholds(k=k, scatter_limit=limit), facts))

@@ -112,7 +112,7 @@ def served_vs_replayed(trace: dict[str, Any], served: pd.DataFrame, grades: dict
         if served.empty:
             st.caption("Nothing served was logged for this query.")
         else:
-            widgets.table(served.assign(relevance=served["id"].map(grades)), key="served",
+            widgets.table(served.assign(grade=served["id"].map(grades)), key="served",
                           height=300)
     with right:
         st.markdown("**Replayed now** (top 20)")
@@ -120,7 +120,7 @@ def served_vs_replayed(trace: dict[str, Any], served: pd.DataFrame, grades: dict
         if hits.empty:
             st.caption("Replay returned no hits.")
         else:
-            hits["relevance"] = hits["doc_id" if level == "doc" else "chunk_id"].map(grades)
+            hits["grade"] = hits["doc_id" if level == "doc" else "chunk_id"].map(grades)
             widgets.table(hits, key="replayed", height=300)
 
 
@@ -162,7 +162,7 @@ def header(run: dict[str, Any], trace: dict[str, Any]) -> None:
     shown = [f"recall@{k}", f"ndcg@{k}", f"mrr@{k}", f"answer_coverage@{k}", f"overlap@{k}"]
     for column, name in zip(columns, shown, strict=False):
         column.metric(name, widgets.number(metrics.get(name)))
-    columns[5].metric("replay ms", widgets.number(result.get("latency_ms"), 1),
+    columns[5].metric("replay ms", widgets.number(result.get("replay_latency_ms"), 1),
                       help="time the auditor's replay of this query took; production "
                            f"logged {widgets.number(result.get('served_latency_ms'), 1)} ms "
                            "(— : not measured)")
@@ -186,7 +186,7 @@ def show(src: Source, run: dict[str, Any], trace: dict[str, Any]) -> None:
     causes(trace)
     served = served_table(src, run, trace)
     targets = target_table(src, run, trace, served)
-    grades = {row.id: "evidence" if pd.isna(row.relevance) else str(int(row.relevance))
+    grades = {row.id: "evidence" if pd.isna(row.grade) else str(int(row.grade))
               for row in targets.itertuples()}
     silver = bool(len(targets)) and bool(targets["silver"].all())
     st.markdown(f"**{'Evidence (silver) documents' if silver else 'Relevant documents'}**"

@@ -21,7 +21,7 @@ __all__ = ["QueryFilter", "explorer_metrics", "sortable_columns"]
 
 # The two latencies, said honestly: the auditor's own replay of the query, and the time
 # production logged for serving it. NULL (not measured) shows blank.
-LATENCY_LABELS = {"latency_ms": "replay ms", "served_latency_ms": "production ms"}
+LATENCY_LABELS = {"replay_latency_ms": "replay ms", "served_latency_ms": "production ms"}
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

@@ -32,7 +32,7 @@ MIN_SHARED = 0.5  # default share of the run's queries a baseline must hold (bas
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def gates(src: Source, run_id: str) -> pd.DataFrame:
-    """The run's gates with their status, failed first; none in a store older than gates."""
+    """The run's gates with their status, failed first (none for a run never gated)."""
     return reads.gates(src.path, run_id)
 
 
@@ -43,7 +43,7 @@ def overall(gate_rows: pd.DataFrame) -> str:
 
 
 def verdicts(src: Source, run_id: str) -> pd.DataFrame:
-    """Every verdict stored for the run, newest first (none in a store older than them)."""
+    """Every verdict stored for the run, newest first."""
     return reads.verdicts(src.path, run_id)
 
 
@@ -59,8 +59,8 @@ def min_shared(config: dict[str, Any]) -> float:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def shown(src: Source, run_id: str) -> Verdict:
-    """The run's verdict: the newest stored one, else what its gates (older stores) say;
-    ``gate_status`` None when the run was not gated."""
+    """The run's verdict: the newest stored one, else what its gates say (runs gated before
+    verdicts were kept); ``gate_status`` None when the run was not gated."""
     gate_rows = gates(src, run_id)
     history = verdicts(src, run_id)
     config = run_details(src, run_id).get("config") or {}

@@ -216,5 +216,5 @@ EXPLAIN: dict[str, Explain] = {
         f"the {e.get('mode') or ''} search returned nothing".replace("the  ", "the ")
         + (f" (production served {e['served']})" if e.get("served") else "")),
     "slow": lambda t, e, q: (
-        f"the search took {num(e['latency_ms'])} ms, over the {num(e['slow_ms'])} ms limit"),
+        f"the search took {num(e['replay_latency_ms'])} ms, over the {num(e['slow_ms'])} ms limit"),
 }

@@ -96,7 +96,7 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
         "judgments": _with_run(run_id, pa.table({
             "query_id": [q for q in every_id for _ in batch.judgments.get(q, {})],
             "doc_id": [d for q in every_id for d in batch.judgments.get(q, {})],
-            "relevance": pa.array([g for q in every_id for g in batch.judgments.get(q, {})
+            "grade": pa.array([g for q in every_id for g in batch.judgments.get(q, {})
                                    .values()], pa.int32()),
         })),
         "metrics": _with_run(run_id, pa.table({
@@ -175,7 +175,7 @@ def _query_results(run_id: str, batch: BatchResult) -> pa.Table:
             "status": row.status,
             "error": row.error,
             "n_hits": len(row.hits),
-            "latency_ms": row.latency_ms,
+            "replay_latency_ms": row.replay_latency_ms,
             "took_ms": row.took_ms,
             "logged_at": row.record.logged_at,
             "served_latency_ms": row.record.served_latency_ms,

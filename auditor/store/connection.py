@@ -121,18 +121,6 @@ class Connection:
             attempt += 1
 
 
-def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    """Old stores opened read-only are not migrated: a reader checks before it selects."""
-    return con.execute("SELECT count(*) FROM information_schema.columns "
-                       "WHERE table_name = ? AND column_name = ?", [table, column]
-                       ).fetchone()[0] > 0
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
-                            "WHERE table_name = ?", [name]).fetchone()[0])
-
-
 def dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

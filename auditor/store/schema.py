@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from auditor.errors import AuditorError
 
@@ -271,6 +272,36 @@ def m007_scrub_es_url(con: duckdb.DuckDBPyConnection) -> None:
             data["es_url"], data["es_credentials"] = clean, "set"
         con.execute("UPDATE runs SET config = ?, status_reason = ? WHERE run_id = ?",
                     [json.dumps(data), scrub_urls(reason) if reason else reason, run_id])
+
+
+@migration
+def m008_vocabulary(con: duckdb.DuckDBPyConnection) -> None:
+    """One name per concept (issue 11): the stored latency is the replay's, not the one
+    production logged (``served_latency_ms``), so ``query_results.latency_ms`` becomes
+    ``replay_latency_ms`` (also the key in the evidence of ``slow`` and ``empty_result``
+    diagnoses); a judgment's integer is a *grade*, so ``judgments.relevance`` becomes
+    ``grade``. Values are kept."""
+    con.execute("ALTER TABLE query_results RENAME COLUMN latency_ms TO replay_latency_ms")
+    con.execute("ALTER TABLE judgments RENAME COLUMN relevance TO grade")
+    rows = con.execute("SELECT rowid, evidence FROM diagnoses WHERE cause IN "
+                       "('slow', 'empty_result') AND json_exists(evidence, '$.latency_ms')"
+                       ).fetchall()
+    if not rows:
+        return
+    renamed = pa.table({"rid": [rid for rid, _ in rows],
+                        "evidence": [_rename_key(json.loads(text), "latency_ms",
+                                                 "replay_latency_ms") for _, text in rows]})
+    con.register("m008_renamed", renamed)
+    try:
+        con.execute("UPDATE diagnoses SET evidence = r.evidence FROM m008_renamed r "
+                    "WHERE diagnoses.rowid = r.rid")
+    finally:
+        con.unregister("m008_renamed")
+
+
+def _rename_key(data: dict, old: str, new: str) -> str:
+    """``data`` as JSON with ``old`` named ``new``, in the same place among its keys."""
+    return json.dumps({new if key == old else key: value for key, value in data.items()})
 
 
 def applied(con: duckdb.DuckDBPyConnection) -> set[str]:

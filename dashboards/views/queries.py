@@ -17,7 +17,7 @@ from dashboards.query_data import QueryFilter
 PAGE_SIZE = 50
 _BLANK = "blank: not measured for this query (sort with Sort by)"
 LATENCY_COLUMNS = {  # what each latency measures; text, so that NULL shows blank
-    "latency_ms": st.column_config.TextColumn(
+    "replay_latency_ms": st.column_config.TextColumn(
         "replay ms", alignment="right", help=f"time the auditor's replay of the query took; "
                                              f"{_BLANK}"),
     "served_latency_ms": st.column_config.TextColumn(

@@ -32,7 +32,7 @@ def case(**changes: Any) -> QueryCase:
     base = QueryCase(
         query_id="q1", query="how do cats purr", status="ok",
         hits=hits("a#0", "b#0", "c#0", "d#0", "e#0"), depth=100, mode="bm25", level="chunk",
-        targets=[], silver=False, missing_targets=[], served=None, latency_ms=10.0,
+        targets=[], silver=False, missing_targets=[], served=None, replay_latency_ms=10.0,
         served_latency_ms=None,
     )
     return replace(base, **changes)
@@ -232,32 +232,32 @@ def test_drifted() -> None:
 
 def test_empty_result_leaves_room_only_for_not_indexed() -> None:
     empty = case(status="empty", hits=[], targets=["a#0", "x#0"], missing_targets=["x#0"],
-                 latency_ms=5000.0, served=["a#0"], scatter_docs=9)
+                 replay_latency_ms=5000.0, served=["a#0"], scatter_docs=9)
     assert causes(empty) == ["not_indexed", "empty_result"]
     (row,) = rows(empty, "empty_result")
-    assert row.evidence == {"mode": "bm25", "latency_ms": 5000.0, "served": 1}
+    assert row.evidence == {"mode": "bm25", "replay_latency_ms": 5000.0, "served": 1}
     assert causes(replace(empty, status="ok")) == ["not_indexed", "empty_result"]  # no hits
     assert causes(case()) == []
 
 
 def test_slow() -> None:
-    assert causes(case(latency_ms=1000.0)) == []  # on budget is not over it
-    (row,) = rows(case(latency_ms=1000.5), "slow")
+    assert causes(case(replay_latency_ms=1000.0)) == []  # on budget is not over it
+    (row,) = rows(case(replay_latency_ms=1000.5), "slow")
     assert row.evidence["over"] == ["replay"] and row.evidence["slow_ms"] == 1000.0
-    (row,) = rows(case(latency_ms=None, served_latency_ms=2000), "slow")
+    (row,) = rows(case(replay_latency_ms=None, served_latency_ms=2000), "slow")
     assert row.evidence["over"] == ["served"]
 
 
 def test_errors_get_no_cause() -> None:
     failing = case(status="error", hits=[], targets=["x#0"], missing_targets=["x#0"],
-                   latency_ms=9999.0)
+                   replay_latency_ms=9999.0)
     assert diagnose(failing, T) == []
 
 
 def test_several_causes_at_once_in_cause_order() -> None:
     query = case(
         mode="hybrid", hits=hits("a#0", "b#0", "c#0", "d#0", "z#0"), targets=["z#0", "x#0"],
-        missing_targets=["x#0"], served=["p#0", "q#0", "r#0"], latency_ms=1500.0,
+        missing_targets=["x#0"], served=["p#0", "q#0", "r#0"], replay_latency_ms=1500.0,
         ablations={"bm25": hits("z#0"), "dense": hits("a#0", "b#0", "c#0", "d#0", "z#0")},
     )
     found = diagnose(query, T)

@@ -32,7 +32,7 @@ MODES = ("bm25", "hybrid")  # bm25 first: the hybrid run gates and compares agai
 VOLATILE_KEYS = {
     "run_id", "baseline_run_id", "started_at", "finished_at", "generated_at", "created_at",
     "store", "path", "directory", "code_version", "config_digest", "applied_at", "owner",
-    "verdict_id", "took_ms", "latency_ms", "a", "b", "earlier",
+    "verdict_id", "took_ms", "replay_latency_ms", "a", "b", "earlier",
 }
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 # Store tables whose rows are per query (or per document) and carry no clock.
@@ -51,8 +51,8 @@ TABLES = {
 }
 # Columns copied from the log or corpus (not computed by the auditor) are left out to keep the
 # files small; hits are kept to the top 10 per query.
-DROP_COLUMNS = {"run_id", "seq", "latency_ms", "took_ms", "text", "title", "query", "answer",
-                "cited", "metadata", "served", "raw"}
+DROP_COLUMNS = {"run_id", "seq", "replay_latency_ms", "took_ms", "text", "title", "query",
+                "answer", "cited", "metadata", "served", "raw"}
 WHERE = {"hits": " AND rank <= 10"}
 
 

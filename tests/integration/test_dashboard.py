@@ -57,10 +57,10 @@ def markdown(at: AppTest) -> str:
 
 def frame(at: AppTest, *columns: str, exact: bool = False):
     """The first dataframe on the page holding ``columns`` (or, ``exact``, those and the
-    relevance column only): AppTest does not expose the keys of plain dataframes."""
+    grade column only): AppTest does not expose the keys of plain dataframes."""
     for d in at.dataframe:
         have = set(d.value.columns)
-        if (have == {*columns, "relevance"}) if exact else set(columns) <= have:
+        if (have == {*columns, "grade"}) if exact else set(columns) <= have:
             return d.value
     raise AssertionError(f"no dataframe with columns {columns}")
 
@@ -366,10 +366,10 @@ def test_query_detail_grade_zero_is_no_target(app, nightly_store, monkeypatch, t
     """Judgments of grade 0 are not targets: a query with only those shows its answer's
     silver evidence, as the audit does."""
     store_copy(nightly_store, monkeypatch, tmp_path,
-               ("UPDATE judgments SET relevance = 0 WHERE query_id = '133'", []))
+               ("UPDATE judgments SET grade = 0 WHERE query_id = '133'", []))
     at = app("queries", query="133")
     assert "Evidence (silver) documents" in markdown(at)
-    assert frame(at, "id", "why_missing")["relevance"].isna().all()
+    assert frame(at, "id", "why_missing")["grade"].isna().all()
 
 
 def test_query_detail_maps_served_chunks_to_documents(app, nightly_store, monkeypatch,
@@ -457,6 +457,8 @@ def old_store_sql() -> list[tuple[str, list]]:
             "DROP TABLE embeddings", "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
             "ALTER TABLE runs DROP COLUMN baseline_run_id",
             "ALTER TABLE runs DROP COLUMN gate_status", "ALTER TABLE runs DROP COLUMN owner",
+            "ALTER TABLE query_results RENAME COLUMN replay_latency_ms TO latency_ms",
+            "ALTER TABLE judgments RENAME COLUMN grade TO relevance",
             "DELETE FROM schema_migrations WHERE version >= 3"]
     return [(statement, []) for statement in drop]
 

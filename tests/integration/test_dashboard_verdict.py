@@ -257,14 +257,14 @@ def test_runs_are_grouped_by_backend_mode_level_and_log(app, nightly_store, monk
 def test_explorer_labels_latency_and_leaves_unmeasured_blank(app, nightly_store, monkeypatch,
                                                              tmp_path):
     store_copy(nightly_store, monkeypatch, tmp_path,
-               ("UPDATE query_results SET latency_ms = NULL WHERE run_id = ?",
+               ("UPDATE query_results SET replay_latency_ms = NULL WHERE run_id = ?",
                 [nightly_store.run_id]))
     at = app("queries")
     table = explorer(at)
-    assert (table.value["latency_ms"] == "").all()  # blank, not "None"
+    assert (table.value["replay_latency_ms"] == "").all()  # blank, not "None"
     assert table.value["served_latency_ms"].str.fullmatch(r"[\d,]+\.\d").all()
     config = json.loads(table.proto.columns)
-    assert config["latency_ms"]["label"] == "replay ms"
+    assert config["replay_latency_ms"]["label"] == "replay ms"
     assert config["served_latency_ms"]["label"] == "production ms"
     at = app("queries", query="133")
     replay = next(m for m in at.metric if m.label == "replay ms")

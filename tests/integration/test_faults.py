@@ -307,9 +307,10 @@ def test_elasticsearch_cut_mid_run_stores_a_row_per_query_and_reports(
             "WHERE q.status = 'error'").fetchone()[0]
         gates = con.execute("SELECT count(*) FROM gates").fetchone()[0]
         latency = con.execute(
-            "SELECT count(*) FILTER (WHERE status = 'ok' AND latency_ms IS DISTINCT FROM "
-            "took_ms), count(*) FILTER (WHERE status = 'error' AND latency_ms IS NOT NULL), "
-            "count(*) FILTER (WHERE status = 'ok' AND took_ms IS NULL) FROM query_results"
+            "SELECT count(*) FILTER (WHERE status = 'ok' AND replay_latency_ms IS DISTINCT "
+            "FROM took_ms), count(*) FILTER (WHERE status = 'error' AND replay_latency_ms IS "
+            "NOT NULL), count(*) FILTER (WHERE status = 'ok' AND took_ms IS NULL) "
+            "FROM query_results"
         ).fetchone()
     assert latency == (0, 0, 0)  # each query's own `took`; none for errors
     assert sum(rows.values()) == 400, rows  # every accepted query has its row
@@ -333,11 +334,11 @@ def test_latency_is_each_querys_own_or_none(scifact_index) -> None:
                "zebrafish", "cancer"] * 4
     records = [LogRecord(query_id=f"q{i}", query=q) for i, q in enumerate(queries)]
     rows = Replayer(scifact_index, "bm25", 100).replay(records)
-    values = [row.latency_ms for row in rows]
+    values = [row.replay_latency_ms for row in rows]
     assert all(v is not None and v >= 0 for v in values)
     assert len(set(values)) > 1
     dense = Replayer(scifact_index, "dense", 100).replay(records)
-    assert {row.latency_ms for row in dense} == {None}
+    assert {row.replay_latency_ms for row in dense} == {None}
 
 
 # credentials inside es_url --------------------------------------------------------------

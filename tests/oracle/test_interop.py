@@ -94,7 +94,7 @@ def test_export_round_trips_through_our_readers(scifact_run: tuple[Store, str],
     with store.connect(read_only=True) as con:
         hits = con.execute("SELECT query_id, doc_id FROM hits WHERE run_id = ? ORDER BY seq, rank",
                            [run_id]).fetchall()
-        judged = con.execute("SELECT query_id, doc_id, relevance FROM judgments WHERE run_id = ?",
+        judged = con.execute("SELECT query_id, doc_id, grade FROM judgments WHERE run_id = ?",
                              [run_id]).fetchall()
     expected: dict[str, list[str]] = {}
     for query_id, doc_id in hits:
@@ -126,7 +126,7 @@ def _synthetic_run(path: Path, hits: list[tuple[str, int, str, str, float]],
         "judgments": pa.table({
             "run_id": ["r1"] * len(judgments), "query_id": [j[0] for j in judgments],
             "doc_id": [j[1] for j in judgments],
-            "relevance": pa.array([j[2] for j in judgments], pa.int32())}),
+            "grade": pa.array([j[2] for j in judgments], pa.int32())}),
     })
     return store
 

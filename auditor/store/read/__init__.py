@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from auditor.owners import describe, is_alive
-from auditor.store.connection import Connection, StoreError, dicts, has_column, has_table
+from auditor.store.connection import Connection, StoreError, dicts
 from auditor.store.read.baseline import first_comparable, none_yet
 
 DEFAULT_MIN_SHARED = 0.5  # of a run's replayed queries a baseline must also have answered
@@ -29,8 +29,6 @@ class Reader(Connection):
     def verdicts(self, run_id: str) -> list[dict[str, Any]]:
         """Every verdict given to ``run_id``, newest first (warnings and gates decoded)."""
         with self.connect(read_only=True) as con:
-            if not has_table(con, "verdicts"):
-                return []
             rows = dicts(con.execute(
                 "SELECT * EXCLUDE (run_id) FROM verdicts WHERE run_id = ? "
                 "ORDER BY verdict_id DESC", [run_id]))
@@ -47,11 +45,10 @@ class Reader(Connection):
     def runs(self) -> list[dict[str, Any]]:
         """Every run, newest first, with its shown status (see :func:`shown_status`)."""
         with self.connect(read_only=True) as con:
-            owner = "owner" if has_column(con, "runs", "owner") else "NULL AS owner"
             rows = dicts(
                 con.execute(
                     "SELECT run_id, started_at, finished_at, status, status_reason, backend, "
-                    f"mode, level, counts, {owner} FROM runs ORDER BY started_at DESC"
+                    "mode, level, counts, owner FROM runs ORDER BY started_at DESC"
                 )
             )
         return [shown_status(row) for row in rows]
@@ -63,7 +60,7 @@ class Reader(Connection):
             raise StoreError(f"no run {run_id!r} in {self.path}: list runs with `auditor runs`")
         row = rows[0]
         for key in ("config", "fingerprint", "counts", "manifest"):
-            row[key] = json.loads(row[key]) if row.get(key) else None  # old stores lack some
+            row[key] = json.loads(row[key]) if row.get(key) else None  # old runs lack some
         return shown_status(row)
 
     def metric_means(self, run_id: str) -> list[dict[str, Any]]:
@@ -181,14 +178,10 @@ class Reader(Connection):
             return first_comparable(con, run_id, candidates, min_shared, where is None)
 
     def gates(self, run_id: str) -> list[dict[str, Any]]:
-        """Gate rows of the latest verdict: failed first, then not evaluated, then passed.
-        Stores older than the status column read it as their migration would write it."""
+        """Gate rows of the latest verdict: failed first, then not evaluated, then passed."""
         with self.connect(read_only=True) as con:
-            status = "status" if has_column(con, "gates", "status") else (
-                "CASE WHEN NOT passed THEN 'failed' WHEN kind = 'max_drop' AND value IS NULL "
-                "THEN 'not_evaluated' ELSE 'passed' END")
             return dicts(con.execute(
-                f"SELECT * FROM (SELECT gate, metric, kind, {status} AS status, passed, value, "
+                "SELECT * FROM (SELECT gate, metric, kind, status, passed, value, "
                 "threshold, baseline_run_id, reason FROM gates WHERE run_id = ?) "
                 "ORDER BY CASE status WHEN 'failed' THEN 0 WHEN 'not_evaluated' THEN 1 "
                 "ELSE 2 END, gate", [run_id]))

@@ -2,8 +2,7 @@
 
 A DuckDB file is open read-write by one process or read-only by many, never both, so a
 nightly writer must never wait for a reader (a browser tab): no reader keeps a connection.
-A store written by an older auditor lacks some tables and columns; :func:`names_of` tells which
-are there, and each reader returns empty frames or NULL columns for what is absent.
+A store written by an older auditor is upgraded before it is read (``Connection.connect``).
 """
 
 from __future__ import annotations
@@ -36,10 +35,3 @@ def frame(path: Path | str, sql: str, params: dict[str, Any] | None = None) -> p
     """Run one query on a fresh read-only connection (closed before returning)."""
     with reading(path) as con:
         return query(con, sql, params)
-
-
-def names_of(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
-    """The store's table names and ``table.column`` names (old stores lack some)."""
-    df = query(con, "SELECT table_name, column_name FROM information_schema.columns "
-                    "WHERE table_schema = 'main'")
-    return frozenset(df["table_name"]) | frozenset(df["table_name"] + "." + df["column_name"])

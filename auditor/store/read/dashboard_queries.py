@@ -15,12 +15,12 @@ import duckdb
 import pandas as pd
 
 from auditor.cases import DRIFT
-from auditor.store.read.dashboard_frames import frame, names_of, query, reading
+from auditor.store.read.dashboard_frames import frame, query, reading
 from auditor.store.read.dashboard_metrics import metric_sql_name
 from auditor.store.read.dashboard_segments import Segment
 
 SortOrder = Literal["ASC", "DESC"]
-LATENCIES = ("latency_ms", "served_latency_ms")
+LATENCIES = ("replay_latency_ms", "served_latency_ms")
 
 
 def explorer_metrics(k: int) -> list[str]:
@@ -77,7 +77,7 @@ def _explorer(run_id: str, k: int, segment: Segment, flt: QueryFilter
               WHERE run_id = $run AND list_contains($metrics, metric) GROUP BY query_id)
         SELECT q.query_id, q.query, array_to_string(c.cause_list, ', ') AS causes,
                coalesce(c.drifted, FALSE) AS drifted,
-               m.* EXCLUDE (query_id), q.status, q.latency_ms, q.served_latency_ms,
+               m.* EXCLUDE (query_id), q.status, q.replay_latency_ms, q.served_latency_ms,
                q.logged_at
         FROM query_results q LEFT JOIN m USING (query_id) LEFT JOIN c USING (query_id)
         WHERE q.run_id = $run AND {" AND ".join(clauses)}"""
@@ -122,17 +122,17 @@ def targets(path: Path | str, run_id: str, query_id: str, level: str) -> pd.Data
                           arg_min(chunk_id, rank) AS chunk_id
                    FROM hits WHERE run_id = $run AND query_id = $q GROUP BY {key}),
         r AS (SELECT *, row_number() OVER (ORDER BY chunk_rank) AS rank FROM h),
-        judged AS (SELECT doc_id AS id, relevance, FALSE AS silver FROM judgments
-                   WHERE run_id = $run AND query_id = $q AND relevance >= 1),
+        judged AS (SELECT doc_id AS id, grade, FALSE AS silver FROM judgments
+                   WHERE run_id = $run AND query_id = $q AND grade >= 1),
         silver AS (SELECT DISTINCT {"best_doc_id" if level == "doc" else "best_chunk_id"} AS id,
-                          NULL::INTEGER AS relevance, TRUE AS silver
+                          NULL::INTEGER AS grade, TRUE AS silver
                    FROM sentences WHERE run_id = $run AND query_id = $q
                      AND status <> 'ungrounded' AND best_doc_id IS NOT NULL),
         t AS (SELECT * FROM judged UNION ALL
               SELECT * FROM silver WHERE NOT EXISTS (SELECT 1 FROM judged))
-        SELECT t.id, t.relevance, t.silver, r.rank, r.score, r.chunk_id
+        SELECT t.id, t.grade, t.silver, r.rank, r.score, r.chunk_id
         FROM t LEFT JOIN r USING (id)
-        ORDER BY t.relevance DESC NULLS LAST, r.rank NULLS LAST, t.id""",
+        ORDER BY t.grade DESC NULLS LAST, r.rank NULLS LAST, t.id""",
                  {"run": run_id, "q": query_id})
 
 
@@ -140,14 +140,13 @@ def documents_of(path: Path | str, run_id: str, chunk_ids: tuple[str, ...]) -> d
     """The document of each chunk id that the run's hits or stored passages know."""
     if not chunk_ids:
         return {}
-    with reading(path) as con:
-        passages = ("UNION ALL SELECT chunk_id, doc_id FROM passages WHERE run_id = $run "
-                    "AND list_contains($ids, chunk_id)" if "passages" in names_of(con) else "")
-        df = query(con, f"""
-            SELECT chunk_id, any_value(doc_id) AS doc_id FROM (
-                SELECT chunk_id, doc_id FROM hits WHERE run_id = $run
-                AND list_contains($ids, chunk_id) {passages}) GROUP BY chunk_id""",
-                   {"run": run_id, "ids": list(chunk_ids)})
+    df = frame(path, """
+        SELECT chunk_id, any_value(doc_id) AS doc_id FROM (
+            SELECT chunk_id, doc_id FROM hits WHERE run_id = $run
+            AND list_contains($ids, chunk_id) UNION ALL
+            SELECT chunk_id, doc_id FROM passages WHERE run_id = $run
+            AND list_contains($ids, chunk_id)) GROUP BY chunk_id""",
+               {"run": run_id, "ids": list(chunk_ids)})
     return dict(zip(df["chunk_id"], df["doc_id"], strict=True))
 
 
@@ -162,14 +161,11 @@ def titles(path: Path | str, run_id: str, doc_ids: tuple[str, ...]) -> dict[str,
 
 def passages(path: Path | str, run_id: str, chunk_ids: tuple[str, ...]
              ) -> dict[str, dict[str, str]]:
-    """Document, title and text of the chunks the run stored for its traces (none in a store
+    """Document, title and text of the chunks the run stored for its traces (none for a run
     written before passages were kept)."""
-    with reading(path) as con:
-        if "passages" not in names_of(con):
-            return {}
-        stored = query(con, "SELECT chunk_id, doc_id, title, text FROM passages WHERE "
-                            "run_id = $run AND list_contains($ids, chunk_id)",
-                       {"run": run_id, "ids": list(chunk_ids)})
+    stored = frame(path, "SELECT chunk_id, doc_id, title, text FROM passages WHERE "
+                         "run_id = $run AND list_contains($ids, chunk_id)",
+                   {"run": run_id, "ids": list(chunk_ids)})
     return {row.chunk_id: {"doc_id": row.doc_id, "title": row.title or "",
                            "text": row.text or ""} for row in stored.itertuples()}
 

@@ -2,7 +2,7 @@
 verdicts, and how many of its queries a baseline shares.
 
 A run's shown gate status is its newest stored verdict, else what its gate rows say, else
-``runs.gate_status``: stores differ in age, and each reader asks only for what is there.
+``runs.gate_status``. An older store is upgraded before it is read (see ``auditor migrate``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from auditor.store.read.dashboard_frames import names_of, query, reading
+from auditor.store.read.dashboard_frames import frame
 
-# A gate row's status as migration m005 backfills it: a relative gate that passed without a
-# value had no baseline, so it was not evaluated.
-GATE_STATUS_LEGACY = ("CASE WHEN NOT passed THEN 'failed' WHEN kind = 'max_drop' AND value IS "
-                      "NULL THEN 'not_evaluated' ELSE 'passed' END")
+# A gate row's status; a row appended without one reads as migration m006 backfills it: a
+# relative gate that passed without a value had no baseline, so it was not evaluated.
+GATE_STATUS = ("coalesce(status, CASE WHEN NOT passed THEN 'failed' WHEN kind = 'max_drop' "
+               "AND value IS NULL THEN 'not_evaluated' ELSE 'passed' END)")
 STATUS_ORDER = {"failed": 0, "not_evaluated": 1, "passed": 2}
 GATE_COLUMNS = ["gate", "metric", "kind", "status", "value", "threshold", "baseline_run_id",
                 "reason"]
@@ -24,94 +24,54 @@ VERDICT_COLUMNS = ["created_at", "gate_status", "baseline_run_id", "baseline_rea
                    "warnings"]
 
 
-def gate_status_sql(names: frozenset[str]) -> str:
-    """Each gate row's status: the stored column, else derived as migration m005 does."""
-    if "gates.status" in names:
-        return f"coalesce(status, {GATE_STATUS_LEGACY})"
-    return GATE_STATUS_LEGACY
-
-
-def _shown_gate_status(names: frozenset[str]) -> tuple[str, str, str]:
-    """The WITH clause, joins and expression of each run's shown gate status."""
-    ctes, joins, parts = [], "", []
-    if "verdicts" in names:
-        ctes.append("v AS (SELECT run_id, arg_max(gate_status, created_at) AS status "
-                    "FROM verdicts GROUP BY run_id)")
-        joins += " LEFT JOIN v USING (run_id)"
-        parts.append("v.status")
-    if "gates" in names:
-        ctes.append(f"""g AS (SELECT run_id, CASE WHEN bool_or(s = 'failed') THEN 'failed'
-                              WHEN bool_or(s = 'not_evaluated') THEN 'not_evaluated'
-                              ELSE 'passed' END AS status
-                       FROM (SELECT run_id, {gate_status_sql(names)} AS s FROM gates)
-                       GROUP BY run_id)""")
-        joins += " LEFT JOIN g USING (run_id)"
-        parts.append("g.status")
-    if "runs.gate_status" in names:
-        parts.append("r.gate_status")
-    with_clause = f"WITH {', '.join(ctes)}" if ctes else ""
-    return with_clause, joins, f"coalesce({', '.join(parts)})" if parts else "NULL::VARCHAR"
-
-
 def runs(path: Path | str) -> pd.DataFrame:
     """Every run as stored, newest first, with its query count, diagnosis cut-off ``k``, log
     and shown gate status (a run still ``running`` is shown as ``Store.runs`` says)."""
-    with reading(path) as con:
-        names = names_of(con)
-        with_clause, joins, expression = _shown_gate_status(names)
-        baseline = ("r.baseline_run_id" if "runs.baseline_run_id" in names
-                    else "NULL::VARCHAR AS baseline_run_id")
-        return query(con, f"""
-            {with_clause}
-            SELECT r.run_id, r.started_at, r.finished_at, r.status, r.status_reason,
-                   {expression} AS gate_status, {baseline},
-                   r.backend, r.mode, r.level, r.config ->> 'log' AS log,
-                   TRY_CAST(r.counts ->> 'replayed' AS BIGINT) AS queries,
-                   coalesce(TRY_CAST(r.config ->> 'diagnose_k' AS INTEGER), 10) AS k
-            FROM runs r{joins} ORDER BY r.started_at DESC""")
+    return frame(path, f"""
+        WITH v AS (SELECT run_id, arg_max(gate_status, created_at) AS status
+                   FROM verdicts GROUP BY run_id),
+             g AS (SELECT run_id, CASE WHEN bool_or(s = 'failed') THEN 'failed'
+                                       WHEN bool_or(s = 'not_evaluated') THEN 'not_evaluated'
+                                       ELSE 'passed' END AS status
+                   FROM (SELECT run_id, {GATE_STATUS} AS s FROM gates) GROUP BY run_id)
+        SELECT r.run_id, r.started_at, r.finished_at, r.status, r.status_reason,
+               coalesce(v.status, g.status, r.gate_status) AS gate_status, r.baseline_run_id,
+               r.backend, r.mode, r.level, r.config ->> 'log' AS log,
+               TRY_CAST(r.counts ->> 'replayed' AS BIGINT) AS queries,
+               coalesce(TRY_CAST(r.config ->> 'diagnose_k' AS INTEGER), 10) AS k
+        FROM runs r LEFT JOIN v USING (run_id) LEFT JOIN g USING (run_id)
+        ORDER BY r.started_at DESC""")
 
 
 def gates(path: Path | str, run_id: str) -> pd.DataFrame:
-    """The run's gates with their status, failed first; none in a store older than gates."""
-    with reading(path) as con:
-        names = names_of(con)
-        if "gates" not in names:
-            return pd.DataFrame(columns=GATE_COLUMNS)
-        df = query(con, f"""
-            SELECT gate, metric, kind, {gate_status_sql(names)} AS status, value, threshold,
-                   baseline_run_id, reason FROM gates WHERE run_id = $run""", {"run": run_id})
+    """The run's gates with their status, failed first."""
+    df = frame(path, f"""
+        SELECT gate, metric, kind, {GATE_STATUS} AS status, value, threshold,
+               baseline_run_id, reason FROM gates WHERE run_id = $run""", {"run": run_id})
     df["order"] = df["status"].map(STATUS_ORDER).fillna(3)
     return df.sort_values(["order", "gate"]).drop(columns="order").reset_index(drop=True)
 
 
 def verdicts(path: Path | str, run_id: str) -> pd.DataFrame:
-    """Every verdict stored for the run, newest first (none in a store older than them)."""
-    with reading(path) as con:
-        if "verdicts" not in names_of(con):
-            return pd.DataFrame(columns=VERDICT_COLUMNS)
-        return query(con, f"SELECT {', '.join(VERDICT_COLUMNS)} FROM verdicts "
-                          "WHERE run_id = $run ORDER BY created_at DESC, verdict_id DESC",
-                     {"run": run_id})
+    """Every verdict stored for the run, newest first."""
+    return frame(path, f"SELECT {', '.join(VERDICT_COLUMNS)} FROM verdicts "
+                       "WHERE run_id = $run ORDER BY created_at DESC, verdict_id DESC",
+                 {"run": run_id})
 
 
 def comparison_rows(path: Path | str, run_id: str) -> pd.DataFrame:
-    """The metric deltas stored when the run was gated against its baseline (none in a store
-    older than them)."""
+    """The metric deltas stored when the run was gated against its baseline."""
     columns = ["baseline_run_id", "metric", "n", "baseline_mean", "current_mean", "delta",
                "ci_low", "ci_high", "p_value", "p_holm"]
-    with reading(path) as con:
-        if "comparisons" not in names_of(con):
-            return pd.DataFrame(columns=columns)
-        return query(con, f"SELECT {', '.join(columns)} FROM comparisons "
-                          "WHERE run_id = $run ORDER BY metric", {"run": run_id})
+    return frame(path, f"SELECT {', '.join(columns)} FROM comparisons "
+                       "WHERE run_id = $run ORDER BY metric", {"run": run_id})
 
 
 def shared_share(path: Path | str, run_id: str, baseline_run_id: str) -> float:
     """Share of the run's queries that the baseline also answered."""
-    with reading(path) as con:
-        row = query(con, """
-            SELECT count(b.query_id) AS shared, count(*) AS n
-            FROM (SELECT DISTINCT query_id FROM query_results WHERE run_id = $run) q
-            LEFT JOIN (SELECT DISTINCT query_id FROM query_results WHERE run_id = $base) b
-            USING (query_id)""", {"run": run_id, "base": baseline_run_id}).iloc[0]
+    row = frame(path, """
+        SELECT count(b.query_id) AS shared, count(*) AS n
+        FROM (SELECT DISTINCT query_id FROM query_results WHERE run_id = $run) q
+        LEFT JOIN (SELECT DISTINCT query_id FROM query_results WHERE run_id = $base) b
+        USING (query_id)""", {"run": run_id, "base": baseline_run_id}).iloc[0]
     return float(row["shared"]) / max(int(row["n"]), 1)

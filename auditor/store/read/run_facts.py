@@ -56,7 +56,7 @@ def judged_coverage(store: Connection, run_id: str) -> JudgedCoverage:
         replayed, judged = con.execute(
             "SELECT (SELECT count(DISTINCT query_id) FROM query_results WHERE run_id = $1), "
             "(SELECT count(DISTINCT query_id) FROM judgments WHERE run_id = $1 "
-            "AND relevance >= 1)", [run_id]).fetchone()
+            "AND grade >= 1)", [run_id]).fetchone()
     return JudgedCoverage(replayed, judged)
 
 

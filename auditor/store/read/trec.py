@@ -34,7 +34,7 @@ SELECT query_id, 'Q0', doc_id, new_rank,
 FROM checked ORDER BY seq, new_rank
 """
 _QRELS_SQL = """
-SELECT query_id, 0, doc_id, relevance FROM judgments WHERE run_id = {run}
+SELECT query_id, 0, doc_id, grade FROM judgments WHERE run_id = {run}
 ORDER BY query_id, doc_id
 """
 _SPACED_SQL = """
