@@ -117,8 +117,8 @@ def main() -> None:
         st.button("Try again", icon=":material/refresh:")
     except duckdb.Error as exc:
         st.error(f"The results store could not be read ({type(exc).__name__}: {exc}). If an "
-                 "older auditor wrote it, run any `auditor` command that writes (e.g. "
-                 "`auditor gate RUN_ID`) to upgrade it.", icon=":material/database:")
+                 "older auditor wrote it, upgrade it with `auditor migrate --store "
+                 f"{st.session_state['store_path']}`.", icon=":material/database:")
 
 
 main()

@@ -17,6 +17,7 @@ from rich.text import Text
 from auditor.cli.options import ConfigOpt, JsonOpt, StoreOpt
 from auditor.cli.render import err, out, print_comparison
 from auditor.config import ConfigError, load_settings
+from auditor.metrics import check_metric_name
 from auditor.store import Store
 from auditor.store.read.run_facts import run_extras
 
@@ -74,7 +75,9 @@ def compare(
     from auditor.compare import compare_runs
 
     settings = load_settings(config, store=store)
-    names = metrics.split(",") if metrics else None
+    # a misspelt name is one sentence naming the closest known metric (exit 2)
+    names = [check_metric_name(name) for name in metrics.split(",") if name.strip()] \
+        if metrics else None
     comparison = compare_runs(Store(settings.store), baseline_run, run_id,
                               metrics=names,
                               k=settings.diagnose_k)

@@ -314,3 +314,15 @@ def test_summary_names_the_failed_gates_and_a_regressed_query(
               if line.startswith("gate failed")]
     assert [match[1] for match in failed if match] == ["recall@10", "ndcg@10"]
     assert lines[-1].startswith(f"next: auditor dashboard · auditor trace {regressed[0]} · ")
+
+
+def test_compare_names_the_closest_metric_for_a_misspelt_one(
+        audited: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--metrics` is checked against the metric registry before anything is compared."""
+    directory, stdout, _ = audited
+    monkeypatch.chdir(directory)
+    run_id = stdout.split()[1]  # "run RUN_ID complete · ..."
+    code, _, stderr = run_main(["compare", run_id, run_id, "--metrics", "recall@10,ndgc@10"],
+                               monkeypatch, capsys)
+    assert_one_sentence(code, stderr, "'ndgc@10'", "did you mean 'ndcg@10'?")

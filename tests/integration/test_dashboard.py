@@ -534,3 +534,12 @@ def test_hostile_answer_sentence_and_metadata_value_stay_text(app, nightly_store
             assert escape_md(hostile) in raw
     at = app("why")
     assert hostile in at.multiselect(key="seg_tenant").options
+
+
+def test_a_store_that_cannot_be_read_names_auditor_migrate(app, nightly_store, monkeypatch,
+                                                          tmp_path):
+    """A table the schema promises is missing: the page says how to upgrade the store."""
+    copy = store_copy(nightly_store, monkeypatch, tmp_path, ("DROP TABLE verdicts", []))
+    at = app()
+    (error,) = at.error
+    assert f"auditor migrate --store {copy}" in error.value
