@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from auditor.numerals import MISSING, fixed, interval, p_value
@@ -34,12 +41,15 @@ err = console(stderr=True)
 
 
 def progress() -> Progress:
-    """A bar on stderr, only when it is a terminal (a pipe or CI log stays clean)."""
+    """A bar on stderr, only when it is a terminal (a pipe or CI log stays clean); with a
+    known total (a JSONL log) it shows the time left, so a long run says when it ends."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=err,
         transient=False,
         disable=not err.is_terminal,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -95,11 +96,22 @@ def run(
         help="continue this unfinished run (its stored settings are used)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
     verbose: VerboseOpt = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="read the log and time a few queries; print the expected cost, "
+                          "store nothing")] = False,
+    budget: Annotated[str | None, typer.Option(
+        help="with --dry-run: a time budget (90m, 2h, 1h30m); suggests a --sample")] = None,
 ) -> None:
     """Replay the log, score and store the run, gate it against the baseline, report.
 
     Exit 1 when a gate fails.
     """
+    if dry_run or budget is not None:
+        cost_up_front(load_settings(
+            config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
+            k=parse_ks(k), depth=depth, level=level, index=index), dry_run, budget, as_json,
+            resume)
+        return
     if resume is not None:
         from auditor.audit import resume_settings
 
@@ -117,6 +129,24 @@ def run(
     print_run(results, run_id, as_json, verdict, verbose=verbose, k=settings.diagnose_k,
               flags=flags(store, config))
     raise typer.Exit(verdict.exit_code)
+
+
+def cost_up_front(settings: AuditSettings, dry_run: bool, budget: str | None, as_json: bool,
+                  resume: str | None) -> None:
+    """``--dry-run``: the expected wall time and embeddings (see :mod:`auditor.dry_run`)."""
+    from auditor.dry_run import describe, parse_budget
+    from auditor.dry_run import dry_run as estimate
+
+    if not dry_run:
+        raise ConfigError("--budget goes with --dry-run: add --dry-run to see what fits")
+    if resume is not None:
+        raise ConfigError("--dry-run estimates a new run: leave out --resume")
+    result = estimate(settings, parse_budget(budget) if budget is not None else None)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        for line in describe(result):
+            out.print(line, markup=False, highlight=False)
 
 
 def demo(

@@ -32,3 +32,13 @@ class EmbeddingCache(Connection):
         width = len(column[0])
         matrix = column.flatten().to_numpy().astype(np.float32).reshape(-1, width)
         return dict(zip(found.column("key").to_pylist(), matrix, strict=True))
+
+    def cached_keys(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` the cache holds, read only and without their vectors (the dry
+        run counts what a run would embed); none when there is no store yet."""
+        if not keys or not self.path.exists():
+            return set()
+        with self.connect(read_only=True) as con:
+            con.register("wanted", pa.table({"key": pa.array(keys, pa.string())}))
+            found = con.sql("SELECT key FROM embeddings JOIN wanted USING (key)").fetchall()
+        return {key for (key,) in found}
