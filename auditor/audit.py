@@ -84,9 +84,7 @@ class Audit:
         """The model behind the store's embedding cache, when anything will embed."""
         if not (self.settings.trace or (backend is None and needs_vectors(self.settings))):
             return None
-        from auditor.embed import load_encoder
-
-        return CachedEncoder(load_encoder(self.settings.encoder), self.store)
+        return CachedEncoder.named(self.settings.encoder, self.store)  # loads on a miss
 
     def _tracer(self) -> Tracer | None:
         from auditor.evidence import SupportScorer

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
@@ -88,12 +88,15 @@ class HashEncoder:
         return out
 
 
+ENCODERS: dict[str, type[MiniLMEncoder] | type[HashEncoder]] = {
+    "minilm": MiniLMEncoder, "hash": HashEncoder,
+}
+
+
 @lru_cache(maxsize=2)
 def load_encoder(name: EncoderName = "minilm") -> Encoder:
     """One encoder per process: loading MiniLM costs seconds."""
-    if name == "hash":
-        return HashEncoder()
-    return MiniLMEncoder()
+    return ENCODERS[name]()
 
 
 def embedding_key(model_id: str, text: str) -> str:
@@ -125,15 +128,42 @@ class CachedEncoder:
     corpus should embed nothing. New vectors wait in ``pending`` until the caller writes
     them with its batch (``take_pending``), so a killed run never stores half a batch.
     Lookups go to DuckDB each call: memory stays bounded by one batch, not the corpus.
+
+    The model is loaded by ``load`` on the first cache miss only: loading MiniLM is about a
+    quarter of a cold run, and a run whose texts are all cached never needs it.
     """
 
-    def __init__(self, encoder: Encoder, store: Store) -> None:
-        self.encoder = encoder
+    def __init__(self, load: Callable[[], Encoder], store: Store, model_id: str,
+                 dim: int = DIM) -> None:
+        self._load = load
+        self._encoder: Encoder | None = None
         self.store = store
-        self.model_id = encoder.model_id
-        self.dim = encoder.dim
+        self.model_id = model_id
+        self.dim = dim
         self.pending: dict[str, np.ndarray] = {}
         self.stats = CacheStats()
+
+    @classmethod
+    def named(cls, name: EncoderName, store: Store) -> CachedEncoder:
+        """The cache in front of a named encoder, loaded (once per process) when needed."""
+        kind = ENCODERS[name]
+        return cls(partial(load_encoder, name), store, kind.model_id, kind.dim)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model behind the cache was needed (and so loaded) yet."""
+        return self._encoder is not None
+
+    @property
+    def encoder(self) -> Encoder:
+        """The model itself, loaded on first use; it must be the one the keys name."""
+        if self._encoder is None:
+            encoder = self._load()
+            if encoder.model_id != self.model_id:
+                raise ValueError(f"the cache is keyed for {self.model_id}, the loaded model "
+                                 f"is {encoder.model_id}")
+            self._encoder = encoder
+        return self._encoder
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         keys = [embedding_key(self.model_id, t) for t in texts]

@@ -46,13 +46,13 @@ def index_build(
 def build_index(settings: AuditSettings, vectors: bool = True) -> str:
     """Chunk, embed (through the store's cache) and index the corpus; says what was built."""
     from auditor.corpus_reader import read_corpus
-    from auditor.embed import CachedEncoder, load_encoder
+    from auditor.embed import CachedEncoder
 
     if settings.corpus is None:
         raise ConfigError("no corpus given: set `corpus` in audit.toml or pass --corpus")
     chunks = list(read_corpus(settings.corpus, settings.chunk_words))
     results = Store(settings.store)
-    encoder = CachedEncoder(load_encoder(settings.encoder), results) if vectors else None
+    encoder = CachedEncoder.named(settings.encoder, results) if vectors else None
     with progress() as bar:
         task = bar.add_task("embedding chunks" if vectors else "indexing", total=len(chunks))
 
