@@ -35,6 +35,8 @@ from auditor.run_record import (
     new_run_id,
 )
 from auditor.run_record import resume_settings as resume_settings
+from auditor.sampled import draw, only_sampled
+from auditor.sampling import Sample
 from auditor.store import RunStatus, Store
 from auditor.trace import AnswerTrace, Tracer
 
@@ -280,10 +282,13 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
     load = LoadCounts()
     status: RunStatus = "failed"
     reason: str | None = None
+    sample: Sample | None = None
     try:
         quarantined: list[QuarantineEntry] = []
         stored = store.quarantined_lines(run_id) if resume else set()
-        records = _accepted(read_log(settings.log, load), quarantined, stored)
+        sample = draw(settings)  # None: the whole log
+        records = only_sampled(_accepted(read_log(settings.log, load), quarantined, stored),
+                               sample)
         for batch in batched(itertools.islice(records, done, None), settings.batch_size):
             result = audit.batch(counts.replayed, batch)
             tables = batch_tables(run_id, result, settings)
@@ -314,7 +319,7 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
         store.finish_run(run_id, status, reason, asdict(counts))
         store.set_manifest(run_id, manifest(
             settings, store, run_id, counts, thresholds=audit.thresholds,
-            model_id=audit.encoder.model_id if audit.encoder else None))
+            model_id=audit.encoder.model_id if audit.encoder else None, sample=sample))
     return run_id, status
 
 

@@ -166,6 +166,13 @@ class AuditSettings(BaseSettings):
     cron: str = Field(default="0 2 * * *", description="schedule for `auditor schedule`")
     doc_url: str | None = Field(
         default=None, description="link to a document's source, e.g. https://wiki/{doc_id}")
+    # sampling: audit part of the log, every mean then comes with a 95% CI
+    sample: int | None = Field(default=None, ge=1, description="audit N queries of the log")
+    sample_rate: float | None = Field(
+        default=None, gt=0, le=1, description="audit this share of the log's queries")
+    stratify_by: str | None = Field(
+        default=None, description="sample strata: a metadata key, or day / hour of logged_at")
+    seed: int = Field(default=0, description="sample seed: the same seed picks the same queries")
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -197,6 +204,20 @@ class AuditSettings(BaseSettings):
                 self.es_password = SecretStr(unquote(password))
         self.es_url = clean
         return self
+
+    @model_validator(mode="after")
+    def _one_sample_size(self) -> AuditSettings:
+        if self.sample is not None and self.sample_rate is not None:
+            raise ValueError("sample and sample_rate (--sample N, --sample-rate r) exclude "
+                             "each other: give one")
+        if self.stratify_by is not None and not self.sampled:
+            raise ValueError("stratify_by needs a sample: add --sample N or --sample-rate r")
+        return self
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the run audits a sample of the log (see auditor/sampled.py)."""
+        return self.sample is not None or self.sample_rate is not None
 
     @field_validator("k")
     @classmethod
@@ -260,11 +281,15 @@ def load_settings(config: Path | None = None, **overrides: Any) -> AuditSettings
         settings = _FromFile(**given)
     except ValidationError as exc:
         where = f"config {path}" if path else "settings"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '?'}: "
-            f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"{where}: {problems}") from None
     except ValueError as exc:  # TOML syntax errors
         raise ConfigError(f"config {path}: {exc}") from None
     return AuditSettings.model_validate(settings.model_dump())
+
+
+def _problem(error: Any) -> str:
+    """One validation error as ``field: message`` (a check across fields has no field)."""
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -17,6 +17,8 @@ from auditor.config import AuditSettings
 from auditor.evidence import SUPPORT_THRESHOLD
 from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult
+from auditor.sampled import manifest_entry
+from auditor.sampling import Sample
 from auditor.store import RunStatus, Store, StoreError, resume_refusal
 from auditor.store.read.run_facts import log_span
 
@@ -66,12 +68,14 @@ def resume_settings(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def manifest(settings: AuditSettings, store: Store, run_id: str, counts: RunCounts, *,
-             model_id: str | None, thresholds: Thresholds) -> dict[str, Any]:
-    """What every stored number of the run can be traced to."""
+             model_id: str | None, thresholds: Thresholds,
+             sample: Sample | None = None) -> dict[str, Any]:
+    """What every stored number of the run can be traced to; a sampled run adds ``sample``
+    (n, N, rate, seed, stratify_by, strata as [n_h, N_h]), a run over the whole log nothing."""
     config = settings.snapshot()
     span = log_span(store, run_id)
     fingerprint = store.run(run_id)["fingerprint"]  # taken when the run started
-    return {
+    recorded = {
         "config_digest": hashlib.sha256(
             json.dumps(config, sort_keys=True).encode()).hexdigest(),
         "index": fingerprint,
@@ -84,6 +88,9 @@ def manifest(settings: AuditSettings, store: Store, run_id: str, counts: RunCoun
                 "last_logged_at": span.last_logged_at},
         "counts": asdict(counts),
     }
+    if sample is not None:
+        recorded["sample"] = manifest_entry(sample)
+    return recorded
 
 
 def file_digest(path: Any) -> str | None:

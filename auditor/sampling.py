@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from statistics import NormalDist
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -98,12 +99,14 @@ class Estimate:
         return self.mean + self.half_width
 
 
-def id_digests(query_ids: Sequence[str]) -> np.ndarray:
+def id_digests(query_ids: Iterable[str]) -> np.ndarray:
     """One 64-bit BLAKE2b digest per id (seed-free, so it is computed once per log)."""
-    blake = hashlib.blake2b
-    return np.fromiter(
-        (int.from_bytes(blake(q.encode(), digest_size=8).digest(), "little") for q in query_ids),
-        dtype=np.uint64, count=len(query_ids))
+    return np.fromiter((id_digest(q) for q in query_ids), dtype=np.uint64)
+
+
+def id_digest(query_id: str) -> int:
+    """The seed-free 64-bit digest of one id (a log read record by record keeps these)."""
+    return int.from_bytes(hashlib.blake2b(query_id.encode(), digest_size=8).digest(), "little")
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
@@ -125,18 +128,22 @@ def unit_values(digests: np.ndarray, seed: int) -> np.ndarray:
 
 def stratum_labels(records: Iterable[LogRecord], by: str | None) -> list[str]:
     """Each record's stratum: ``day``/``hour`` of ``logged_at`` (UTC), else a metadata key."""
-    labels = []
-    for record in records:
-        if by is None:
-            labels.append(NO_STRATUM)
-        elif by in TIME_STRATA:
-            at = record.logged_at
-            fmt = "%Y-%m-%d" if by == "day" else "%Y-%m-%dT%H"
-            labels.append(at.strftime(fmt) if at is not None else NO_STRATUM)
-        else:
-            value = record.metadata.get(by)
-            labels.append(NO_STRATUM if value is None else str(value))
-    return labels
+    return [stratum_of(record.logged_at, record.metadata, by) for record in records]
+
+
+def stratum_of(logged_at: datetime | None, metadata: dict[str, Any] | None,
+               by: str | None) -> str:
+    """One query's stratum, from what the log gave and the store keeps (the estimator reads
+    it back from the stored rows). A naive ``logged_at`` is taken as UTC."""
+    if by is None:
+        return NO_STRATUM
+    if by in TIME_STRATA:
+        if logged_at is None:
+            return NO_STRATUM
+        at = logged_at.astimezone(UTC) if logged_at.tzinfo is not None else logged_at
+        return at.strftime("%Y-%m-%d" if by == "day" else "%Y-%m-%dT%H")
+    value = (metadata or {}).get(by)
+    return NO_STRATUM if value is None else str(value)
 
 
 def allocate(sizes: Sequence[int], total: int) -> list[int]:

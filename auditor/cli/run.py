@@ -94,6 +94,13 @@ def run(
     baseline: BaselineOpt = None,
     resume: Annotated[str | None, typer.Option(
         help="continue this unfinished run (its stored settings are used)")] = None,
+    sample: Annotated[int | None, typer.Option(help="audit N queries of the log")] = None,
+    sample_rate: Annotated[float | None, typer.Option(
+        help="audit this share of the log, in (0, 1]")] = None,
+    stratify_by: Annotated[str | None, typer.Option(
+        help="sample strata: a metadata key, or day / hour of logged_at")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="sample seed (default 0): the same seed picks the same queries")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
     verbose: VerboseOpt = False,
     dry_run: Annotated[bool, typer.Option(
@@ -106,6 +113,8 @@ def run(
 
     Exit 1 when a gate fails.
     """
+    if sample is not None and sample_rate is not None:
+        raise ConfigError("--sample N and --sample-rate r exclude each other: give one")
     if dry_run or budget is not None:
         cost_up_front(load_settings(
             config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
@@ -122,6 +131,7 @@ def run(
         settings = load_settings(
             config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
             k=parse_ks(k), depth=depth, level=level, index=index, baseline=baseline,
+            sample=sample, sample_rate=sample_rate, stratify_by=stratify_by, seed=seed,
         )
     results = Store(settings.store)
     run_id = audit(settings, resume)
@@ -179,7 +189,7 @@ def audit(settings: AuditSettings, resume: str | None = None) -> str:
     """One audit run behind a progress bar; returns its run id."""
     from auditor.audit import run_audit
 
-    total = count_lines(settings.log)
+    total = None if settings.sampled else count_lines(settings.log)  # n is known later
     with progress() as bar:
         task = bar.add_task(f"replaying ({escape(settings.mode)})", total=total)
         if resume is not None:

@@ -1,0 +1,94 @@
+"""The design-based estimates of a sampled run: every per-query metric's stratified mean with
+finite-population correction and a 95% interval, from the stored per-query rows and the strata
+sizes the run's manifest recorded (``manifest.sample``).
+
+Each stored query's stratum is read back from what the store kept of its log record
+(``logged_at`` and ``metadata``), by the same rule the sample was drawn with.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from auditor.sampling import Estimate, estimate_mean, stratum_of
+from auditor.store.connection import Connection
+
+
+@dataclass(frozen=True)
+class SampledRun:
+    """What a run's manifest says of its sample, and the estimate of each metric."""
+
+    n: int
+    population: int
+    seed: int
+    stratify_by: str | None
+    strata: dict[str, tuple[int, int]]  # stratum -> (N_h, n_h), as the estimator takes them
+    estimates: dict[str, Estimate]
+
+    def describe(self) -> str:
+        """The words shown wherever a sampled number appears."""
+        return f"sampled: {self.n} of {self.population}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sampled": self.describe(), "n": self.n, "N": self.population, "seed": self.seed,
+            "stratify_by": self.stratify_by,
+            "strata": {name: [drawn, size] for name, (size, drawn) in self.strata.items()},
+            "estimates": {metric: {"mean": e.mean, "ci_low": e.low, "ci_high": e.high,
+                                   "n": e.n, "N": e.population}
+                          for metric, e in self.estimates.items()},
+        }
+
+
+def sample_of(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest's ``sample`` entry, or None for a run over the whole log."""
+    return (manifest or {}).get("sample") or None
+
+
+def sampled_run(store: Connection, run_id: str, manifest: dict[str, Any] | None,
+                metrics: list[str] | None = None) -> SampledRun | None:
+    """The estimates of ``metrics`` (default: every stored metric) for a sampled run; None
+    when the run audited the whole log."""
+    entry = sample_of(manifest)
+    if entry is None:
+        return None
+    strata = {name: (int(size), int(drawn)) for name, (drawn, size) in entry["strata"].items()}
+    labels, columns = _per_query(store, run_id, entry.get("stratify_by"), metrics)
+    estimates = {metric: estimate_mean(values, labels, strata)
+                 for metric, values in columns.items()}
+    return SampledRun(n=int(entry["n"]), population=int(entry["N"]), seed=int(entry["seed"]),
+                      stratify_by=entry.get("stratify_by"), strata=strata,
+                      estimates=estimates)
+
+
+def query_strata(store: Connection, run_id: str, stratify_by: str | None) -> dict[str, str]:
+    """Each stored query's stratum (query id -> label)."""
+    with store.connect(read_only=True) as con:
+        rows = con.execute("SELECT query_id, logged_at, metadata FROM query_results "
+                           "WHERE run_id = ? ORDER BY seq", [run_id]).fetchall()
+    return {query_id: stratum_of(at, json.loads(meta) if meta else None, stratify_by)
+            for query_id, at, meta in rows}
+
+
+def _per_query(store: Connection, run_id: str, stratify_by: str | None,
+               metrics: list[str] | None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Stratum labels in stored order, and each metric's value per query (NaN: undefined)."""
+    strata = query_strata(store, run_id, stratify_by)
+    position = {query_id: i for i, query_id in enumerate(strata)}
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT metric, query_id, value FROM metrics WHERE run_id = ? "
+            "AND (? IS NULL OR list_contains(?, metric))", [run_id, metrics, metrics],
+        ).fetchall()
+    columns: dict[str, np.ndarray] = {}
+    for metric, query_id, value in rows:
+        column = columns.get(metric)
+        if column is None:
+            column = columns[metric] = np.full(len(position), np.nan)
+        if query_id in position:
+            column[position[query_id]] = np.nan if value is None else value
+    return list(strata.values()), columns

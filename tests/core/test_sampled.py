@@ -1,0 +1,82 @@
+"""A sampled run's pieces: the settings that ask for one, which accepted records it replays,
+what its manifest records, and strata read back from stored rows the way they were drawn."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from auditor.config import ConfigError, load_settings
+from auditor.records import LogRecord
+from auditor.sampled import design, draw, manifest_entry, only_sampled
+from auditor.sampling import Design, sample_log, stratum_of
+
+
+def write_log(path: Path, ids: list[str], bad_lines: int = 0) -> Path:
+    lines = ['{"query_id": "broken"'] * bad_lines  # quarantined, never sampled
+    lines += [json.dumps({"query_id": q, "query": f"text {q}",
+                          "metadata": {"tier": "gold" if int(q[1:]) % 4 == 0 else "free"}})
+              for q in ids]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_audit_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # load_settings(None) reads ./audit.toml when there is one
+
+
+def test_settings_ask_for_one_sample_size() -> None:
+    assert design(load_settings(None)) is None
+    chosen = design(load_settings(None, sample=10, stratify_by="tier", seed=4))
+    assert chosen == Design(seed=4, size=10, stratify_by="tier")
+    with pytest.raises(ConfigError, match="exclude each other"):
+        load_settings(None, sample=10, sample_rate=0.5)
+    with pytest.raises(ConfigError, match="sample_rate"):
+        load_settings(None, sample_rate=0.0)
+    with pytest.raises(ConfigError, match="sample"):
+        load_settings(None, sample=0)
+    with pytest.raises(ConfigError, match="needs a sample"):
+        load_settings(None, stratify_by="day")
+
+
+def test_the_sample_is_drawn_from_accepted_records_only(tmp_path: Path) -> None:
+    ids = [f"q{i}" for i in range(200)]
+    clean = load_settings(None, log=write_log(tmp_path / "a.jsonl", ids), sample=30,
+                          stratify_by="tier")
+    dirty = load_settings(None, log=write_log(tmp_path / "b.jsonl", ids, bad_lines=7),
+                          sample=30, stratify_by="tier")
+    first, second = draw(clean), draw(dirty)
+    assert first is not None and second is not None
+    assert first.n == 30 and first.population == 200
+    assert (first.picked == second.picked).all()  # quarantined lines change nothing
+    assert first.strata == {"free": (150, 23), "gold": (50, 7)}  # 22.5/7.5: ties to the first
+    records = [LogRecord(query_id=q, query="x", metadata={"tier": "gold" if int(q[1:]) % 4 == 0
+                                                          else "free"}) for q in ids]
+    kept = [r.query_id for r in only_sampled(iter(records), first)]
+    direct = sample_log(records, Design(seed=0, size=30, stratify_by="tier"))
+    assert kept == [r.query_id for r, p in zip(records, direct.picked, strict=True) if p]
+    assert list(only_sampled(iter(records), None)) == records
+
+
+def test_the_manifest_records_n_N_and_the_strata() -> None:
+    records = [LogRecord(query_id=f"q{i}", query="x", metadata={"t": i % 2}) for i in range(40)]
+    entry = manifest_entry(sample_log(records, Design(seed=9, rate=0.25, stratify_by="t")))
+    assert entry["N"] == 40 and entry["seed"] == 9 and entry["stratify_by"] == "t"
+    assert entry["n"] == sum(n for n, _ in entry["strata"].values())
+    assert entry["rate"] == entry["n"] / 40
+    assert {name: size for name, (_, size) in entry["strata"].items()} == {"0": 20, "1": 20}
+    assert entry["requested"] == {"sample": None, "sample_rate": 0.25}
+    json.dumps(entry)  # stored as JSON
+
+
+def test_time_strata_are_utc_whatever_the_offset() -> None:
+    late = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)
+    east = late.astimezone(timezone(timedelta(hours=2)))  # 01:30 on the 5th, local
+    assert stratum_of(late, None, "day") == stratum_of(east, None, "day") == "2026-12-04"
+    assert stratum_of(east, None, "hour") == "2026-12-04T23"
+    assert stratum_of(None, {"tier": 3}, "tier") == "3"
+    assert stratum_of(None, {}, "tier") == stratum_of(late, None, None) == "(none)"
