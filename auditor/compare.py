@@ -27,6 +27,7 @@ from auditor.store.read.compare import (
     headline_present,
     read_pairs,
 )
+from auditor.store.read.sample import paired_change
 
 __all__ = [
     "CauseChange", "Comparison", "MetricDelta", "QueryChange", "compare_runs",
@@ -73,12 +74,18 @@ class Comparison:
     # queries per cause among all new (resolved) pairs, not only the listed ones
     new_cause_counts: list[dict[str, Any]] = field(default_factory=list)
     resolved_cause_counts: list[dict[str, Any]] = field(default_factory=list)
+    # when either run is sampled: "sampled: n of N" and each metric's change as the design
+    # estimates it, {"sampled", "changes": {metric: {"delta", "ci_low", "ci_high"}}}
+    sampled: dict[str, Any] | None = None
 
     def metric(self, name: str) -> MetricDelta | None:
         return next((m for m in self.metrics if m.metric == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["sampled"] is None:  # two runs over whole logs: the output it always had
+            del data["sampled"]
+        return data
 
 
 def compare_runs(
@@ -115,7 +122,19 @@ def compare_runs(
         cause_counts=read.cause_counts, drift=_drift(read, k),
         new_causes_total=read.new.total, resolved_causes_total=read.resolved.total,
         new_cause_counts=read.new.per_cause, resolved_cause_counts=read.resolved.per_cause,
+        sampled=_sampled(store, runs, names),
     )
+
+
+def _sampled(store: Store, runs: tuple[str, str], names: list[str]) -> dict[str, Any] | None:
+    """The design-based change of each metric when either run is sampled."""
+    change = paired_change(store, *runs, (store.run(runs[0]).get("manifest"),
+                                          store.run(runs[1]).get("manifest")), names)
+    if change is None:
+        return None
+    return {"sampled": change.sampled, "design_of": change.run_id, "shared": change.shared,
+            "changes": {m: {"delta": e.mean, "ci_low": e.low, "ci_high": e.high}
+                        for m, e in change.estimates.items()}}
 
 
 def comparison_table(comparison: Comparison) -> pa.Table:

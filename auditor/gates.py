@@ -11,6 +11,7 @@ reach ``alpha``. A nightly job that checked nothing must not read green.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,21 @@ class GateResult:
         return {**asdict(self), "passed": self.passed}
 
 
+@dataclass(frozen=True)
+class SampledInterval:
+    """A sampled run's estimate with its 95% CI: of a metric's mean (floor and ceiling
+    gates) or of its change against the baseline (``max_drop`` gates)."""
+
+    mean: float
+    low: float
+    high: float
+    sampled: str  # "sampled: n of N"
+
+    @property
+    def decidable(self) -> bool:
+        return not any(math.isnan(v) for v in (self.mean, self.low, self.high))
+
+
 def evaluate(
     gates: list[Gate],
     means: dict[str, float | None],
@@ -54,10 +70,16 @@ def evaluate(
     *,
     no_baseline: str | None = None,
     status_reason: str | None = None,
+    sampled_means: dict[str, SampledInterval] | None = None,
+    sampled_changes: dict[str, SampledInterval] | None = None,
 ) -> list[GateResult]:
     """Every gate's verdict. A run that is not complete fails a gate of its own.
 
     ``no_baseline`` says why there is no comparison (relative gates are then not evaluated).
+    When a run is sampled, ``sampled_means`` (this run's) and ``sampled_changes`` (against
+    the baseline) hold the 95% CIs that decide: a gate fails only when the whole interval
+    is beyond its limit, passes only when the whole interval is within it, and is not
+    evaluated when the interval straddles the limit (the sample is too small to decide).
     """
     results = []
     if status != "complete":
@@ -68,10 +90,41 @@ def evaluate(
         ))
     for gate in gates:
         if gate.kind == "max_drop":
-            results.append(_relative(gate, comparison, no_baseline))
+            change = (sampled_changes or {}).get(gate.metric)
+            results.append(_relative(gate, comparison, no_baseline, change))
+        elif (sampled_means or {}).get(gate.metric) is not None:
+            results.append(_sampled(gate, (sampled_means or {})[gate.metric], gate.metric,
+                                    None))
         else:
             results.append(_absolute(gate, means.get(gate.metric)))
     return results
+
+
+def _sampled(gate: Gate, interval: SampledInterval, what: str, baseline_id: str | None
+             ) -> GateResult:
+    """A gate decided by a 95% CI: ``interval`` is the mean (floor, ceiling) or the drop
+    (``max_drop``, already signed so that a positive drop is worse)."""
+    threshold = gate.threshold
+
+    def result(status: GateStatus, reason: str) -> GateResult:
+        value = interval.mean if interval.decidable else None
+        return GateResult(gate.name, gate.metric, gate.kind, status, value, threshold,
+                          baseline_id, reason)
+
+    if not interval.decidable:
+        return result(NOT_EVALUATED, f"{what}: too few sampled queries for an interval "
+                                     f"({interval.sampled})")
+    where = (f"{what} {interval.mean:+.3f}" if gate.kind == "max_drop" else
+             f"{what} {interval.mean:.3f}") + (
+        f", 95% CI [{interval.low:.3f}, {interval.high:.3f}] ({interval.sampled})")
+    beyond = interval.high < threshold if gate.kind == "min" else interval.low > threshold
+    within = interval.low >= threshold if gate.kind == "min" else interval.high <= threshold
+    if beyond:
+        return result("failed", f"{where}: the whole interval is beyond {threshold:.3f}")
+    if within:
+        return result("passed", f"{where}: the whole interval is within {threshold:.3f}")
+    return result(NOT_EVALUATED, f"{where} holds {threshold:.3f}: the sample is too small "
+                                 "to decide")
 
 
 def _absolute(gate: Gate, value: float | None) -> GateResult:
@@ -96,8 +149,8 @@ def smallest_p(n: int) -> float:
     return 1.0 if n < 1 else min(1.0, 2.0 ** (1 - n))
 
 
-def _relative(gate: Gate, comparison: Comparison | None, no_baseline: str | None
-              ) -> GateResult:
+def _relative(gate: Gate, comparison: Comparison | None, no_baseline: str | None,
+              change: SampledInterval | None = None) -> GateResult:
     baseline_id = comparison.baseline_run_id if comparison else None
 
     def result(status: GateStatus, value: float | None, reason: str) -> GateResult:
@@ -114,6 +167,15 @@ def _relative(gate: Gate, comparison: Comparison | None, no_baseline: str | None
     if delta is None or delta.delta is None or delta.n == 0:
         return result(NOT_EVALUATED, None, f"{gate.metric} is not measured on any query both "
                                            "runs answered")
+    if change is not None and smallest_p(delta.n) >= gate.alpha:
+        return result(NOT_EVALUATED, None, f"{gate.metric}: {delta.n} shared queries "
+                                           f"({change.sampled}) are too few to decide")
+    if change is not None:  # a sampled run: the interval of the change decides
+        sign = 1.0 if lower_is_better(gate.metric) else -1.0
+        low, high = sorted((sign * change.low, sign * change.high))
+        drop = SampledInterval(sign * change.mean + 0.0, low, high, change.sampled)
+        return _sampled(gate, drop, f"{gate.metric} drop on {delta.n} shared queries",
+                        baseline_id)
     drop = (delta.delta if lower_is_better(gate.metric) else -delta.delta) + 0.0  # no -0.000
     p = delta.p_holm if delta.p_holm is not None else 1.0
     interval = ("" if delta.ci_low is None or delta.ci_high is None

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from auditor import gates as gating
-from auditor.compare import compare_runs, comparison_table
+from auditor.compare import Comparison, compare_runs, comparison_table
 from auditor.config import AuditSettings
+from auditor.gates import SampledInterval
 from auditor.metrics.registry import headline
 from auditor.store import Store
 from auditor.store.read.run_facts import judged_coverage
+from auditor.store.read.sample import paired_change, sampled_run
 from auditor.verdict import StoredVerdict, Verdict
 
 JUDGED_SHARE = 0.5  # warn when fewer of the replayed queries than this are judged
@@ -40,8 +42,11 @@ def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
         metrics = [m for m in dict.fromkeys(wanted) if m in measured]
         comparison = compare_runs(store, baseline, run_id, metrics=metrics,
                                   k=settings.diagnose_k)
+    sampled_means, sampled_changes = sampled_intervals(store, run, baseline, comparison,
+                                                       settings)
     results = gating.evaluate(settings.gates, means, comparison, run["status"],
-                              no_baseline=reason, status_reason=run.get("status_reason"))
+                              no_baseline=reason, status_reason=run.get("status_reason"),
+                              sampled_means=sampled_means, sampled_changes=sampled_changes)
     warnings = judged_warnings(store, run_id, run.get("counts") or {})
     earlier = tuple(StoredVerdict.from_row(v) for v in store.verdicts(run_id))
     number = store.record_gates(run_id, baseline, gating.gates_table(run_id, results),
@@ -51,6 +56,27 @@ def judge(store: Store, run_id: str, settings: AuditSettings) -> Verdict:
                    status_reason=run.get("status_reason"), baseline_reason=reason,
                    warnings=tuple(warnings), require_baseline=settings.require_baseline,
                    number=number, earlier=earlier)
+
+
+def sampled_intervals(store: Store, run: dict[str, Any], baseline: str | None,
+                      comparison: Comparison | None, settings: AuditSettings
+                      ) -> tuple[dict[str, SampledInterval] | None,
+                                 dict[str, SampledInterval] | None]:
+    """The 95% CIs the gates use when this run or its baseline is sampled: of this run's
+    means, and of the change on the shared queries (None where nothing is sampled)."""
+    gated = [g.metric for g in settings.gates]
+    own = sampled_run(store, run["run_id"], run.get("manifest"), gated)
+    means = None if own is None else {
+        m: SampledInterval(e.mean, e.low, e.high, own.describe())
+        for m, e in own.estimates.items()}
+    if comparison is None or baseline is None:
+        return means, None
+    change = paired_change(store, baseline, run["run_id"],
+                           (store.run(baseline).get("manifest"), run.get("manifest")), gated)
+    changes = None if change is None else {
+        m: SampledInterval(e.mean, e.low, e.high, change.sampled)
+        for m, e in change.estimates.items()}
+    return means, changes
 
 
 def judged_warnings(store: Store, run_id: str, counts: dict[str, Any]) -> list[str]:

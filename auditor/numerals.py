@@ -33,3 +33,10 @@ def interval(low: float | None, high: float | None) -> str:
     if low is None or high is None:
         return MISSING
     return f"[{low:+.3f}, {high:+.3f}]"
+
+
+def estimate(mean: float | None, low: float | None, high: float | None) -> str:
+    """A sampled run's mean with its 95% CI: ``0.978 (95% CI 0.954–1.000)``."""
+    if low is None or high is None:
+        return fixed(mean)
+    return f"{fixed(mean)} (95% CI {low:.3f}–{high:.3f})"

@@ -70,3 +70,12 @@ def manifest_entry(sample: Sample) -> dict[str, Any]:
         "requested": {"sample": chosen.size, "sample_rate": chosen.rate},
         "strata": {name: [drawn, size] for name, (size, drawn) in sample.strata.items()},
     }
+
+
+def sample_sentence(sample: dict[str, Any]) -> str:
+    """What a reader of a sampled run's summary or report must know first (``sample`` as
+    :meth:`auditor.store.read.sample.SampledRun.as_json` gives it)."""
+    strata = f", stratified by {sample['stratify_by']}" if sample.get("stratify_by") else ""
+    return (f"This run is {sample['sampled']} queries of the log (seed {sample['seed']}"
+            f"{strata}): each mean is the stratified estimate of the whole log's, with its "
+            "95% CI.")

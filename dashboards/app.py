@@ -111,6 +111,7 @@ def main() -> None:
         src = widgets.current_source()
         if not pick_run(src):
             return
+        widgets.sample_banner(src, st.session_state["run"])
         navigation.run()
     except StoreError as exc:
         st.error(str(exc), icon=":material/database:")

@@ -28,6 +28,7 @@ from auditor.store.read import dashboard_runs as run_reads
 from auditor.store.read import dashboard_segments as segment_reads
 from auditor.store.read.dashboard_causes import Causes
 from auditor.store.read.dashboard_segments import WHOLE_RUN, Segment
+from auditor.store.read.sample import sampled_run
 
 __all__ = ["Causes", "Segment"]
 
@@ -121,6 +122,15 @@ def _missing(value: Any) -> bool:
 def run_details(src: Source, run_id: str) -> dict[str, Any]:
     """The run's config, fingerprint, counts and manifest, parsed."""
     return Store(Path(src.path)).run(run_id)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def sample(src: Source, run_id: str, metrics: tuple[str, ...]) -> dict[str, Any] | None:
+    """A sampled run's design and the stratified estimates of ``metrics`` (None: the run
+    audited the whole log)."""
+    manifest = run_details(src, run_id).get("manifest")
+    found = sampled_run(Store(Path(src.path)), run_id, manifest, list(metrics))
+    return None if found is None else found.as_json()
 
 
 def comparable(src: Source, run_id: str, limit: int = TREND_RUNS) -> pd.DataFrame:

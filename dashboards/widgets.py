@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from auditor.numerals import MISSING
+from auditor.numerals import MISSING, estimate
 from dashboards import data
 from dashboards.data import Segment, Source
 
@@ -80,6 +80,23 @@ def current_source() -> Source:
 
 def current_run(src: Source) -> dict[str, Any]:
     return data.run_row(src, st.session_state["run"])
+
+
+def sample_banner(src: Source, run_id: str) -> None:
+    """On every page of a sampled run: ``sampled: n of N`` and the headline estimates with
+    their 95% CIs, since the pages' per-query numbers cover the sample only."""
+    k = (data.run_details(src, run_id).get("config") or {}).get("diagnose_k", 10)
+    found = data.sample(src, run_id, (f"recall@{k}", f"ndcg@{k}"))
+    if found is None:
+        return
+    estimates = " · ".join(
+        f"{metric} {estimate(e['mean'], e['ci_low'], e['ci_high'])}"
+        for metric, e in found["estimates"].items())
+    strata = f", stratified by {found['stratify_by']}" if found["stratify_by"] else ""
+    st.warning(f"Sampled run — {escape_md(found['sampled'])} queries of the log (seed "
+               f"{found['seed']}{escape_md(strata)}). Numbers on this page are over the "
+               f"sampled queries; the whole log's estimates: {escape_md(estimates)}.",
+               icon=":material/percent:")
 
 
 GATE_LABEL = {"passed": "✓ passed", "failed": "✗ failed", "not_evaluated": "– not evaluated"}

@@ -203,6 +203,13 @@ def print_comparison(comparison: Comparison) -> None:
                       f"[bold]{delta}[/]" if significant else delta,
                       interval(m.ci_low, m.ci_high), p_value(m.p_value), p_value(m.p_holm))
     out.print(table)
+    if comparison.sampled:
+        sampled = comparison.sampled
+        out.print(f"{sampled['sampled']}: the whole log's change, 95% CI under the sample's "
+                  "design: " + " · ".join(
+                      f"{metric} {fixed(c['delta'], signed=True)} "
+                      f"{interval(c['ci_low'], c['ci_high'])}"
+                      for metric, c in sampled["changes"].items()), markup=False)
     out.print(f"regressed {comparison.regressed_total}, improved {comparison.improved_total}")
     for label, changes in (("▼", comparison.regressed[:15]), ("▲", comparison.improved[:5])):
         for c in changes:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from auditor.cases import DRIFT
-from auditor.numerals import fixed
+from auditor.numerals import estimate, fixed
 from auditor.store import Store
 from auditor.store.read.run_facts import worst_diagnosed_query
 
@@ -56,6 +56,8 @@ def _run_line(data: dict[str, Any]) -> Text:
     accepted, replayed = counts.get("accepted", 0), counts.get("replayed", 0)
     parts = [f"{data['mode']}", f"{data['level']} level",
              f"{replayed} of {plural(accepted, 'query', 'queries')} replayed"]
+    if data.get("sample"):
+        parts.append(data["sample"]["sampled"])
     if counts.get("quarantined"):
         parts.append(f"{counts['quarantined']} log records quarantined")
     return Text.assemble(f"run {data['run_id']} ", status, " · " + " · ".join(parts))
@@ -71,6 +73,14 @@ def _metrics_line(data: dict[str, Any], k: int) -> Text:
         return Text(f"recall@{k} and nDCG@{k} not measured: none of the "
                     f"{plural(replayed, 'replayed query', 'replayed queries')} has judgments",
                     style="yellow")
+    sample = data.get("sample")
+    if sample:  # the stratified estimates of the whole log's means
+        estimates = sample["estimates"]
+        values = " · ".join(
+            f"{measure_name(m)} "
+            f"{estimate(estimates[m]['mean'], estimates[m]['ci_low'], estimates[m]['ci_high'])}"
+            for m in shown if m in estimates)
+        return Text(f"{values} (n {judged} judged; {sample['sampled']})")
     values = " · ".join(f"{measure_name(m)} {fixed(metrics[m]['mean'])}" for m in shown)
     return Text(f"{values} (n {judged} judged of {replayed})")
 

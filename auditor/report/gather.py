@@ -18,6 +18,7 @@ from auditor.compare import compare_runs
 from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store
 from auditor.store.read.run_facts import scatter_sizes
+from auditor.store.read.sample import sampled_run
 from auditor.verdict import Verdict, gate_row, read_verdict
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
     """``causes`` holds every stored cause, drift included under its name (the CLI lists it
     apart); ``drift`` says it in words. Reports show only failure causes."""
     drift = split_drift(causes)[1]
-    return {
+    summary = {
         "run_id": run_row["run_id"],
         "status": run_row["status"],
         "status_reason": run_row["status_reason"],
@@ -69,6 +70,10 @@ def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
         "sentences": store.sentence_counts(run_row["run_id"]),
         "corpus": (run_row["counts"] or {}).get("corpus", {}),
     }
+    sampled = sampled_run(store, run_row["run_id"], run_row.get("manifest"))
+    if sampled is not None:  # a run over the whole log has no such key
+        summary["sample"] = sampled.as_json()
+    return summary
 
 
 
@@ -146,7 +151,8 @@ def build_report(store: Store, run_id: str, *, comparison: Comparison | None = N
         run=jsonable({key: row[key] for key in ("started_at", "finished_at", "code_version",
                                                 "fingerprint")}),
         manifest=jsonable(row.get("manifest")),
-        headline=jsonable(_headline_rows(summary["metrics"], names, comparison)),
+        headline=jsonable(_headline_rows(summary["metrics"], names, comparison,
+                                         summary.get("sample"))),
         new_causes=jsonable(_new_causes(comparison)) if comparison else [],
         trend=jsonable(_trend(store, row, names, trend_runs)),
         causes=jsonable(_causes(causes, comparison)),
@@ -179,8 +185,8 @@ def _headline(metrics: dict[str, Any], config: dict[str, Any], verdict: Verdict)
     return [name for name in dict.fromkeys(names) if name in metrics]
 
 
-def _headline_rows(metrics: dict[str, Any], names: list[str],
-                   comparison: Comparison | None) -> list[dict[str, Any]]:
+def _headline_rows(metrics: dict[str, Any], names: list[str], comparison: Comparison | None,
+                   sample: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     deltas = {m.metric: m for m in comparison.metrics} if comparison else {}
     rows = []
     for name in names:
@@ -188,8 +194,19 @@ def _headline_rows(metrics: dict[str, Any], names: list[str],
         rows.append({"metric": name, "mean": metrics[name]["mean"], "n": metrics[name]["n"],
                      **{key: getattr(delta, key, None) for key in
                         ("delta", "ci_low", "ci_high", "p_holm", "baseline_mean")},
-                     "lower_is_better": lower_is_better(name)})
+                     "lower_is_better": lower_is_better(name),
+                     **_sampled_mean(sample, name)})
     return rows
+
+
+def _sampled_mean(sample: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """A sampled run's headline is the stratified estimate, with its 95% CI and ``sampled:
+    n of N``; a run over the whole log adds nothing."""
+    if sample is None or name not in sample["estimates"]:
+        return {}
+    estimate = sample["estimates"][name]
+    return {"mean": estimate["mean"], "sample_ci_low": estimate["ci_low"],
+            "sample_ci_high": estimate["ci_high"], "sampled": sample["sampled"]}
 
 
 def _trend(store: Store, row: dict[str, Any], names: list[str], runs: int

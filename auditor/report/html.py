@@ -17,6 +17,7 @@ from auditor.report.text import (
     ci,
     failed_first,
     gate_tally,
+    mean_cell,
     notes,
     num,
     state,
@@ -54,7 +55,7 @@ def render_html(report: Report, plotly_src: str | None = None) -> str:
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("auditor", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(num=num, p=p_value, ci=ci, truncate_text=truncate)
+    env.filters.update(num=num, p=p_value, ci=ci, truncate_text=truncate, mean=mean_cell)
     # Only library code and chart markup built from numbers and metric names are marked safe.
     charts = [{**chart, "html": Markup(chart["html"])} for chart in _charts(report)]
     manifest = report.manifest or {"code_version": report.run["code_version"],

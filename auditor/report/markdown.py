@@ -15,6 +15,7 @@ from auditor.report.text import (
     ci,
     failed_first,
     gate_tally,
+    mean_cell,
     notes,
     num,
     state,
@@ -75,6 +76,8 @@ def _md_status(report: Report) -> str:
     line = (f"### {icon} Retrieval audit `{report.run_id}`: {gates}\n\n"
             f"run {summary['status']} · {baseline} · {counts.get('replayed', 0)} queries "
             f"replayed · {summary['backend']} {summary['mode']} ({summary['level']} level)")
+    if summary.get("sample"):
+        line += f" · **{summary['sample']['sampled']}**"
     if summary["status_reason"]:
         line += f"\n\n> {md_escape(summary['status_reason'], 200)}"
     return line
@@ -103,7 +106,7 @@ def _md_metrics(report: Report) -> str:
     lines = ["| metric | mean | n | Δ vs baseline | 95% CI | Holm p |",
              "|---|---:|---:|---:|---|---:|"]
     for row in report.headline:
-        lines.append(f"| {_md_code(row['metric'])} | {num(row['mean'])} | {row['n']} | "
+        lines.append(f"| {_md_code(row['metric'])} | {mean_cell(row)} | {row['n']} | "
                      f"{num(row['delta'], signed=True)} | {ci(row)} | {p_value(row['p_holm'])} |")
     return "\n".join(lines)
 

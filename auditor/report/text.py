@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from auditor.gates import GateResult
-from auditor.numerals import fixed, interval
+from auditor.numerals import estimate, fixed, interval
+from auditor.sampled import sample_sentence
 
 if TYPE_CHECKING:
     from auditor.report.gather import Report
@@ -39,6 +40,13 @@ def ci(row: dict[str, Any]) -> str:
     return interval(row.get("ci_low"), row.get("ci_high"))
 
 
+def mean_cell(row: dict[str, Any]) -> str:
+    """A headline mean; a sampled run's with its 95% CI (the stratified estimate's)."""
+    if "sample_ci_low" not in row:
+        return num(row["mean"])
+    return estimate(row["mean"], row["sample_ci_low"], row["sample_ci_high"])
+
+
 def failed_first(gates: Sequence[GateResult]) -> list[GateResult]:
     order = {"failed": 0, "not_evaluated": 1, "passed": 2}
     return sorted(gates, key=lambda g: (order.get(g.status, 1), g.gate))
@@ -55,7 +63,8 @@ def notes(report: Report) -> list[str]:
     """Sentences a reader must not miss: why nothing was compared, weak judgments, drift,
     and that this verdict replaced earlier ones."""
     verdict = report.verdict
-    lines = []
+    sample = report.summary.get("sample")
+    lines = [sample_sentence(sample)] if sample else []
     reason = verdict.baseline_reason
     if reason and not verdict.baseline_run_id:
         relative = any(g.kind == "max_drop" for g in verdict.gates)

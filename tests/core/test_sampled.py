@@ -80,3 +80,28 @@ def test_time_strata_are_utc_whatever_the_offset() -> None:
     assert stratum_of(east, None, "hour") == "2026-12-04T23"
     assert stratum_of(None, {"tier": 3}, "tier") == "3"
     assert stratum_of(None, {}, "tier") == stratum_of(late, None, None) == "(none)"
+
+
+def test_a_sampled_drop_fails_only_when_its_whole_interval_is_beyond_the_limit() -> None:
+    from auditor.compare import Comparison, MetricDelta
+    from auditor.config import Gate
+    from auditor.gates import SampledInterval, evaluate
+
+    gate = Gate(metric="recall@10", max_drop=0.02)
+    delta = MetricDelta("recall@10", 40, 0.9, 0.85, -0.05, -0.08, -0.02, 0.001, 0.001)
+    comparison = Comparison("base", "cur", 40, 0, 0, 0.05, [delta], [], [], 0, 0, [], [], [],
+                            {})
+    assert evaluate([gate], {}, comparison)[0].status == "failed"  # unsampled: significant
+    wide = SampledInterval(-0.05, -0.12, 0.02, "sampled: 40 of 4000")  # change, current - base
+    narrow = SampledInterval(-0.05, -0.07, -0.03, "sampled: 40 of 4000")
+    small = SampledInterval(-0.005, -0.015, 0.004, "sampled: 40 of 4000")
+    undecided = evaluate([gate], {}, comparison, sampled_changes={"recall@10": wide})[0]
+    assert undecided.status == "not_evaluated" and "sampled: 40 of 4000" in undecided.reason
+    assert evaluate([gate], {}, comparison, sampled_changes={"recall@10": narrow})[0].status \
+        == "failed"
+    assert evaluate([gate], {}, comparison, sampled_changes={"recall@10": small})[0].status \
+        == "passed"
+    floor = Gate(metric="ndcg@10", min=0.8)
+    nan = SampledInterval(0.7, float("nan"), float("nan"), "sampled: 1 of 9")
+    assert evaluate([floor], {"ndcg@10": 0.7}, None,
+                    sampled_means={"ndcg@10": nan})[0].status == "not_evaluated"

@@ -1,6 +1,7 @@
 """A sampled run end to end (embedded index, bm25, hash encoder): the same seed picks the same
-queries on two nights whose logs share most query ids, another seed picks others, and the
-manifest holds the sample.
+queries on two nights whose logs share most query ids, another seed picks others, the
+manifest holds the sample, and the summary, the reports and the dashboard say "sampled: n of
+N" with the stratified estimates' 95% CIs.
 """
 
 from __future__ import annotations
@@ -78,3 +79,77 @@ def test_both_sample_sizes_at_once_is_an_error(workdir: Path) -> None:
     assert done.returncode == 2 and "exclude each other" in done.stderr
     done = auditor("run", "--sample-rate", "1.5", cwd=workdir)
     assert done.returncode == 2 and "sample_rate" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def stratified(workdir: Path) -> dict:
+    data, _ = sampled(workdir, "monday.jsonl", "--sample", "12", "--stratify-by", "day",
+                      "--seed", "5")
+    return data
+
+
+def test_run_json_gives_the_estimates_with_their_intervals(stratified: dict) -> None:
+    sample = stratified["sample"]
+    assert sample["sampled"] == "sampled: 12 of 45" and sample["stratify_by"] == "day"
+    recall = sample["estimates"]["recall@10"]
+    assert recall["ci_low"] <= recall["mean"] <= recall["ci_high"]
+    assert recall["ci_high"] > recall["ci_low"]  # 12 of 45: not a census
+    assert (recall["n"], recall["N"]) == (12, 45)
+
+
+def test_the_summary_and_reports_say_sampled(workdir: Path, stratified: dict) -> None:
+    run_id = stratified["run_id"]
+    directory = workdir / ".auditor" / "reports" / run_id
+    markdown = (directory / "report.md").read_text()
+    html = (directory / "report.html").read_text()
+    for text in (markdown, html):
+        assert "sampled: 12 of 45" in text and "95% CI" in text
+    shown = auditor("report", run_id, "-f", "json", cwd=workdir)
+    report = json.loads(shown.stdout)
+    row = next(r for r in report["headline"] if r["metric"] == "recall@10")
+    assert row["sampled"] == "sampled: 12 of 45"
+    assert row["mean"] == pytest.approx(stratified["sample"]["estimates"]["recall@10"]["mean"])
+    printed = auditor("run", "--log", "monday.jsonl", "--sample", "12", "--stratify-by", "day",
+                      "--baseline", "none", cwd=workdir).stdout
+    assert "12 of 45 queries replayed · sampled: 12 of 45" in printed
+    assert "recall@10" in printed and "95% CI" in printed
+
+
+def test_the_dashboard_shows_a_sampled_banner(workdir: Path, stratified: dict,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from .test_dashboard import APP, TIMEOUT, unescape
+
+    monkeypatch.setenv("AUDITOR_STORE", str(workdir / "audit.duckdb"))
+    for page in (None, "queries"):
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.query_params.update({"run": stratified["run_id"]})
+        at.run()
+        if page:
+            at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        banners = " ".join(unescape(w.value) for w in at.warning)
+        assert "sampled: 12 of 45" in banners and "95% CI" in banners
+
+
+def gated(workdir: Path, run_id: str, floor: float) -> dict:
+    config = workdir / "floor.toml"
+    config.write_text((workdir / "audit.toml").read_text()
+                      + f'\n[[gates]]\nmetric = "recall@10"\nmin = {floor!r}\n')
+    code, data, stderr = run_json("gate", run_id, "--config", str(config), "--baseline",
+                                  "none", cwd=workdir)
+    assert code in (0, 1), stderr
+    return next(g for g in data["gates"] if g["metric"] == "recall@10")
+
+
+def test_a_sampled_gate_is_decided_by_the_interval(workdir: Path, stratified: dict) -> None:
+    recall = stratified["sample"]["estimates"]["recall@10"]
+    mean, low, high = recall["mean"], recall["ci_low"], recall["ci_high"]
+    # below the point estimate's floor, but inside the interval: not significant, not a fail
+    undecided = gated(workdir, stratified["run_id"], round((mean + high) / 2, 6))
+    assert mean < (mean + high) / 2  # the point estimate alone would fail this floor
+    assert undecided["status"] == "not_evaluated"
+    assert "sampled: 12 of 45" in undecided["reason"] and "too small" in undecided["reason"]
+    assert gated(workdir, stratified["run_id"], round(high + 0.01, 6))["status"] == "failed"
+    assert gated(workdir, stratified["run_id"], round(low - 0.01, 6))["status"] == "passed"

@@ -19,6 +19,17 @@ from auditor.store.connection import Connection
 
 
 @dataclass(frozen=True)
+class PairedChange:
+    """The change (current - baseline) of each metric over the queries both runs hold, as a
+    design-based estimate of the whole log's change under the sampled run's design."""
+
+    sampled: str  # the sampled run's "sampled: n of N"
+    run_id: str  # whose design (the current run's when both are sampled)
+    shared: int
+    estimates: dict[str, Estimate]
+
+
+@dataclass(frozen=True)
 class SampledRun:
     """What a run's manifest says of its sample, and the estimate of each metric."""
 
@@ -92,3 +103,40 @@ def _per_query(store: Connection, run_id: str, stratify_by: str | None,
         if query_id in position:
             column[position[query_id]] = np.nan if value is None else value
     return list(strata.values()), columns
+
+
+def paired_change(store: Connection, baseline_run_id: str, run_id: str,
+                  manifests: tuple[dict[str, Any] | None, dict[str, Any] | None],
+                  metrics: list[str]) -> PairedChange | None:
+    """The stratified estimate of each metric's change on the shared queries, when either
+    run is sampled (None when neither is). The strata are the sampled run's (the current
+    one's if both are): N_h from its manifest, n_h the shared queries in stratum h."""
+    designs = [(rid, sample_of(m)) for rid, m in zip((run_id, baseline_run_id),
+                                                      manifests[::-1], strict=True)]
+    owner, entry = next(((rid, e) for rid, e in designs if e is not None), (None, None))
+    if owner is None or entry is None:
+        return None
+    strata_of = query_strata(store, owner, entry.get("stratify_by"))
+    with store.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT b.metric, b.query_id, b.value - a.value FROM metrics a JOIN metrics b "
+            "ON a.query_id = b.query_id AND a.metric = b.metric "
+            "WHERE a.run_id = ? AND b.run_id = ? AND list_contains(?, b.metric)",
+            [baseline_run_id, run_id, metrics]).fetchall()
+        shared_ids = [r[0] for r in con.execute(
+            "SELECT query_id FROM query_results WHERE run_id = ? INTERSECT "
+            "SELECT query_id FROM query_results WHERE run_id = ? ORDER BY 1",
+            [baseline_run_id, run_id]).fetchall()]
+    shared = [q for q in shared_ids if q in strata_of]
+    position = {q: i for i, q in enumerate(shared)}
+    labels = [strata_of[q] for q in shared]
+    sizes = {name: int(size) for name, (_, size) in entry["strata"].items()}
+    strata = {name: (size, labels.count(name)) for name, size in sizes.items()}
+    columns = {metric: np.full(len(shared), np.nan) for metric in metrics}
+    for metric, query_id, diff in rows:
+        if query_id in position and diff is not None:
+            columns[metric][position[query_id]] = diff
+    estimates = {metric: estimate_mean(values, labels, strata)
+                 for metric, values in columns.items()}
+    return PairedChange(sampled=f"sampled: {entry['n']} of {entry['N']}", run_id=owner,
+                        shared=len(shared), estimates=estimates)
