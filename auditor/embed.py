@@ -182,6 +182,17 @@ class CachedEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
+    def lookup(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors of the texts already cached (this run's or the store's), by text, in one
+        store query; nothing is encoded. Only the found texts count as lookups (and hits):
+        the others are counted when :meth:`encode` gets them."""
+        distinct = {embedding_key(self.model_id, t): t for t in texts}
+        found = {k: self.pending[k] for k in distinct if k in self.pending}
+        found.update(self.store.embeddings([k for k in distinct if k not in found]))
+        self.stats.lookups += len(found)
+        self.stats.hits += len(found)
+        return {distinct[k]: vector for k, vector in found.items()}
+
     def take_pending(self) -> pa.Table:
         """The vectors encoded since the last call, as rows for the ``embeddings`` table."""
         keys = list(self.pending)

@@ -55,6 +55,12 @@ WINDOWS_PER_CELL = 2  # passage windows embedded per (sentence, passage) scored 
 
 
 # support ---------------------------------------------------------------------------------
+def support_passage(title: str, text: str) -> str:
+    """A chunk as the support score reads it: the title as a first sentence, then the text
+    (the index build embeds exactly this text and its windows, see ``auditor.prefetch``)."""
+    return f"{title}. {text}" if title else text
+
+
 def passage_windows(passage: str) -> list[str]:
     """Every sentence of the passage and every pair of consecutive sentences, as written."""
     parts = split_sentences(passage)
@@ -147,56 +153,99 @@ class SupportScorer:
 
     def score_pruned(self, sentences: Sequence[str], passages: Sequence[str],
                      keep_best: int = PRUNE_KEEP) -> np.ndarray:
-        """Like :meth:`score_matrix`, embedding only what can matter.
+        """Like :meth:`score_matrix`, embedding only what can matter (see :func:`plan_pruned`)."""
+        return self.score_plan(plan_pruned(sentences, passages, keep_best))
 
-        Embedding dominates the cost, and the lexical signals bound the score: with the
-        best possible cosine (1.0) a passage missing too many of a sentence's words stays
-        under the threshold. Such cells get the lexical-only score (cosine 0), a lower bound
-        under the threshold, unless the passage is among the sentence's ``keep_best`` by
-        that bound. For the cells scored in full, only the ``WINDOWS_PER_CELL`` windows
-        sharing the most content words with the sentence are embedded: the best-matching
-        window is, in practice, one of those (a test checks decisions against the full
-        computation).
-        """
-        if not sentences or not passages:
-            return np.zeros((len(sentences), len(passages)), dtype=np.float32)
-        containment, absent = _lexical(sentences, passages)
-        ones, zeros = np.ones_like(containment), np.zeros_like(containment)
-        upper = blend(SupportSignals(ones, ones, containment, absent))
-        useful = upper >= SUPPORT_THRESHOLD
-        if keep_best:
-            order = np.argsort(-upper, axis=1, kind="stable")[:, :keep_best]
-            np.put_along_axis(useful, order, True, axis=1)
-        useful &= (containment > 0) | (absent > 0)  # wordless sentences stay at 0
-        scores = blend(SupportSignals(zeros, zeros, containment, absent))
-        cells = np.argwhere(useful)
-        if not len(cells):
-            return scores
-        words = [set(content_words(text)) for text in sentences]
-        windows: dict[int, list[tuple[str, set[str]]]] = {}
-        chosen: list[list[str]] = []
-        for row, col in cells.tolist():
-            if col not in windows:
-                windows[col] = [(w, set(content_words(w))) for w in passage_windows(passages[col])]
-            ranked = sorted(windows[col], key=lambda item: -len(item[1] & words[row]))
-            chosen.append([text for text, _ in ranked[:WINDOWS_PER_CELL]])
-        used = [passages[col] for col in windows]  # only passages with a cell scored in full
-        vectors = self._vectors([*sentences, *used, *(w for ws in chosen for w in ws)])
-        dense = np.zeros(len(cells), dtype=np.float32)
-        for at, ((row, col), group) in enumerate(zip(cells.tolist(), chosen, strict=True)):
-            sentence = vectors[sentences[row]]
-            best = float(sentence @ vectors[passages[col]])
-            for window in group:
-                best = max(best, float(sentence @ vectors[window]))
-            dense[at] = min(max(best, 0.0), 1.0)
-        rows, cols = cells[:, 0], cells[:, 1]
-        full = blend(SupportSignals(dense, dense, containment[rows, cols], absent[rows, cols]))
-        scores[rows, cols] = full
-        return scores
+    def score_plan(self, plan: PrunedPlan) -> np.ndarray:
+        """The S×P scores of a plan (its texts embedded here unless prefetched)."""
+        return plan.scores(self._vectors(plan.texts())) if plan.cells.size else plan.lexical
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Read the cached vectors of ``texts`` in one lookup (a batch's plans at once, not
+        one store query per answer). Nothing is encoded here: what is missing is encoded
+        answer by answer exactly as without it, so every vector stays bit for bit the same."""
+        lookup = getattr(self.encoder, "lookup", None)
+        if lookup is None:  # a bare model: nothing cached to read
+            return
+        model_id = self.encoder.model_id
+        for text, vector in lookup(self.missing(texts)).items():
+            self.cache[embedding_key(model_id, text)] = vector
 
     def _vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         distinct = list(dict.fromkeys(texts))
         return dict(zip(distinct, self.embed(distinct), strict=True))
+
+
+@dataclass(frozen=True)
+class PrunedPlan:
+    """What :meth:`SupportScorer.score_pruned` embeds for one sentences × passages matrix.
+
+    Embedding dominates the cost, and the lexical signals bound the score: with the best
+    possible cosine (1.0) a passage missing too many of a sentence's words stays under the
+    threshold. Such cells get the lexical-only score (cosine 0), a lower bound under the
+    threshold, unless the passage is among the sentence's ``keep_best`` by that bound. For
+    the cells scored in full, only the ``WINDOWS_PER_CELL`` windows sharing the most content
+    words with the sentence are embedded: the best-matching window is, in practice, one of
+    those (a test checks decisions against the full computation).
+    """
+
+    sentences: Sequence[str]
+    passages: Sequence[str]
+    cells: np.ndarray  # (row, col) of the cells scored in full
+    chosen: list[list[str]]  # windows embedded per cell
+    used: list[str]  # passages with a cell scored in full
+    containment: np.ndarray
+    absent: np.ndarray
+    lexical: np.ndarray  # every cell's lexical-only score
+
+    def texts(self) -> list[str]:
+        return [*self.sentences, *self.used, *(w for ws in self.chosen for w in ws)]
+
+    def scores(self, vectors: dict[str, np.ndarray]) -> np.ndarray:
+        """The S×P scores, given the vectors of :meth:`texts`."""
+        dense = np.zeros(len(self.cells), dtype=np.float32)
+        for at, ((row, col), group) in enumerate(zip(self.cells.tolist(), self.chosen,
+                                                     strict=True)):
+            sentence = vectors[self.sentences[row]]
+            best = float(sentence @ vectors[self.passages[col]])
+            for window in group:
+                best = max(best, float(sentence @ vectors[window]))
+            dense[at] = min(max(best, 0.0), 1.0)
+        rows, cols = self.cells[:, 0], self.cells[:, 1]
+        full = blend(SupportSignals(dense, dense, self.containment[rows, cols],
+                                    self.absent[rows, cols]))
+        scores = self.lexical.copy()
+        scores[rows, cols] = full
+        return scores
+
+
+def plan_pruned(sentences: Sequence[str], passages: Sequence[str],
+                keep_best: int = PRUNE_KEEP) -> PrunedPlan:
+    """Which cells are scored in full and which texts that takes (see :class:`PrunedPlan`)."""
+    empty = np.zeros((len(sentences), len(passages)), dtype=np.float32)
+    if not sentences or not passages:
+        return PrunedPlan(sentences, passages, np.zeros((0, 2), dtype=np.int64), [], [],
+                          empty, empty, empty)
+    containment, absent = _lexical(sentences, passages)
+    ones, zeros = np.ones_like(containment), np.zeros_like(containment)
+    upper = blend(SupportSignals(ones, ones, containment, absent))
+    useful = upper >= SUPPORT_THRESHOLD
+    if keep_best:
+        order = np.argsort(-upper, axis=1, kind="stable")[:, :keep_best]
+        np.put_along_axis(useful, order, True, axis=1)
+    useful &= (containment > 0) | (absent > 0)  # wordless sentences stay at 0
+    lexical = blend(SupportSignals(zeros, zeros, containment, absent))
+    cells = np.argwhere(useful)
+    words = [set(content_words(text)) for text in sentences]
+    windows: dict[int, list[tuple[str, set[str]]]] = {}
+    chosen: list[list[str]] = []
+    for row, col in cells.tolist():
+        if col not in windows:
+            windows[col] = [(w, set(content_words(w))) for w in passage_windows(passages[col])]
+        ranked = sorted(windows[col], key=lambda item: -len(item[1] & words[row]))
+        chosen.append([text for text, _ in ranked[:WINDOWS_PER_CELL]])
+    used = [passages[col] for col in windows]
+    return PrunedPlan(sentences, passages, cells, chosen, used, containment, absent, lexical)
 
 
 def _lexical(sentences: Sequence[str], passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

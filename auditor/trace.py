@@ -23,7 +23,14 @@ from typing import Literal
 import numpy as np
 
 from auditor.backends import Backend, BackendError
-from auditor.evidence import SupportScorer, composite_support, supported
+from auditor.evidence import (
+    PrunedPlan,
+    SupportScorer,
+    composite_support,
+    plan_pruned,
+    support_passage,
+    supported,
+)
 from auditor.metrics.scatter import Cover, effective_sources, min_cover
 from auditor.replay import Replayed
 from auditor.sentences import is_factual, split_sentences
@@ -79,8 +86,7 @@ class AnswerTrace:
 
 
 def _passage(entry: dict[str, str]) -> str:
-    title = entry.get("title") or ""
-    return f"{title}. {entry['text']}" if title else entry["text"]
+    return support_passage(entry.get("title") or "", entry["text"])
 
 
 class Tracer:
@@ -107,16 +113,24 @@ class Tracer:
         pool |= {hit.chunk_id for row in rows for hit in row.hits[: self.top]}
         pool |= {cid for hits in deep for cid in hits}
         entries = self.backend.fetch(sorted(pool))
-        traces: dict[str, AnswerTrace] = {}
+        planned: list[tuple[Replayed, list, list[str], PrunedPlan]] = []
         cursor = 0
         for row in rows:
             group = sentences[row.record.query_id]
             if not group:
                 continue
-            candidates = deep[cursor : cursor + len(group)]
+            candidates = self._candidates(row, served[row.record.query_id],
+                                          deep[cursor : cursor + len(group)], entries)
             cursor += len(group)
+            plan = plan_pruned([s.text for s in group],
+                               [_passage(entries[cid]) for cid in candidates])
+            planned.append((row, group, candidates, plan))
+        # what the batch's scores need and the cache holds, read in one store lookup
+        self.scorer.prefetch([t for *_, plan in planned for t in plan.texts()])
+        traces: dict[str, AnswerTrace] = {}
+        for row, group, candidates, plan in planned:
             trace = self._trace_one(row, group, served[row.record.query_id], candidates,
-                                    entries)
+                                    self.scorer.score_plan(plan), entries)
             cited = {u.chunk_id for s in trace.sentences for u in s.supports}
             cited |= {s.best_chunk_id for s in trace.sentences if s.best_chunk_id}
             trace.passages = {cid: entries[cid] for cid in sorted(cited) if cid in entries}
@@ -149,25 +163,25 @@ class Tracer:
             for query_id, values in served.items()
         }
 
+    def _candidates(self, row: Replayed, served_chunks: list[str], deep: list[list[str]],
+                    entries: dict[str, dict[str, str]]) -> list[str]:
+        """Served, replayed (top ``max(k)``) and deep-search chunks, in that order, once."""
+        replayed = [hit.chunk_id for hit in row.hits[: self.top]]
+        candidates = dict.fromkeys(
+            [*served_chunks, *replayed, *(cid for hits in deep for cid in hits)])
+        return [cid for cid in candidates if cid in entries]
+
     def _trace_one(
         self,
         row: Replayed,
         group: list,
         served_chunks: list[str],
-        deep: list[list[str]],
+        candidates: list[str],
+        scores: np.ndarray,
         entries: dict[str, dict[str, str]],
     ) -> AnswerTrace:
         replayed_rank = {hit.chunk_id: hit.rank for hit in row.hits[: self.top]}
         served_rank = {cid: rank for rank, cid in enumerate(served_chunks, start=1)}
-        candidates = list(dict.fromkeys(
-            [*served_chunks, *replayed_rank, *(cid for hits in deep for cid in hits)]
-        ))
-        candidates = [cid for cid in candidates if cid in entries]
-        scores = (
-            self.scorer.score_pruned([s.text for s in group],
-                                     [_passage(entries[cid]) for cid in candidates])
-            if candidates else np.zeros((len(group), 0))
-        )
         traced = [
             self._sentence(sentence, scores[i], candidates, entries, served_rank, replayed_rank,
                            has_served=bool(row.record.served))

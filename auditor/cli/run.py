@@ -73,6 +73,11 @@ def build_index(settings: AuditSettings, vectors: bool = True) -> str:
             EmbeddedBackend.build(chunks, settings.index, encoder, progress=advance)
             where = str(settings.index)
         bar.update(task, completed=len(chunks))
+        if encoder is not None:  # what audits embed from the corpus, cached now (once)
+            from auditor.prefetch import prefetch
+
+            task = bar.add_task("embedding passages, windows, probes", total=None)  # advance moves
+            prefetch(encoder, chunks, advance)
     if encoder is None:
         return f"{len(chunks)} chunks into {where}"
     encoder.flush()

@@ -81,3 +81,33 @@ def test_a_rerun_on_the_same_store_never_loads_the_model(tmp_path: Path) -> None
     assert load_encoder.cache_info().misses == 0  # the model was never built
     cache = Store(settings.store).run(run_id)["counts"]["embedding_cache"]
     assert cache["encoded"] == 0 and cache["lookups"] > 0 and cache["hit_rate"] == 1.0
+
+
+def test_index_build_embeds_the_corpus_side_once_and_the_audit_only_the_rest(
+        tmp_path: Path) -> None:
+    """Passages, their windows and the self-probes are cached at `index build`: a rebuild
+    embeds nothing (and never loads the model), and the audit embeds exactly its queries
+    and answer sentences."""
+    import json
+
+    from auditor.cli.run import build_index
+    from auditor.corpus_reader import read_corpus
+    from auditor.prefetch import corpus_texts
+    from auditor.sentences import is_factual, split_sentences
+
+    settings = AuditSettings(
+        log=SCIFACT / "log.jsonl", qrels=SCIFACT / "qrels.tsv", store=tmp_path / "a.duckdb",
+        index=tmp_path / "index", corpus=SCIFACT / "corpus.jsonl", encoder="hash",
+        mode="hybrid", trace=True, ablations=True, self_probe=True,
+    )
+    build_index(settings)
+    load_encoder.cache_clear()
+    assert "100% hits" in build_index(settings)
+    assert load_encoder.cache_info().misses == 0
+    records = [json.loads(line) for line in (SCIFACT / "log.jsonl").read_text().splitlines()]
+    expected = {r["query"] for r in records} | {
+        s.text for r in records for s in split_sentences(r.get("answer") or "") if is_factual(s)}
+    expected -= set(corpus_texts(read_corpus(settings.corpus)))  # answers quote the corpus
+    run_id, _ = run_audit(settings)
+    cache = Store(settings.store).run(run_id)["counts"]["embedding_cache"]
+    assert 0 < cache["encoded"] == len(expected)
