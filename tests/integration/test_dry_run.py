@@ -49,7 +49,8 @@ def test_dry_run_stores_nothing_and_counts_what_the_run_stores(workdir: Path) ->
     before = dry(workdir)
     assert rows(store, "SELECT count(*) FROM runs") == [(0,)]
     assert rows(store, "SELECT count(*) FROM embeddings") == cached
-    assert before["texts_not_cached"] == before["texts"] > 0
+    # index build cached the passages, windows and self-probes: only queries and sentences left
+    assert 0 < before["texts_not_cached"] < before["texts"]
     assert before["calibration"]["queries"] == 20 and before["expected_s"] > 0
 
     real = auditor("run", "--json", cwd=workdir)
@@ -57,6 +58,7 @@ def test_dry_run_stores_nothing_and_counts_what_the_run_stores(workdir: Path) ->
     run_id = json.loads(real.stdout)["run_id"]
     ((counts,),) = rows(store, f"SELECT counts FROM runs WHERE run_id = '{run_id}'")
     counts = json.loads(counts)
+    assert counts["embedding_cache"]["encoded"] == before["texts_not_cached"]
     for key in ("read", "accepted", "quarantined", "blank", "skipped"):
         assert before[key] == counts[key], key
     assert before["quarantined"] > 0 and before["accepted"] == counts["replayed"]

@@ -123,7 +123,7 @@ def test_unchanged_index_passes_and_embeds_nothing_new(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     code, first, stderr = run_json("run", cwd=tmp_path)
     assert code == 0, stderr
-    assert first["counts"]["embedding_cache"]["encoded"] > 100
+    assert first["counts"]["embedding_cache"]["encoded"] > 0  # queries and answer sentences
     code, second, stderr = run_json("run", "--baseline", "last", cwd=tmp_path)
     assert code == 0, stderr
     verdict = second["verdict"]
