@@ -8,6 +8,10 @@ an append into a throwaway store in a temporary directory. Nothing reaches the r
 store. The time per query of that batch, times the number of queries, plus the setup
 (judgments, model and index), is the expected wall time; ``--budget`` turns it round into
 the largest ``--sample`` that fits.
+
+With ``--sample``/``--sample-rate`` the dry run draws the sample the run would draw (the same
+seed, strata and accepted records): texts, calibration and expected time are the sample's,
+and it says "sampled: n of N".
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from auditor.embed import HashEncoder, MiniLMEncoder, embedding_key
 from auditor.errors import ConfigError
 from auditor.logs import LoadCounts, read_log
 from auditor.records import LogRecord, QuarantineEntry
+from auditor.sampled import design
+from auditor.sampling import sample_log
 from auditor.sentences import is_factual, split_sentences
 from auditor.store import Store
 
@@ -68,6 +74,8 @@ class DryRun:
     expected_embeddings: int
     budget_s: float | None = None
     suggested_sample: int | None = None
+    sampled: str | None = None  # "sampled: n of N" when the run would audit a sample
+    queries: int | None = None  # the queries the run audits: the sample's n, else accepted
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -105,6 +113,11 @@ def dry_run(settings: AuditSettings, budget_s: float | None = None,
     records = [item for item in read_log(settings.log, load)
                if not isinstance(item, QuarantineEntry)]
     read_s = time.perf_counter() - started
+    chosen = design(settings)
+    sample = sample_log(records, chosen) if chosen is not None and records else None
+    everything = records
+    if sample is not None:
+        records = [record for record, keep in zip(records, sample.picked, strict=True) if keep]
     sentences = {r.query_id: _sentences(r) for r in records} if settings.trace else {}
     texts = _texts(records, sentences, settings)
     missing = len(texts) - _cached(Store(settings.store), list(texts))
@@ -121,7 +134,8 @@ def dry_run(settings: AuditSettings, budget_s: float | None = None,
         expected_embeddings=missing + round(extra * len(records)),
         budget_s=budget_s,
         suggested_sample=None if budget_s is None else suggest_sample(
-            budget_s, read_s + setup, per_query, len(records)),
+            budget_s, read_s + setup, per_query, len(everything)),
+        sampled=None if sample is None else sample.describe(), queries=len(records),
     )
 
 
@@ -181,6 +195,9 @@ def describe(result: DryRun) -> list[str]:
         f"embedding cache: {result.texts_not_cached:,} of {result.texts:,} query and sentence "
         "texts not cached",
     ]
+    if result.sampled is not None:
+        lines.insert(2, f"{result.sampled} queries: the answer sentences, texts, calibration "
+                        "and expected time below are the sample's")
     cal = result.calibration
     if cal is not None:
         lines.append(f"calibration: {cal.queries} queries in {_duration(cal.seconds)} "

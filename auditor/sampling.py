@@ -21,8 +21,9 @@ The estimator (``estimate_mean``) is the stratified mean with finite-population 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -83,20 +84,30 @@ class Sample:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A design-based mean: ``mean ± half_width`` at ``CONFIDENCE``, from n of ``population``."""
+    """A design-based mean: ``mean ± half_width`` at ``CONFIDENCE``, from n of ``population``.
+
+    A metric bounded to [0, 1] (recall, nDCG, ...) keeps its interval inside its bounds:
+    ``low``/``high`` are clipped to ``lowest``/``highest`` (see :meth:`within`), as shown
+    and as the gates read them; ``half_width`` stays the normal one."""
 
     mean: float
     half_width: float
     n: int
     population: int
+    lowest: float = -math.inf
+    highest: float = math.inf
 
     @property
     def low(self) -> float:
-        return self.mean - self.half_width
+        return max(self.lowest, self.mean - self.half_width)
 
     @property
     def high(self) -> float:
-        return self.mean + self.half_width
+        return min(self.highest, self.mean + self.half_width)
+
+    def within(self, lowest: float, highest: float) -> Estimate:
+        """The same estimate, its interval clipped to ``[lowest, highest]``."""
+        return replace(self, lowest=lowest, highest=highest)
 
 
 def id_digests(query_ids: Iterable[str]) -> np.ndarray:

@@ -123,8 +123,9 @@ def run(
     if dry_run or budget is not None:
         cost_up_front(load_settings(
             config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
-            k=parse_ks(k), depth=depth, level=level, index=index), dry_run, budget, as_json,
-            resume)
+            k=parse_ks(k), depth=depth, level=level, index=index, sample=sample,
+            sample_rate=sample_rate, stratify_by=stratify_by, seed=seed), dry_run, budget,
+            as_json, resume)
         return
     if resume is not None:
         from auditor.audit import resume_settings

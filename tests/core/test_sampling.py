@@ -116,6 +116,19 @@ def test_undefined_values_are_left_out() -> None:
     assert estimate.mean == pytest.approx(2 / 3) and estimate.n == 3
 
 
+def test_a_bounded_interval_is_clipped_to_its_bounds() -> None:
+    """Nine hits in ten of 1000: the normal interval reaches past 1; clipped, it ends at 1
+    and its lower end (inside the bounds) is unchanged."""
+    values = np.array([1.0] * 9 + [0.0])
+    estimate = estimate_mean(values, ["a"] * 10, {"a": (1000, 10)})
+    assert estimate.mean + estimate.half_width > 1.0  # the unclipped interval
+    bounded = estimate.within(0.0, 1.0)
+    assert bounded.high == 1.0 and bounded.low == pytest.approx(estimate.low)
+    assert (bounded.mean, bounded.half_width) == (estimate.mean, estimate.half_width)
+    low = estimate_mean(1.0 - values, ["a"] * 10, {"a": (1000, 10)}).within(0.0, 1.0)
+    assert low.low == 0.0 and low.high < 1.0
+
+
 @pytest.mark.parametrize("design", [{"size": 400}, {"rate": 0.02}])
 def test_the_95_percent_interval_covers_the_full_log_mean(design: dict[str, float]) -> None:
     """Three strata of very different recall, 2% stratified samples, 1000 seeds."""

@@ -113,3 +113,32 @@ def test_a_bad_budget_is_one_sentence_and_exit_2(tmp_path: Path, args: tuple[str
     assert not (tmp_path / "audit.duckdb").exists()
     with pytest.raises(ConfigError, match="90m, 2h or 1h30m"):
         parse_budget("soon")
+
+
+def test_a_sampled_dry_run_counts_and_times_the_sample(workdir: Path) -> None:
+    """`--dry-run --sample N` draws the run's own sample: its queries, sentences and texts
+    (fewer than the whole log's), and says "sampled: n of N" in JSON and in text."""
+    store = workdir / "audit.duckdb"
+    runs = rows(store, "SELECT count(*) FROM runs")
+    whole = dry(workdir)
+    part = dry(workdir, "--sample", "10", "--stratify-by", "day", "--seed", "3")
+    assert whole["sampled"] is None and whole["queries"] == whole["accepted"]
+    assert part["sampled"] == f"sampled: 10 of {whole['accepted']}" and part["queries"] == 10
+    assert part["accepted"] == whole["accepted"] and part["quarantined"] == whole["quarantined"]
+    assert part["texts"] < whole["texts"] and part["calibration"]["queries"] == 10
+    assert part["answer_sentences"] < whole["answer_sentences"]
+    rate = dry(workdir, "--sample-rate", "0.2")
+    assert rate["sampled"].startswith("sampled: ") and rate["queries"] < whole["accepted"]
+    text = auditor("run", "--dry-run", "--sample", "10", cwd=workdir)
+    assert text.returncode == 0, text.stderr
+    assert f"sampled: 10 of {whole['accepted']} queries" in text.stdout
+    assert rows(store, "SELECT count(*) FROM runs") == runs  # still nothing stored
+
+    real = auditor("run", "--json", "--sample", "10", "--stratify-by", "day", "--seed", "3",
+                   "--baseline", "none", cwd=workdir)
+    assert real.returncode == 0, real.stderr
+    summary = json.loads(real.stdout)
+    assert summary["sample"]["sampled"] == part["sampled"]
+    run_id = summary["run_id"]
+    assert rows(store, f"SELECT count(*) FROM sentences WHERE run_id = '{run_id}'") == [
+        (part["answer_sentences"],)]

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from auditor.audit import run_audit
+from auditor.config import load_settings
+from auditor.metrics.registry import bounded
 from auditor.store import Store
 from auditor.store.read.sample import query_strata
 from tests.conftest import FIXTURES
 
 from .test_audit import auditor, write_config
-from .test_nightly import run_json
+from .test_nightly import big_log, run_json
 
 SCIFACT = FIXTURES / "scifact"
 LINES = (SCIFACT / "log.jsonl").read_text().splitlines()
@@ -97,6 +100,22 @@ def test_run_json_gives_the_estimates_with_their_intervals(stratified: dict) -> 
     assert (recall["n"], recall["N"]) == (12, 45)
 
 
+def test_bounded_intervals_stay_inside_their_bounds(workdir: Path, stratified: dict) -> None:
+    """12 of 45 queries: some [0, 1] metric's normal interval reaches past a bound; shown
+    and gated, it ends at the bound."""
+    estimates = stratified["sample"]["estimates"]
+    clipped = []
+    for metric, e in estimates.items():
+        if bounded(metric) and e["ci_high"] > e["ci_low"]:
+            assert 0.0 <= e["ci_low"] <= e["mean"] <= e["ci_high"] <= 1.0, metric
+            if (e["ci_high"] == 1.0 and e["mean"] < 1.0) or (e["ci_low"] == 0.0 < e["mean"]):
+                clipped.append(metric)
+    assert clipped, "no interval reached a bound: the check would prove nothing"
+    metric = next(m for m in clipped if estimates[m]["ci_high"] == 1.0)
+    gate = gated(workdir, stratified["run_id"], 1.0, metric)
+    assert gate["status"] == "not_evaluated" and ", 1.000]" in gate["reason"]
+
+
 def test_the_summary_and_reports_say_sampled(workdir: Path, stratified: dict) -> None:
     run_id = stratified["run_id"]
     directory = workdir / ".auditor" / "reports" / run_id
@@ -133,14 +152,14 @@ def test_the_dashboard_shows_a_sampled_banner(workdir: Path, stratified: dict,
         assert "sampled: 12 of 45" in banners and "95% CI" in banners
 
 
-def gated(workdir: Path, run_id: str, floor: float) -> dict:
+def gated(workdir: Path, run_id: str, floor: float, metric: str = "recall@10") -> dict:
     config = workdir / "floor.toml"
     config.write_text((workdir / "audit.toml").read_text()
-                      + f'\n[[gates]]\nmetric = "recall@10"\nmin = {floor!r}\n')
+                      + f'\n[[gates]]\nmetric = "{metric}"\nmin = {floor!r}\n')
     code, data, stderr = run_json("gate", run_id, "--config", str(config), "--baseline",
                                   "none", cwd=workdir)
     assert code in (0, 1), stderr
-    return next(g for g in data["gates"] if g["metric"] == "recall@10")
+    return next(g for g in data["gates"] if g["metric"] == metric)
 
 
 def test_a_sampled_gate_is_decided_by_the_interval(workdir: Path, stratified: dict) -> None:
@@ -153,3 +172,41 @@ def test_a_sampled_gate_is_decided_by_the_interval(workdir: Path, stratified: di
     assert "sampled: 12 of 45" in undecided["reason"] and "too small" in undecided["reason"]
     assert gated(workdir, stratified["run_id"], round(high + 0.01, 6))["status"] == "failed"
     assert gated(workdir, stratified["run_id"], round(low - 0.01, 6))["status"] == "passed"
+
+
+def test_an_interrupted_sampled_run_resumes_the_same_sample(tmp_path: Path) -> None:
+    """Stopped after two of its six batches, a sampled run resumes to the sample an
+    uninterrupted run with the same seed audits, completes, and says "sampled"."""
+    log, qrels = big_log(tmp_path, copies=4)  # 200 records and two bad lines
+    config = write_config(tmp_path, log=str(log), qrels=str(qrels), batch_size=10,
+                          baseline="none", **FAST)
+    assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    flags = ("--sample", "60", "--stratify-by", "day", "--seed", "7")
+    code, whole, stderr = run_json("run", "--store", "whole.duckdb", *flags, cwd=tmp_path)
+    assert code == 0, stderr
+
+    replayed = 0
+
+    def stop_after_two_batches(n: int) -> None:
+        nonlocal replayed
+        replayed += n
+        if replayed >= 20:
+            raise KeyboardInterrupt
+
+    settings = load_settings(config, sample=60, stratify_by="day", seed=7)
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(settings, progress=stop_after_two_batches)
+    store = Store(tmp_path / "audit.duckdb")
+    [run] = store.runs()
+    assert run["status"] == "partial" and store.run(run["run_id"])["counts"]["replayed"] == 20
+
+    code, resumed, stderr = run_json("run", "--resume", run["run_id"], cwd=tmp_path)
+    assert code == 0, stderr
+    assert resumed["run_id"] == run["run_id"] and resumed["status"] == "complete"
+    assert resumed["counts"]["replayed"] == 60 and resumed["counts"]["quarantined"] == 2
+    assert resumed["sample"]["sampled"] == whole["sample"]["sampled"] == "sampled: 60 of 200"
+    picked = query_strata(store, run["run_id"], "day")
+    assert picked == query_strata(Store(tmp_path / "whole.duckdb"), whole["run_id"], "day")
+    assert len(picked) == 60
+    assert store.run(run["run_id"])["manifest"]["sample"]["strata"] == Store(
+        tmp_path / "whole.duckdb").run(whole["run_id"])["manifest"]["sample"]["strata"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor.metrics.registry import bounded
 from auditor.sampling import Estimate, estimate_mean, stratum_of
 from auditor.store.connection import Connection
 
@@ -69,11 +70,17 @@ def sampled_run(store: Connection, run_id: str, manifest: dict[str, Any] | None,
         return None
     strata = {name: (int(size), int(drawn)) for name, (drawn, size) in entry["strata"].items()}
     labels, columns = _per_query(store, run_id, entry.get("stratify_by"), metrics)
-    estimates = {metric: estimate_mean(values, labels, strata)
+    estimates = {metric: _clipped(metric, estimate_mean(values, labels, strata), 0.0)
                  for metric, values in columns.items()}
     return SampledRun(n=int(entry["n"]), population=int(entry["N"]), seed=int(entry["seed"]),
                       stratify_by=entry.get("stratify_by"), strata=strata,
                       estimates=estimates)
+
+
+def _clipped(metric: str, estimate: Estimate, lowest: float) -> Estimate:
+    """A bounded metric's interval kept inside its range: [0, 1] for a mean, [-1, 1] for a
+    change (an interval reaching past 1 says nothing a reader or a gate can use)."""
+    return estimate.within(lowest, 1.0) if bounded(metric) else estimate
 
 
 def query_strata(store: Connection, run_id: str, stratify_by: str | None) -> dict[str, str]:
@@ -136,7 +143,7 @@ def paired_change(store: Connection, baseline_run_id: str, run_id: str,
     for metric, query_id, diff in rows:
         if query_id in position and diff is not None:
             columns[metric][position[query_id]] = diff
-    estimates = {metric: estimate_mean(values, labels, strata)
+    estimates = {metric: _clipped(metric, estimate_mean(values, labels, strata), -1.0)
                  for metric, values in columns.items()}
     return PairedChange(sampled=f"sampled: {entry['n']} of {entry['N']}", run_id=owner,
                         shared=len(shared), estimates=estimates)
