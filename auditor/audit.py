@@ -24,7 +24,7 @@ from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import diagnose
 from auditor.embed import CachedEncoder, CacheStats
 from auditor.judgments import read_qrels
-from auditor.logs import LoadCounts, read_log
+from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.records import LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
@@ -35,7 +35,7 @@ from auditor.run_record import (
     new_run_id,
 )
 from auditor.run_record import resume_settings as resume_settings
-from auditor.sampled import draw, only_sampled
+from auditor.sampled import log_items
 from auditor.sampling import Sample
 from auditor.store import RunStatus, Store
 from auditor.trace import AnswerTrace, Tracer
@@ -286,9 +286,8 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
     try:
         quarantined: list[QuarantineEntry] = []
         stored = store.quarantined_lines(run_id) if resume else set()
-        sample = draw(settings)  # None: the whole log
-        records = only_sampled(_accepted(read_log(settings.log, load), quarantined, stored),
-                               sample)
+        sample, items = log_items(settings, load)  # sample None: the whole log
+        records = _accepted(items, quarantined, stored)
         for batch in batched(itertools.islice(records, done, None), settings.batch_size):
             result = audit.batch(counts.replayed, batch)
             tables = batch_tables(run_id, result, settings)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,6 @@ MAX_DEPTH = 64  # nesting beyond this is a defect: no record of ours nests past 
 GRADE_MIN, GRADE_MAX = -1000, 1000  # judgment grades (trec_eval's are small integers)
 RAW_LIMIT = 2_000  # characters of a bad record kept for the user to inspect
 CSV_FIELD_LIMIT = 16 * 2**20  # characters in one CSV cell (Python's default is 131,072)
-# Text that may hold a non-finite number once parsed: NaN, ±Infinity, or an exponent that
-# overflows a double (1e400). Only records matching it are walked for non-finite floats.
-_MAYBE_NONFINITE = re.compile(r"NaN|Infinity|[eE][+]?\d{3}|\d{309}")
 _SCALARS = frozenset((str, int, bool, type(None)))
 
 
@@ -92,21 +88,21 @@ def json_problem(exc: json.JSONDecodeError) -> str:
     return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
 
 
-def free_values(values: dict[str, Any], text: str, prefix: str = "") -> Defect | None:
+def free_values(values: dict[str, Any], prefix: str = "") -> Defect | None:
     """The first defect among values no schema constrains (metadata, extra columns):
-    nesting deeper than ``MAX_DEPTH`` or a number that is not finite. ``text`` is the raw
-    record: only one that may spell a non-finite number is searched for one."""
+    nesting deeper than ``MAX_DEPTH`` or a number that is not finite (NaN, Infinity, 1e400).
+    The walk checks each float itself: searching the raw line for text that could spell a
+    non-finite number first cost more than the walk (a regex over the whole line)."""
     for value in values.values():
         if type(value) not in _SCALARS:
             break
     else:
         return None  # the common case, kept cheap: flat text and numbers
-    finite = _MAYBE_NONFINITE.search(text) is None
     names = {key: f"{prefix}{key or repr(key)}" for key in values}  # an empty key shows as ''
     stack = [(names[key], names[key], value, 1) for key, value in values.items()]
     while stack:
         top, where, value, depth = stack.pop()
-        if isinstance(value, float) and not finite and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return Defect(where, f"{value} is not a finite number")
         if isinstance(value, dict | list):
             if depth >= MAX_DEPTH:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,22 @@ class LoadCounts:
 
 def read_log(path: Path, counts: LoadCounts | None = None) -> Iterator[LogRecord | QuarantineEntry]:
     """Log records and quarantine entries, in file order. ``counts`` is updated as we go."""
+    for _, item in read_numbered(path, counts):
+        yield item
+
+
+def read_picked(path: Path, lines: frozenset[int]) -> Iterator[LogRecord | QuarantineEntry]:
+    """The records on ``lines`` only (numbered as :func:`read_numbered` numbers them), checked
+    in full; a JSONL log's other lines are not even parsed. A sampled run's second pass."""
+    seen: set[str] = set()
+    for line, raw, payload in _raw_records(path, lines.__contains__):
+        if line in lines:
+            yield _validate(str(path), line, raw, payload, seen)
+
+
+def read_numbered(path: Path, counts: LoadCounts | None = None
+                  ) -> Iterator[tuple[int, LogRecord | QuarantineEntry]]:
+    """:func:`read_log` with each item's line (a Parquet file's row, a span's position)."""
     counts = counts if counts is not None else LoadCounts()
     seen: set[str] = set()
     for line, raw, payload in _raw_records(path):
@@ -73,27 +89,29 @@ def read_log(path: Path, counts: LoadCounts | None = None) -> Iterator[LogRecord
             counts.quarantine(item)
         else:
             counts.accepted += 1
-        yield item
+        yield line, item
 
 
-def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
+def _raw_records(path: Path, wanted: Callable[[int], bool] | None = None
+                 ) -> Iterator[tuple[int, str, Any]]:
     """(line number, raw text, parsed object or None) for each record of a log file.
 
     The parsed object may also be a ``Skipped`` or a ready ``QuarantineEntry`` (span files,
-    whose line is the span's position: see ``auditor.spans.read_spans``).
+    whose line is the span's position: see ``auditor.spans.read_spans``). With ``wanted``,
+    a JSONL file's other lines are passed over unparsed (the other formats yield them all).
     """
     if path.is_dir():
         queries = path / "queries.jsonl"
         if not queries.is_file():
             raise InputError(f"{path} is a directory without queries.jsonl (BEIR layout)")
-        yield from _jsonl(queries, aliases=BEIR_ALIASES)
+        yield from _jsonl(queries, aliases=BEIR_ALIASES, wanted=wanted)
         return
     if not path.is_file():
         raise InputError(f"log file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         spans = read_spans(path)
-        yield from spans if spans is not None else _jsonl(path)
+        yield from spans if spans is not None else _jsonl(path, wanted=wanted)
     elif suffix == ".parquet":
         yield from _parquet(path)
     elif suffix == ".csv":
@@ -102,8 +120,11 @@ def _raw_records(path: Path) -> Iterator[tuple[int, str, Any]]:
         raise InputError(f"log file {path}: unknown format (use .jsonl, .parquet or .csv)")
 
 
-def _jsonl(path: Path, aliases: dict[str, str] | None = None) -> Iterator[tuple[int, str, Any]]:
+def _jsonl(path: Path, aliases: dict[str, str] | None = None,
+           wanted: Callable[[int], bool] | None = None) -> Iterator[tuple[int, str, Any]]:
     for number, raw, defect in decode.lines(path):
+        if wanted is not None and not wanted(number):
+            continue
         if defect is not None:
             yield number, raw, Defect(_holding_replacement(raw), defect.reason)
             continue
@@ -253,9 +274,9 @@ def _validate(
     metadata = known.get("metadata", {})
     if not isinstance(metadata, dict):
         return bad("metadata", "metadata must be an object")
-    defect = decode.free_values(metadata, raw, "metadata.") if metadata else None
+    defect = decode.free_values(metadata, "metadata.") if metadata else None
     if extra:
-        defect = defect or decode.free_values(extra, raw)
+        defect = defect or decode.free_values(extra)
         known["metadata"] = {**extra, **metadata}
     if defect is not None:
         return bad(defect.field, defect.reason)

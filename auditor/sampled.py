@@ -1,21 +1,25 @@
 """A sampled run: which accepted log records it replays, and what its manifest records.
 
-The sample is drawn from the accepted records (after validation and quarantine) in a first,
-light pass over the log that keeps one 64-bit digest and one stratum label per record; the
-run's own pass then replays only the picked records. Selection is by a hash of (seed,
-``query_id``) (:mod:`auditor.sampling`), so consecutive nights pick the same query ids where
-the log repeats them and paired comparisons keep working on the overlap.
+What a sampled run checks: every line of the log, in full, once. The first pass validates
+each record exactly as a run over the whole log does (so the same lines are quarantined, the
+counts are the same, and N is the number of accepted records) but keeps only one 64-bit
+digest, one stratum label and the line number per accepted record, and the quarantine
+entries. The sample is drawn from those; the second pass reads only the picked lines (a
+JSONL log's other lines are not parsed again) and replays them. Selection is by a hash of
+(seed, ``query_id``) (:mod:`auditor.sampling`), so consecutive nights pick the same query
+ids where the log repeats them and paired comparisons keep working on the overlap.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditor.logs import read_log
-from auditor.records import LogRecord
+from auditor.logs import LoadCounts, read_log, read_numbered, read_picked
+from auditor.records import LogRecord, QuarantineEntry
 from auditor.sampling import Design, Sample, id_digest, select, stratum_of, unit_values
 
 if TYPE_CHECKING:
@@ -30,19 +34,45 @@ def design(settings: AuditSettings) -> Design | None:
                   stratify_by=settings.stratify_by)
 
 
+def log_items(settings: AuditSettings, counts: LoadCounts
+              ) -> tuple[Sample | None, Iterator[LogRecord | QuarantineEntry]]:
+    """The sample (None for the whole log) and the items a run reads: every quarantine
+    entry, and the accepted records it replays in log order. ``counts`` counts every line
+    (for a sample, before this returns)."""
+    assert settings.log is not None
+    drawn = _drawn(settings, counts)
+    if drawn is None:
+        return None, read_log(settings.log, counts)
+    sample, lines, quarantined = drawn
+    picked = frozenset(lines[sample.picked].tolist())
+    return sample, itertools.chain(quarantined, read_picked(settings.log, picked))
+
+
 def draw(settings: AuditSettings) -> Sample | None:
     """The sample of the accepted records of ``settings.log`` (None when not sampled)."""
+    drawn = _drawn(settings, LoadCounts())
+    return None if drawn is None else drawn[0]
+
+
+def _drawn(settings: AuditSettings, counts: LoadCounts
+           ) -> tuple[Sample, np.ndarray, list[QuarantineEntry]] | None:
+    """The first pass: the sample, each accepted record's line, the quarantine entries."""
     chosen = design(settings)
     if chosen is None or settings.log is None:
         return None
     digests: list[int] = []
     labels: list[str] = []
-    for item in read_log(settings.log):
+    lines: list[int] = []
+    quarantined: list[QuarantineEntry] = []
+    for line, item in read_numbered(settings.log, counts):
         if isinstance(item, LogRecord):
             digests.append(id_digest(item.query_id))
             labels.append(stratum_of(item.logged_at, item.metadata, chosen.stratify_by))
+            lines.append(line)
+        else:
+            quarantined.append(item)
     values = unit_values(np.array(digests, dtype=np.uint64), chosen.seed)
-    return select(values, labels, chosen)
+    return select(values, labels, chosen), np.array(lines, dtype=np.int64), quarantined
 
 
 def only_sampled(records: Iterable[LogRecord], sample: Sample | None) -> Iterator[LogRecord]:

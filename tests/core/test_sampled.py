@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from auditor.config import ConfigError, load_settings
-from auditor.records import LogRecord
-from auditor.sampled import design, draw, manifest_entry, only_sampled
+from auditor.logs import LoadCounts, read_log
+from auditor.records import LogRecord, QuarantineEntry
+from auditor.sampled import design, draw, log_items, manifest_entry, only_sampled
 from auditor.sampling import Design, sample_log, stratum_of
 
 
@@ -60,6 +61,39 @@ def test_the_sample_is_drawn_from_accepted_records_only(tmp_path: Path) -> None:
     direct = sample_log(records, Design(seed=0, size=30, stratify_by="tier"))
     assert kept == [r.query_id for r, p in zip(records, direct.picked, strict=True) if p]
     assert list(only_sampled(iter(records), None)) == records
+
+
+def test_a_sampled_read_checks_every_line_but_parses_the_picked_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sampled read quarantines and counts exactly what a whole-log read does (bad
+    lines, a duplicate id, a bad field outside the sample), yields the records the sample
+    picked, and on its second pass parses only their lines."""
+    from auditor import decode
+
+    log = write_log(tmp_path / "log.jsonl", [f"q{i}" for i in range(300)], bad_lines=3)
+    with log.open("a") as out:
+        out.write('{"query_id": "q5", "query": "again"}\n\n')  # a duplicate, a blank line
+        out.write('{"query_id": "late", "query": "x", "served_latency_ms": -4}\n')
+    settings = load_settings(None, log=log, sample=40, stratify_by="tier", seed=2)
+    whole, sampled = LoadCounts(), LoadCounts()
+    everything = list(read_log(log, whole))
+    parsed: list[str] = []
+    parse = decode.parse_json
+    monkeypatch.setattr(decode, "parse_json", lambda text: parsed.append(text) or parse(text))
+    sample, items = log_items(settings, sampled)
+    assert sample is not None and sampled == whole  # counted before the replay starts
+    first_pass = len(parsed)
+    got = list(items)
+    # the second pass parsed the picked lines, and the first line (a span file or a log?)
+    assert len(parsed) - first_pass == 40 + 1
+    bad = [i for i in everything if isinstance(i, QuarantineEntry)]
+    assert [i for i in got if isinstance(i, QuarantineEntry)] == bad and len(bad) == 5
+    accepted = [i for i in everything if isinstance(i, LogRecord)]
+    records = [i for i in got if isinstance(i, LogRecord)]
+    assert records == list(only_sampled(iter(accepted), sample)) and len(records) == 40
+    assert sample.population == whole.accepted == 300
+    none, items = log_items(load_settings(None, log=log), LoadCounts())
+    assert none is None and list(items) == everything
 
 
 def test_the_manifest_records_n_N_and_the_strata() -> None:
