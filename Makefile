@@ -69,6 +69,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/beir.py
 	$(BIN)/python bench/elasticsearch.py
 	$(BIN)/python bench/faithbench.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/sampling.py
 
 es-start:
 	scripts/elasticsearch.sh start
