@@ -41,6 +41,11 @@ from auditor.store import RunStatus, Store
 from auditor.trace import AnswerTrace, Tracer
 
 Progress = Callable[[int], None]
+# Runs the accepted records' batches somewhere else (auditor/distributed: on Ray actors) and
+# stores them, instead of the loop below: (audit, run id, records, counts, quarantined,
+# progress); it updates ``counts`` in place with every stored batch.
+Executor = Callable[["Audit", str, Iterator[LogRecord], RunCounts, list[QuarantineEntry],
+                     Progress | None], None]
 
 
 def thresholds(settings: AuditSettings) -> Thresholds:
@@ -64,13 +69,15 @@ def load_judgments(settings: AuditSettings) -> tuple[dict[str, dict[str, int]], 
 class Audit:
     """The pieces one run needs, built once."""
 
-    def __init__(self, settings: AuditSettings, backend: Backend | None = None) -> None:
+    def __init__(self, settings: AuditSettings, backend: Backend | None = None,
+                 cache: Any = None) -> None:
+        """``cache`` stands in for the store's embedding cache (a Ray worker's snapshot)."""
         if settings.log is None:
             raise ConfigError("no query log given: set `log` in audit.toml or pass --log")
         self.settings = settings
         self.store = Store(settings.store)
         self.judgments, self.bad_qrels = load_judgments(settings)
-        self.encoder = self._encoder(backend)
+        self.encoder = self._encoder(backend, cache or self.store)
         self.backend = backend or open_backend(settings, self.encoder)
         self.replayer = Replayer(self.backend, settings.mode, settings.depth)
         self.tracer = self._tracer() if settings.trace else None
@@ -82,11 +89,11 @@ class Audit:
         """Why the index failed during the run (a whole batch, or the corpus pass), if it did."""
         return self.replayer.fault or self.corpus_fault
 
-    def _encoder(self, backend: Backend | None) -> CachedEncoder | None:
+    def _encoder(self, backend: Backend | None, cache: Any) -> CachedEncoder | None:
         """The model behind the store's embedding cache, when anything will embed."""
         if not (self.settings.trace or (backend is None and needs_vectors(self.settings))):
             return None
-        return CachedEncoder.named(self.settings.encoder, self.store)  # loads on a miss
+        return CachedEncoder.named(self.settings.encoder, cache)  # loads on a miss
 
     def _tracer(self) -> Tracer | None:
         from auditor.evidence import SupportScorer
@@ -201,10 +208,12 @@ def run_audit(
     progress: Progress | None = None,
     backend: Backend | None = None,
     resume: str | None = None,
+    executor: Executor | None = None,
 ) -> tuple[str, RunStatus]:
     """Audit ``settings.log``; returns the run id and its final status.
 
-    ``resume`` continues that run after its last stored batch (see :func:`resume_settings`).
+    ``resume`` continues that run after its last stored batch (see :func:`resume_settings`);
+    ``executor`` runs the batches elsewhere (``auditor.distributed.run_distributed``).
     """
     audit = Audit(settings, backend)
     # The index, the judgments and the model live for the whole run; without this the
@@ -212,7 +221,7 @@ def run_audit(
     # bench/elasticsearch.py). Unfrozen when the run ends.
     gc.freeze()
     try:
-        run_id, status = _run(audit, settings, progress, resume)
+        run_id, status = _run(audit, settings, progress, resume, executor)
     finally:
         gc.unfreeze()
     if audit.fault is not None:
@@ -271,7 +280,7 @@ def _start(audit: Audit, settings: AuditSettings, resume: str | None) -> tuple[s
 
 
 def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
-         resume: str | None) -> tuple[str, RunStatus]:
+         resume: str | None, executor: Executor | None = None) -> tuple[str, RunStatus]:
     store = audit.store
     run_id, counts = _start(audit, settings, resume)
     done = counts.replayed
@@ -288,6 +297,9 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
         stored = store.quarantined_lines(run_id) if resume else set()
         sample, items = log_items(settings, load)  # sample None: the whole log
         records = _accepted(items, quarantined, stored)
+        if executor is not None:  # it stores every batch; the run-level work stays here
+            executor(audit, run_id, records, counts, quarantined, progress)
+            records = iter(())
         for batch in batched(itertools.islice(records, done, None), settings.batch_size):
             result = audit.batch(counts.replayed, batch)
             tables = batch_tables(run_id, result, settings)

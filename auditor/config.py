@@ -104,6 +104,10 @@ class AuditSettings(BaseSettings):
     depth: int = Field(default=100, ge=1, le=10_000, description="hits fetched per query")
     level: Level = "doc"
     batch_size: int = Field(default=128, ge=1, le=10_000)
+    # where the per-query work runs: this process, or a pool of Ray actors
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(default=None, description="Ray cluster (host:port)")
+    workers: int = Field(default=2, ge=1, le=4096, description="Ray actors")
     # evidence and diagnosis
     trace: bool = Field(default=True, description="trace logged answers to their sources")
     ablations: bool = Field(default=True, description="replay misses in every mode for causes")

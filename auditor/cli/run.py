@@ -113,6 +113,11 @@ def run(
                           "store nothing")] = False,
     budget: Annotated[str | None, typer.Option(
         help="with --dry-run: a time budget (90m, 2h, 1h30m); suggests a --sample")] = None,
+    executor: Annotated[str | None, typer.Option(
+        help="local | ray: audit the queries on a pool of Ray actors")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="with --executor ray: the cluster's host:port (default: Ray inside the run)")] = None,
+    workers: Annotated[int | None, typer.Option(help="with --executor ray: Ray actors")] = None,
 ) -> None:
     """Replay the log, score and store the run, gate it against the baseline, report.
 
@@ -132,12 +137,15 @@ def run(
 
         where = load_settings(config, store=store).store
         stored = resume_settings(Store(where), resume)
-        settings = load_settings(config, **{**stored, "store": where, "baseline": baseline})
+        cluster = {"executor": executor, "ray_address": ray_address, "workers": workers}
+        settings = load_settings(config, **{**stored, "store": where, "baseline": baseline,
+                                            **{k: v for k, v in cluster.items() if v}})
     else:
         settings = load_settings(
             config, log=log, qrels=qrels, store=store, backend=backend, mode=mode,
             k=parse_ks(k), depth=depth, level=level, index=index, baseline=baseline,
             sample=sample, sample_rate=sample_rate, stratify_by=stratify_by, seed=seed,
+            executor=executor, ray_address=ray_address, workers=workers,
         )
     results = Store(settings.store)
     run_id = audit(settings, resume)
@@ -195,6 +203,8 @@ def audit(settings: AuditSettings, resume: str | None = None) -> str:
     """One audit run behind a progress bar; returns its run id."""
     from auditor.audit import run_audit
 
+    if settings.executor == "ray":
+        from auditor.distributed import run_distributed as run_audit
     total = None if settings.sampled else count_lines(settings.log)  # n is known later
     with progress() as bar:
         task = bar.add_task(f"replaying ({escape(settings.mode)})", total=total)

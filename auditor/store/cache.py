@@ -42,3 +42,10 @@ class EmbeddingCache(Connection):
             con.register("wanted", pa.table({"key": pa.array(keys, pa.string())}))
             found = con.sql("SELECT key FROM embeddings JOIN wanted USING (key)").fetchall()
         return {key for (key,) in found}
+
+    def embedding_snapshot(self, model: str) -> pa.Table:
+        """Every cached vector of ``model`` (``key``, ``vector``, by key): a Ray run's
+        workers read this from Ray's object store, since only the driver opens the file."""
+        with self.connect(read_only=True) as con:
+            return con.sql("SELECT key, vector FROM embeddings WHERE model = $model "
+                           "ORDER BY key", params={"model": model}).to_arrow_table()

@@ -26,6 +26,14 @@ class Reader(Connection):
                                [run_id]).fetchall()
         return {(source, line) for source, line in rows}
 
+    def stored_seqs(self, run_id: str) -> set[int]:
+        """Places in the log of the queries ``run_id`` has stored: a Ray run stores its
+        shards as they finish, out of order, so resuming it skips these, not a prefix."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute("SELECT seq FROM query_results WHERE run_id = ?",
+                               [run_id]).fetchall()
+        return {seq for (seq,) in rows}
+
     def verdicts(self, run_id: str) -> list[dict[str, Any]]:
         """Every verdict given to ``run_id``, newest first (warnings and gates decoded)."""
         with self.connect(read_only=True) as con:
