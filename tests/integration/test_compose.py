@@ -12,7 +12,8 @@ README = (ROOT / "README.md").read_text()
 
 def test_services_images_and_loopback_ports() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"elasticsearch", "dashboard", "nightly"}
+    assert set(services) == {"elasticsearch", "dashboard", "nightly", "ray-head",
+                             "ray-worker"}
     image = services["elasticsearch"]["image"]
     assert image.startswith("docker.elastic.co/elasticsearch/elasticsearch:9.")
     for name, service in services.items():
@@ -57,3 +58,21 @@ def test_readme_documents_compose_with_the_same_names() -> None:
     assert "127.0.0.1:9200" in README
     image_tag = COMPOSE["services"]["elasticsearch"]["image"].rsplit(":", 1)[1]
     assert image_tag in README
+
+
+def test_the_nightly_job_audits_on_the_ray_services() -> None:
+    """Head and workers run `ray start` from the auditor's own image (the same code); the
+    nightly job joins the head; the cluster's token is passed through, never written."""
+    services = COMPOSE["services"]
+    head, worker, nightly = services["ray-head"], services["ray-worker"], services["nightly"]
+    assert head["build"] == worker["build"] == nightly["build"] == "."
+    assert head["entrypoint"] == worker["entrypoint"] == ["ray"]
+    assert head["command"][:2] == ["start", "--head"] and "--port=6379" in head["command"]
+    assert "--address=ray-head:6379" in worker["command"]
+    assert {"AUDITOR_EXECUTOR=ray", "AUDITOR_RAY_ADDRESS=ray-head:6379"} <= set(
+        nightly["environment"])
+    for service in (head, worker, nightly):
+        assert "RAY_AUTH_TOKEN" in service["environment"]
+        assert "RAY_AUTH_MODE=token" in service["environment"]
+    assert "ray-head" in nightly["depends_on"]
+    assert "docker compose up -d --scale ray-worker=" in README
