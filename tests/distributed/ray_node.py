@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -68,6 +69,7 @@ def ray_cluster() -> Iterator[str]:
         for node in reversed(nodes):
             stop(node)
         leftovers(str(temp))
+        shutil.rmtree(temp, ignore_errors=True)  # session logs and sockets
 
 
 def start(command: list[str]) -> subprocess.Popen:
