@@ -45,8 +45,9 @@ def read_qrels(path: Path, counts: LoadCounts | None = None) -> Iterator[Qrel | 
 def _qrel(parts: list[str], defect: Defect | None) -> Qrel | Defect:
     if defect is not None:
         return defect
+    iteration: str | None = None
     if len(parts) == 4:
-        query_id, _, doc_id, text = parts
+        query_id, iteration, doc_id, text = parts
     elif len(parts) == 3:
         query_id, doc_id, text = parts
     else:
@@ -56,7 +57,7 @@ def _qrel(parts: list[str], defect: Defect | None) -> Qrel | Defect:
     grade = decode.grade(text)
     if isinstance(grade, Defect):
         return grade
-    return Qrel(query_id=query_id, doc_id=doc_id, grade=grade)
+    return Qrel(query_id=query_id, doc_id=doc_id, grade=grade, iteration=iteration)
 
 
 def read_trec_run(path: Path) -> Iterator[tuple[str, ServedItem]]:

@@ -140,6 +140,7 @@ class Qrel(BaseModel):
     query_id: str
     doc_id: str
     grade: int
+    iteration: str | None = None  # a TREC file's second column as read (kept on export)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from auditor import __version__
 from auditor.cases import Thresholds
 from auditor.config import AuditSettings
 from auditor.evidence import SUPPORT_THRESHOLD
+from auditor.judging import record_run_list
 from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult
 from auditor.sampled import manifest_entry
@@ -90,6 +91,7 @@ def manifest(settings: AuditSettings, store: Store, run_id: str, counts: RunCoun
     }
     if sample is not None:
         recorded["sample"] = manifest_entry(sample)
+    recorded["judgments"] = record_run_list(store, settings.qrels)
     return recorded
 
 

@@ -15,7 +15,7 @@ from rich.text import Text
 from typer._click.exceptions import NoArgsIsHelpError  # typer bundles click since 0.26
 
 from auditor.backends import BackendError
-from auditor.cli import browse, dashboard, nightly, run, trace
+from auditor.cli import browse, dashboard, judgments, nightly, run, trace
 from auditor.cli.render import err
 from auditor.errors import AuditorError
 from auditor.metrics import MetricNameError
@@ -29,13 +29,21 @@ app = typer.Typer(
     add_completion=False,
 )
 COMMANDS = (run.run, browse.runs, trace.trace, run.demo, browse.compare, browse.report,
-            nightly.gate, browse.export, nightly.schedule, dashboard.dashboard, browse.migrate)
+            nightly.gate, browse.export, judgments.rescore, nightly.schedule,
+            dashboard.dashboard, browse.migrate)
 for command in COMMANDS:
     app.command()(command)
 
 index_app = typer.Typer(help="Build search indices.", no_args_is_help=True)
 index_app.command("build")(run.index_build)
 app.add_typer(index_app, name="index")
+
+judgments_app = typer.Typer(help="Judgment lists: versioned labels with their sources.",
+                            no_args_is_help=True)
+for name, command in (("import", judgments.import_), ("export", judgments.export),
+                      ("list", judgments.list_), ("diff", judgments.diff)):
+    judgments_app.command(name)(command)
+app.add_typer(judgments_app, name="judgments")
 
 
 def main() -> None:

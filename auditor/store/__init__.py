@@ -2,7 +2,8 @@
 
 One file, several owners: :mod:`.schema` (migrations), :mod:`.connection` (opening the file
 and waiting while another process holds it), :mod:`.writer` (write paths), :mod:`.read`
-(read paths) and :mod:`.cache` (the embedding cache). :class:`Store` puts them together so
+(read paths), :mod:`.cache` (the embedding cache) and :mod:`.judgment_lists` (versioned
+judgment lists and rescorings). :class:`Store` puts them together so
 callers hold one object that is cheap to create: it holds a path, not a connection.
 """
 
@@ -15,6 +16,7 @@ from auditor.store.connection import (
     SCAN_MEMORY,
     StoreError,
 )
+from auditor.store.judgment_lists import JudgmentLists
 from auditor.store.read import DEFAULT_MIN_SHARED, Reader, shown_status
 from auditor.store.schema import MIGRATIONS
 from auditor.store.writer import KEYED_TABLES, RunStatus, Writer, resume_refusal
@@ -34,5 +36,5 @@ __all__ = [
 ]
 
 
-class Store(Writer, Reader, EmbeddingCache):
+class Store(Writer, Reader, EmbeddingCache, JudgmentLists):
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""

@@ -299,6 +299,59 @@ def m008_vocabulary(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("m008_renamed")
 
 
+@migration
+def m009_judgment_lists(con: duckdb.DuckDBPyConnection) -> None:
+    """Judgment lists as versioned objects (issue 14): a version is an immutable snapshot
+    of labels, each with its source (``human:<rater>``, ``imported:<file>``, ``silver``,
+    ``cited``, ``llm:<model>``); a rescoring is a stored run's hits measured against
+    another list version, without replaying."""
+    con.execute(
+        """
+        CREATE TABLE judgment_lists (
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            origin VARCHAR NOT NULL,
+            note VARCHAR,
+            layout JSON NOT NULL,
+            digest VARCHAR NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        CREATE TABLE judgment_labels (
+            list_name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            query_id VARCHAR NOT NULL,
+            query_hash VARCHAR,
+            doc_id VARCHAR NOT NULL,
+            chunk_id VARCHAR,
+            text_hash VARCHAR,
+            grade INTEGER NOT NULL,
+            source VARCHAR NOT NULL,
+            labeled_at TIMESTAMPTZ NOT NULL,
+            note VARCHAR,
+            iteration VARCHAR
+        );
+        CREATE TABLE rescorings (
+            run_id VARCHAR NOT NULL,
+            rescore_id INTEGER NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            list_name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            selection JSON NOT NULL,
+            PRIMARY KEY (run_id, rescore_id)
+        );
+        CREATE TABLE rescore_metrics (
+            run_id VARCHAR NOT NULL,
+            rescore_id INTEGER NOT NULL,
+            query_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            value DOUBLE
+        );
+        """
+    )
+
+
 def _rename_key(data: dict, old: str, new: str) -> str:
     """``data`` as JSON with ``old`` named ``new``, in the same place among its keys."""
     return json.dumps({new if key == old else key: value for key, value in data.items()})

@@ -166,3 +166,20 @@ def test_old_evidence_key_of_slow_and_empty_diagnoses_is_rewritten(old: Path,
                                         "served": None}
     assert evidence["drifted"] == stored["drifted"]
     assert names(old) == list(MIGRATIONS)
+
+
+def test_an_upgraded_store_holds_judgment_lists_and_rescores_old_runs(old: Path,
+                                                                      tmp_path: Path) -> None:
+    """m009: an old run, measured again against a list made from its own judgments, keeps
+    every ranking metric it stored."""
+    newer, older = [r["run_id"] for r in Store(old).runs()]
+    qrels = tmp_path / "own.trec"
+    exported = cli("export", older, "--run-file", str(tmp_path / "run.trec"), "--qrels-file",
+                   str(qrels), "--store", str(old))
+    assert exported.returncode == 0, exported.stderr
+    assert cli("judgments", "import", str(qrels), "--store", str(old)).returncode == 0
+    done = cli("rescore", older, "--judgments", "own@1", "--json", "--store", str(old))
+    assert done.returncode == 0, done.stderr
+    changes = {m["metric"]: m for m in json.loads(done.stdout)["metrics"]}
+    assert changes["recall@10"]["stored_n"] > 0
+    assert all(m["delta"] in (0, None) for m in changes.values()), changes

@@ -1,0 +1,117 @@
+"""``auditor judgments`` and ``auditor rescore`` on a real run of the SciFact fixtures: the
+run names the list version it used, import → export gives the qrels file back byte for
+byte, and a rescoring against another version agrees with judged@k and recall@k counted
+by hand from the stored hits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from auditor.store import Store
+from tests.conftest import FIXTURES
+
+from .test_audit import auditor, write_config
+
+QRELS = FIXTURES / "scifact" / "qrels.tsv"
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    directory = tmp_path_factory.mktemp("judging")
+    write_config(directory)
+    assert auditor("index", "build", cwd=directory).returncode == 0
+    done = auditor("run", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    return directory, Store(directory / "audit.duckdb").runs()[0]["run_id"]
+
+
+def test_the_run_records_the_list_version_it_used(audited: tuple[Path, str]) -> None:
+    directory, run_id = audited
+    store = Store(directory / "audit.duckdb")
+    used = store.run(run_id)["manifest"]["judgments"]
+    assert (used["list"], used["version"]) == ("qrels", 1)
+    assert store.list_version("qrels", 1).digest == used["digest"]
+    listed = auditor("judgments", "list", "--json", cwd=directory)
+    assert [v["spec"] for v in json.loads(listed.stdout)] == ["qrels@1"], listed.stderr
+
+
+def test_import_export_round_trip_through_the_cli(audited: tuple[Path, str]) -> None:
+    directory, _ = audited
+    imported = auditor("judgments", "import", str(QRELS), cwd=directory)
+    assert imported.returncode == 0, imported.stderr
+    assert "unchanged: qrels@1" in imported.stdout  # the run already stored these labels
+    assert "round-trips the file byte for byte" in imported.stdout
+    exported = auditor("judgments", "export", "qrels@1", "back.tsv", cwd=directory)
+    assert exported.returncode == 0, exported.stderr
+    assert (directory / "back.tsv").read_bytes() == QRELS.read_bytes()
+
+
+def _by_hand(store: Store, run_id: str, qrels: dict[str, dict[str, int]], k: int
+             ) -> tuple[float, float]:
+    """Mean judged@k and recall@k over the run's answered queries that have a relevant
+    judgment (others have no value, as in trec_eval), plainly."""
+    ranking = store.run_ranking(run_id)
+    hits: dict[int, list[str]] = {}
+    for seq, doc in zip(ranking.hits.column("seq").to_pylist(),
+                        ranking.hits.column("id").to_pylist(), strict=True):
+        if doc not in hits.setdefault(seq, []):
+            hits[seq].append(doc)
+    judged, recall = [], []
+    for seq, query_id in zip(ranking.queries.column("seq").to_pylist(),
+                             ranking.queries.column("query_id").to_pylist(), strict=True):
+        top = hits.get(seq, [])[:k]
+        grades = qrels.get(query_id, {})
+        relevant = {d for d, g in grades.items() if g >= 1}
+        if relevant and top:
+            judged.append(sum(d in grades for d in top) / len(top))
+        if relevant:
+            recall.append(len(relevant & set(top)) / len(relevant))
+    return sum(judged) / len(judged), sum(recall) / len(recall)
+
+
+def test_rescore_against_another_version(audited: tuple[Path, str]) -> None:
+    directory, run_id = audited
+    store = Store(directory / "audit.duckdb")
+    lines = QRELS.read_text().splitlines()
+    half = [lines[0]] + lines[1::2]  # every other judgment, one regraded to 0
+    half[1] = half[1].rsplit("\t", 1)[0] + "\t0"
+    (directory / "half.tsv").write_text("\n".join(half) + "\n")
+    assert auditor("judgments", "import", "half.tsv", "--name", "qrels",
+                   cwd=directory).returncode == 0
+    done = auditor("rescore", run_id, "--judgments", "qrels@2", "--json", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    values = {m["metric"]: m for m in result["metrics"]}
+    qrels: dict[str, dict[str, int]] = {}
+    for line in half[1:]:
+        query_id, doc_id, grade = line.split("\t")
+        qrels.setdefault(query_id, {})[doc_id] = int(grade)
+    judged, recall = _by_hand(store, run_id, qrels, 10)
+    assert values["judged@10"]["rescored"] == pytest.approx(judged)
+    assert values["recall@10"]["rescored"] == pytest.approx(recall)
+    assert values["judged@10"]["delta"] < 0  # fewer judgments, fewer judged hits
+    assert result["judgments"] == "qrels@2" and result["queries"] == 50
+    assert result["judged_queries"] == len(qrels)
+    # against the run's own list nothing changes, and every rescoring is kept
+    same = json.loads(auditor("rescore", run_id, "--judgments", "qrels@1", "--json",
+                              cwd=directory).stdout)
+    assert all(m["delta"] == 0 for m in same["metrics"]), same["metrics"]
+    assert [(r.rescore_id, r.list_name, r.version) for r in store.rescorings(run_id)] == [
+        (1, "qrels", 2), (2, "qrels", 1)]
+    assert store.rescore_means(run_id, 1)["judged@10"][0] == pytest.approx(judged)
+    assert store.run(run_id)["manifest"]["judgments"]["version"] == 1  # the run is unchanged
+
+
+def test_diff_between_versions(audited: tuple[Path, str]) -> None:
+    directory, _ = audited
+    shown = auditor("judgments", "diff", "qrels@1", "qrels@2", "--json", cwd=directory)
+    if shown.returncode == 2 and "no version 2" in shown.stderr:
+        pytest.skip("runs after test_rescore_against_another_version")
+    found = json.loads(shown.stdout)
+    total = len(QRELS.read_text().splitlines()) - 1
+    assert len(found["removed"]) + len(found["changed"]) + found["same"] == total
+    assert len(found["changed"]) == 1 and found["changed"][0]["grade"] == 0
+    assert not found["added"]
