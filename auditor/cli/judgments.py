@@ -184,3 +184,73 @@ def rescore(
         table.add_row(m.metric, fixed(m.stored), str(m.stored_n), fixed(m.rescored),
                       str(m.rescored_n), fixed(m.delta, signed=True))
     out.print(table)
+
+
+def agreement(
+    judgments: Annotated[str, typer.Argument(help="NAME or NAME@VERSION")],
+    sources: SourcesOpt = "default",
+    limit: Annotated[int, typer.Option(help="pairs in disagreement shown")] = 20,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How far the raters of a list agree: Cohen's κ, Krippendorff's α, disagreements."""
+    from auditor.agreement import agreement as measure
+
+    found = measure(_store(store, config), judgments, Selection(sources))
+    if as_json:
+        _echo_json({**asdict(found), "disagreements": [_pair(p) for p in found.disagreements]})
+        return
+    out.print(Text(f"{found.judgments}: {len(found.raters)} raters, {found.items} pairs judged "
+                   "by two or more; Krippendorff's α " + ", ".join(
+                       f"{level} {fixed(value)}" for level, value in found.alpha.items())))
+    if found.kappas:
+        table = Table(title="Cohen's κ", title_justify="left", box=box.SIMPLE_HEAD,
+                      pad_edge=False, highlight=False)
+        for column in ("rater A", "rater B", "pairs", "κ", "linear", "quadratic"):
+            table.add_column(column, justify="left" if column.startswith("rater") else "right")
+        for k in found.kappas:
+            table.add_row(Text(k.a), Text(k.b), str(k.n), fixed(k.kappa), fixed(k.linear),
+                          fixed(k.quadratic))
+        out.print(table)
+    grades = sorted({g for d in found.distributions.values() for g in d})
+    table = Table(title="grades per rater", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, highlight=False)
+    table.add_column("rater")
+    for grade in grades:
+        table.add_column(str(grade), justify="right")
+    for rater, counts in found.distributions.items():
+        table.add_row(Text(rater), *(str(counts.get(g, 0)) for g in grades))
+    out.print(table)
+    if found.disagreements:
+        table = Table(title=f"pairs in disagreement ({len(found.disagreements)})",
+                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                      highlight=False)
+        for column in ("query", "document", "grades"):
+            table.add_column(column)
+        for pair in found.disagreements[:limit]:
+            table.add_row(Text(pair.query_id), Text(pair.doc_id), Text(", ".join(
+                f"{rater} {grade}" for rater, grade in pair.grades.items())))
+        out.print(table)
+
+
+def cited(
+    run_id: Annotated[str, typer.Argument(help="run id (see `auditor runs`)")],
+    name: Annotated[str, typer.Option(help="list to store the labels in")] = "cited",
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Labels from the run's log: cited ids 1, shown but not cited 0, never shown unjudged."""
+    from auditor.implicit_labels import labels_from_log
+
+    done = labels_from_log(_store(store, config), run_id, name)
+    if as_json:
+        _echo_json({**asdict(done), "version": done.version.spec})
+        return
+    verb = "stored" if done.created else "unchanged:"
+    out.print(Text(f"{verb} {done.version.spec}: {done.cited} cited and {done.shown} shown but "
+                   f"not cited, from {done.answers} logged answers (source `cited`; ids never "
+                   "shown stay unjudged)"))
+    if done.unshown_cited:
+        out.print(Text(f"{done.unshown_cited} cited ids were not among the served ones"))

@@ -41,7 +41,8 @@ app.add_typer(index_app, name="index")
 judgments_app = typer.Typer(help="Judgment lists: versioned labels with their sources.",
                             no_args_is_help=True)
 for name, command in (("import", judgments.import_), ("export", judgments.export),
-                      ("list", judgments.list_), ("diff", judgments.diff)):
+                      ("list", judgments.list_), ("diff", judgments.diff),
+                      ("agreement", judgments.agreement), ("cited", judgments.cited)):
     judgments_app.command(name)(command)
 app.add_typer(judgments_app, name="judgments")
 

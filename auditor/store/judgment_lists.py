@@ -69,6 +69,16 @@ class RunRanking:
     hits: pa.Table  # seq, id (chunk or document id at the run's level)
 
 
+@dataclass(frozen=True)
+class LoggedAnswer:
+    """What a logged answer showed the model and what it cited (at the log's id level)."""
+
+    query_id: str
+    query: str
+    served: tuple[str, ...]  # in served order
+    cited: tuple[str, ...]
+
+
 class JudgmentLists(Connection):
     """The judgment-list paths of :class:`auditor.store.Store`."""
 
@@ -193,3 +203,26 @@ class JudgmentLists(Connection):
                                "WHERE run_id = ? AND rescore_id = ? GROUP BY metric",
                                [run_id, rescore_id]).fetchall()
         return {metric: (mean, n) for metric, mean, n in rows}
+
+    def logged_answers(self, run_id: str) -> list[LoggedAnswer]:
+        """Every query of ``run_id`` whose log record lists cited ids, in log order."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute("SELECT query_id, query, served, cited FROM query_results "
+                               "WHERE run_id = ? AND cited IS NOT NULL ORDER BY seq",
+                               [run_id]).fetchall()
+            if not rows and not con.execute("SELECT 1 FROM runs WHERE run_id = ?",
+                                            [run_id]).fetchall():
+                raise StoreError(f"no run {run_id!r} in {self.path}: list runs with "
+                                 "`auditor runs`")
+        return [LoggedAnswer(query_id, query, _served_ids(served),
+                             tuple(str(i) for i in json.loads(cited)))
+                for query_id, query, served, cited in rows]
+
+
+def _served_ids(served: str | None) -> tuple[str, ...]:
+    """Served ids in served order, as ``LogRecord.served_ids`` (by rank when every item
+    has one, else list order)."""
+    items = json.loads(served) if served else []
+    if all(item.get("rank") is not None for item in items):
+        items = sorted(items, key=lambda item: item["rank"])
+    return tuple(str(item["id"]) for item in items)

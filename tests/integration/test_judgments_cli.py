@@ -115,3 +115,46 @@ def test_diff_between_versions(audited: tuple[Path, str]) -> None:
     assert len(found["removed"]) + len(found["changed"]) + found["same"] == total
     assert len(found["changed"]) == 1 and found["changed"][0]["grade"] == 0
     assert not found["added"]
+
+
+def test_cited_ids_become_their_own_label_source(audited: tuple[Path, str]) -> None:
+    """Cited 1, shown but not cited 0, never shown: no label (unjudged)."""
+    directory, run_id = audited
+    done = auditor("judgments", "cited", run_id, "--json", cwd=directory)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    expected: dict[tuple[str, str], int] = {}
+    for line in (FIXTURES / "scifact" / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("cited") is None:
+            continue
+        shown = [item["id"] for item in record.get("retrieved") or record.get("served") or []]
+        for doc in shown:
+            expected[(record["query_id"], doc)] = 0
+        for doc in record["cited"]:
+            expected[(record["query_id"], doc)] = 1
+    store = Store(directory / "audit.duckdb")
+    labels = store.list_labels("cited", 1).to_pylist()
+    assert {(r["query_id"], r["doc_id"]): r["grade"] for r in labels} == expected
+    assert {r["source"] for r in labels} == {"cited"} and all(r["query_hash"] for r in labels)
+    assert result["cited"] == sum(expected.values())
+    assert result["shown"] == len(expected) - result["cited"]
+
+
+def test_agreement_of_two_raters(tmp_path: Path) -> None:
+    for rater, grades in (("alice", "2 0 1 3 1"), ("bob", "2 1 1 0 1")):
+        lines = [f"q{i} 0 d{i} {g}" for i, g in enumerate(grades.split())]
+        (tmp_path / f"{rater}.trec").write_text("\n".join(lines) + "\n")
+        imported = auditor("judgments", "import", f"{rater}.trec", "--name", "pool",
+                           "--source", f"human:{rater}", "--merge", "--store", "s.duckdb",
+                           cwd=tmp_path)
+        assert imported.returncode == 0, imported.stderr
+    done = auditor("judgments", "agreement", "pool", "--json", "--store", "s.duckdb",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["raters"] == ["human:alice", "human:bob"] and found["items"] == 5
+    assert [(p["query_id"], p["grades"]) for p in found["disagreements"]] == [
+        ("q3", {"human:alice": 3, "human:bob": 0}), ("q1", {"human:alice": 0, "human:bob": 1})]
+    shown = auditor("judgments", "agreement", "pool", "--store", "s.duckdb", cwd=tmp_path)
+    assert "Cohen's κ" in shown.stdout and "Krippendorff's α" in shown.stdout
