@@ -1,10 +1,11 @@
-"""The dashboard's entry point: which store to read, which run to show, and the seven pages.
+"""The dashboard's entry point: which store to read, which run to show, and the eight pages.
 
     streamlit run dashboards/app.py -- --store PATH      (or AUDITOR_STORE=PATH)
 
 The store path comes from ``--store`` after ``--``, else ``AUDITOR_STORE``, else the
-``store`` setting of ``audit.toml``. The dashboard only reads: a missing, busy or unreadable
-store gives a message saying what to do, never a traceback.
+``store`` setting of ``audit.toml``. The dashboard only reads, except the Judge page (one
+short write per grade): a missing, busy or unreadable store gives a message saying what to
+do, never a traceback.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ TITLES = {
     "corpus": ("Corpus coverage", ":material/library_books:"),
     "scatter": ("Scatter", ":material/scatter_plot:"),
     "compare": ("Compare runs", ":material/compare_arrows:"),
+    "judge": ("Judge", ":material/rate_review:"),
 }
 
 

@@ -31,6 +31,7 @@ PAGES = {
     "corpus": "views/corpus.py",
     "scatter": "views/scatter.py",
     "compare": "views/compare.py",
+    "judge": "views/judge.py",
 }
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _SPACE = re.compile(r"\s+")

@@ -102,6 +102,40 @@ class JudgmentLists(Connection):
             con.execute("COMMIT")
         return int(version)
 
+    def add_labels(self, name: str, labels: pa.Table, *, origin: str) -> int:
+        """The next version of ``name``: its latest labels (copied inside DuckDB) and
+        ``labels`` after them, in one short transaction (the judging page's write). Its
+        digest chains the previous version's with the new labels."""
+        import hashlib
+
+        table = labels.select(list(LABEL_COLUMNS)).cast(LABEL_SCHEMA)
+        columns = ", ".join(LABEL_COLUMNS)
+        with self.connect() as con:
+            con.execute("BEGIN")
+            latest = con.execute("SELECT version, layout, digest FROM judgment_lists WHERE "
+                                 "name = ? ORDER BY version DESC LIMIT 1", [name]).fetchall()
+            previous, layout, chained = latest[0] if latest else (0, json.dumps(
+                {"format": "trec", "separator": " ", "header": None}), "")
+            offset = con.execute("SELECT coalesce(max(position), -1) + 1 FROM judgment_labels "
+                                 "WHERE list_name = ? AND version = ?",
+                                 [name, previous]).fetchall()[0][0]
+            table = table.set_column(0, "position", pa.array(
+                [offset + i for i in range(table.num_rows)], pa.int32()))
+            digest = hashlib.sha256((chained + repr(table.drop_columns(["labeled_at"])
+                                                    .to_pylist())).encode()).hexdigest()
+            version = previous + 1
+            con.execute("INSERT INTO judgment_lists VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [name, version, datetime.now(UTC), origin, None, layout, digest])
+            con.execute(f"INSERT INTO judgment_labels (list_name, version, {columns}) "
+                        f"SELECT list_name, ?, {columns} FROM judgment_labels "
+                        "WHERE list_name = ? AND version = ?", [version, name, previous])
+            con.register("incoming", table)
+            con.execute(f"INSERT INTO judgment_labels (list_name, version, {columns}) "
+                        f"SELECT ?, ?, {columns} FROM incoming", [name, version])
+            con.unregister("incoming")
+            con.execute("COMMIT")
+        return int(version)
+
     def list_versions(self, name: str | None = None) -> list[ListVersion]:
         """Every version of ``name`` (oldest first), or of every list (by name)."""
         with self.connect(read_only=True) as con:

@@ -29,6 +29,7 @@ PAGES = {  # url path → the heading it shows
     "corpus": "Corpus coverage",
     "scatter": "Scatter",
     "compare": "Compare runs",
+    "judge": "Judge",
 }
 
 pytestmark = pytest.mark.skipif(

@@ -3,6 +3,7 @@ reused when nothing changed, several raters' labels and their effective grade, d
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,27 @@ def test_missing_lists_and_versions_name_what_exists(store: Store, tmp_path: Pat
 def test_a_bad_policy_is_refused() -> None:
     with pytest.raises(InputError, match="majority, mean or rater:NAME"):
         Selection(policy="median")
+
+
+def test_a_grade_added_makes_a_version_holding_the_list_and_the_grade(store: Store,
+                                                                      tmp_path: Path) -> None:
+    """The judging page's write: the latest labels copied, the new one after them."""
+    import pyarrow as pa
+
+    from auditor.store.judgment_lists import LABEL_SCHEMA
+
+    path = tmp_path / "q.trec"
+    path.write_text(TREC)
+    import_qrels(store, path)
+    row = {"position": 0, "query_id": "q2", "query_hash": None, "doc_id": "d9",
+           "chunk_id": None, "text_hash": None, "grade": 3, "source": "human:ann",
+           "labeled_at": datetime.now(UTC), "note": None, "iteration": None}
+    assert store.add_labels("q", pa.Table.from_pylist([row], schema=LABEL_SCHEMA),
+                            origin="test") == 2
+    labels = store.list_labels("q", 2).to_pylist()
+    assert [(r["query_id"], r["doc_id"], r["position"]) for r in labels][-1] == ("q2", "d9", 4)
+    assert [r["doc_id"] for r in labels[:4]] == [r["doc_id"] for r in
+                                                 store.list_labels("q", 1).to_pylist()]
+    assert store.list_version("q").digest != store.list_version("q", 1).digest
+    assert store.add_labels("new", pa.Table.from_pylist([row], schema=LABEL_SCHEMA),
+                            origin="test") == 1  # a grade can start a list

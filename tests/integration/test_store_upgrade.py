@@ -61,7 +61,7 @@ def test_migrate_command_upgrades_once(old: Path) -> None:
 
 
 @pytest.mark.parametrize("page", ["overview", "why", "queries", "trace", "corpus", "scatter",
-                                  "compare"])
+                                  "compare", "judge"])
 def test_every_dashboard_page_opens_the_oldest_store(old: Path, monkeypatch, page: str) -> None:
     monkeypatch.setenv("AUDITOR_STORE", str(old))
     at = AppTest.from_file(str(APP), default_timeout=120).run()

@@ -1,0 +1,53 @@
+"""The Judge page (AppTest): five pairs judged from the pooled queue are stored with rater
+and time as new versions of the run's list, and the run's judged@10 rises accordingly
+when it is re-scored against the new version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from auditor.judging import Selection
+from auditor.rescore import rescore
+from auditor.store import Store
+
+from .test_audit import auditor, write_config
+
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    write_config(tmp_path)
+    assert auditor("index", "build", cwd=tmp_path).returncode == 0
+    done = auditor("run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return Store(tmp_path / "audit.duckdb")
+
+
+def test_five_pairs_judged_from_the_queue(store: Store, monkeypatch) -> None:
+    monkeypatch.setenv("AUDITOR_STORE", str(store.path))
+    run_id = store.runs()[0]["run_id"]
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page("views/judge.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.button(key="grade_1").disabled  # no rater yet: nothing can be written
+    at.text_input(key="rater").set_value("tester").run()
+    shown = []
+    for _ in range(5):
+        shown.append((at.text[0].value, at.subheader[1].value))
+        at.button(key="grade_1").click().run()
+        assert not at.exception, [e.message for e in at.exception]
+    assert len(set(shown)) == 5  # each grade moves the queue on
+    latest = store.list_version("qrels")
+    assert latest.version == 6
+    labels = [r for r in store.list_labels("qrels", 6).to_pylist()
+              if r["source"] == "human:tester"]
+    assert len(labels) == 5 and all(r["grade"] == 1 and r["labeled_at"] for r in labels)
+    assert store.list_version("qrels", 1).labels + 5 == latest.labels
+    before = {m.metric: m for m in rescore(store, run_id, "qrels@1").metrics}
+    after = {m.metric: m for m in rescore(store, run_id, "qrels@6",
+                                          Selection("all")).metrics}
+    assert after["judged@10"].rescored > before["judged@10"].rescored
