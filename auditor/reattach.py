@@ -16,8 +16,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from auditor.judging import text_hash
+import pyarrow as pa
+
+from auditor.judging import digest, resolve, text_hash
 from auditor.records import Chunk
+from auditor.store import Store
+from auditor.store.judgment_lists import LABEL_SCHEMA
 
 THRESHOLD = 0.5  # of the judged text's characters the new chunks must cover
 _SPACE = re.compile(r"\s+")
@@ -115,3 +119,47 @@ def _spans(chunks: list[Chunk]) -> tuple[str, list[tuple[str, int, int]]]:
         parts.append(text)
         at += len(text) + 1
     return " ".join(parts), spans
+
+
+@dataclass(frozen=True)
+class ListReattachment:
+    """``auditor judgments reattach``: a list version's chunk labels on a rebuilt index."""
+
+    source: str  # NAME@VERSION read
+    target: str  # NAME@VERSION written
+    kept: int  # document-level labels, which re-chunking does not touch
+    report: Reattachment
+
+
+def reattach_list(store: Store, spec: str, old_chunks: Iterable[Chunk],
+                  new_chunks: Iterable[Chunk], *, name: str | None = None,
+                  threshold: float = THRESHOLD) -> ListReattachment:
+    """Store the labels of ``spec`` with every chunk label moved to the new chunks as the
+    next version of ``name`` (default: the same list). A label is a chunk label when its id
+    is a chunk id of the old index that is not also a document id; each new chunk a label
+    lands on gets a copy (noted ``reattached from <old id> (exact|overlap)``)."""
+    version = resolve(store, spec)
+    old = {c.chunk_id: c for c in old_chunks if c.chunk_id != c.doc_id}
+    new = list(new_chunks)
+    new_text = {c.chunk_id: c.text for c in new}
+    rows = store.list_labels(version.name, version.version).to_pylist()
+    doc_rows = [r for r in rows if (r["chunk_id"] or r["doc_id"]) not in old]
+    chunk_rows = [r for r in rows if (r["chunk_id"] or r["doc_id"]) in old]
+    labels = [ChunkLabel(r["query_id"], old[cid].chunk_id, old[cid].doc_id, r["grade"],
+                         old[cid].text)
+              for r in chunk_rows for cid in [r["chunk_id"] or r["doc_id"]]]
+    report = reattach(labels, new, threshold)
+    moved = []
+    by_label = {id(a.label): a for a in report.attached}
+    for row, label in zip(chunk_rows, labels, strict=True):
+        found = by_label.get(id(label))
+        for chunk_id in found.chunk_ids if found else ():
+            moved.append({**row, "doc_id": chunk_id, "chunk_id": chunk_id,
+                          "text_hash": text_hash(_flat(new_text[chunk_id])),
+                          "note": f"reattached from {label.chunk_id} ({found.how})"})
+    out = [{**r, "position": i} for i, r in enumerate(doc_rows + moved)]
+    table = pa.Table.from_pylist(out, schema=LABEL_SCHEMA)
+    target = name or version.name
+    number = store.add_list_version(target, table, origin=f"reattached from {version.spec}",
+                                    note=None, layout=version.layout, digest=digest(table))
+    return ListReattachment(version.spec, f"{target}@{number}", len(doc_rows), report)

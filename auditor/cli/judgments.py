@@ -254,3 +254,44 @@ def cited(
                    "shown stay unjudged)"))
     if done.unshown_cited:
         out.print(Text(f"{done.unshown_cited} cited ids were not among the served ones"))
+
+
+def reattach(
+    judgments: Annotated[str, typer.Argument(help="NAME or NAME@VERSION")],
+    old_chunk_words: Annotated[int, typer.Option(
+        help="chunk_words the judged index was built with")],
+    old_corpus: Annotated[Path | None, typer.Option(
+        help="corpus the judged index was built from (default: corpus)")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="list to write (default: the same list, next version)")] = None,
+    threshold: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="share of the judged text the new chunks must cover")] = 0.5,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a list's chunk labels onto the chunks of the rebuilt index (corpus and
+    chunk_words of the settings): exact text first, then character overlap."""
+    from auditor.corpus_reader import read_corpus
+    from auditor.errors import ConfigError
+    from auditor.reattach import reattach_list
+
+    settings = load_settings(config, store=store)
+    if settings.corpus is None:
+        raise ConfigError("no corpus: set `corpus` in audit.toml (the rebuilt index's)")
+    done = reattach_list(Store(settings.store), judgments,
+                         read_corpus(old_corpus or settings.corpus, old_chunk_words),
+                         read_corpus(settings.corpus, settings.chunk_words), name=name,
+                         threshold=threshold)
+    counts = {"kept": done.kept, **done.report.counts}
+    lost = [{"query_id": u.label.query_id, "chunk_id": u.label.chunk_id, "reason": u.reason}
+            for u in done.report.unattached]
+    if as_json:
+        _echo_json({"from": done.source, "to": done.target, "counts": counts,
+                    "unattached": lost})
+        return
+    out.print(Text(f"{done.source} → {done.target}: {counts['kept']} document labels kept, "
+                   f"{counts['exact']} chunk labels re-attached by exact text, "
+                   f"{counts['overlap']} by overlap, {counts['unattached']} not re-attached"))
+    for entry in lost:
+        out.print(Text(f"  {entry['query_id']} {entry['chunk_id']}: {entry['reason']}"))

@@ -42,7 +42,8 @@ judgments_app = typer.Typer(help="Judgment lists: versioned labels with their so
                             no_args_is_help=True)
 for name, command in (("import", judgments.import_), ("export", judgments.export),
                       ("list", judgments.list_), ("diff", judgments.diff),
-                      ("agreement", judgments.agreement), ("cited", judgments.cited)):
+                      ("agreement", judgments.agreement), ("cited", judgments.cited),
+                      ("reattach", judgments.reattach)):
     judgments_app.command(name)(command)
 app.add_typer(judgments_app, name="judgments")
 

@@ -48,3 +48,28 @@ def test_what_cannot_be_reattached_is_listed_with_its_reason() -> None:
     assert done.counts == {"labels": 3, "exact": 1, "overlap": 0, "unattached": 2}
     assert [u.reason for u in done.unattached] == [
         "its document is not in the new index", "the judged text is not in the rebuilt document"]
+
+
+def test_a_list_version_moves_to_the_rebuilt_chunks(tmp_path) -> None:
+    from auditor.judging import import_qrels
+    from auditor.reattach import reattach_list
+    from auditor.store import Store
+
+    labels = _labels(60)
+    lines = [f"{label.query_id} 0 {label.chunk_id} {label.grade}" for label in labels]
+    lines.append("1 0 some-document 1")  # a document label: re-chunking does not touch it
+    (tmp_path / "chunks.trec").write_text("\n".join(lines) + "\n")
+    store = Store(tmp_path / "s.duckdb")
+    import_qrels(store, tmp_path / "chunks.trec", name="chunks")
+    new = list(read_corpus(CORPUS, 25))
+    done = reattach_list(store, "chunks@1", read_corpus(CORPUS, 60), new)
+    counts = done.report.counts
+    assert done.target == "chunks@2" and done.kept == 1
+    assert counts["labels"] == len(labels) and counts["unattached"] == 0
+    stored = store.list_labels("chunks", 2).to_pylist()
+    ids = {c.chunk_id for c in new}
+    moved = [r for r in stored if r["note"]]
+    assert len(moved) == sum(len(a.chunk_ids) for a in done.report.attached)
+    assert all(r["doc_id"] in ids and r["chunk_id"] == r["doc_id"] and r["text_hash"]
+               for r in moved)
+    assert [r["doc_id"] for r in stored if not r["note"]] == ["some-document"]

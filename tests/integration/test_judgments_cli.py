@@ -158,3 +158,22 @@ def test_agreement_of_two_raters(tmp_path: Path) -> None:
         ("q3", {"human:alice": 3, "human:bob": 0}), ("q1", {"human:alice": 0, "human:bob": 1})]
     shown = auditor("judgments", "agreement", "pool", "--store", "s.duckdb", cwd=tmp_path)
     assert "Cohen's κ" in shown.stdout and "Krippendorff's α" in shown.stdout
+
+
+def test_reattach_after_a_rebuild_with_other_chunk_words(tmp_path: Path) -> None:
+    from auditor.corpus_reader import read_corpus
+
+    corpus = FIXTURES / "scifact" / "corpus.jsonl"
+    write_config(tmp_path, chunk_words=25)  # the rebuilt index
+    judged = [c for c in read_corpus(corpus, 60)][:30]
+    (tmp_path / "chunks.trec").write_text("".join(f"q{i} 0 {c.chunk_id} 1\n"
+                                                  for i, c in enumerate(judged)))
+    assert auditor("judgments", "import", "chunks.trec", cwd=tmp_path).returncode == 0
+    done = auditor("judgments", "reattach", "chunks", "--old-chunk-words", "60", "--json",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    counts = found["counts"]
+    assert found["to"] == "chunks@2" and counts["labels"] == 30 and counts["kept"] == 0
+    assert counts["exact"] + counts["overlap"] + counts["unattached"] == 30
+    assert counts["unattached"] == len(found["unattached"]) == 0
