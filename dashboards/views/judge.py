@@ -62,12 +62,13 @@ def main() -> None:
         st.markdown(widgets.highlight(pair["text"], set(content_words(pair["query"]))))
     else:
         st.caption("The store holds no text for this document (only for cited passages).")
-    if not rater.strip():
-        st.info("Type your name as rater to grade.")
+    ready = bool(rater.strip() and list_name.strip())
+    if not ready:
+        st.info("Type your name as rater (and a list name) to grade.")
     cols = st.columns(len(GRADES) + 2)
     for col, (grade, meaning) in zip(cols, GRADES.items(), strict=False):
         col.button(f"{grade} {meaning}", key=f"grade_{grade}", shortcut=str(grade),
-                   disabled=not rater.strip(), on_click=_grade,
+                   disabled=not ready, on_click=_grade,
                    args=(store, list_name, pair, grade, rater.strip(), level))
     cols[-2].button("skip", key="skip", shortcut="s", on_click=_skip, args=(pair,))
     cols[-1].button("can't tell", key="cant_tell", shortcut="x", on_click=_skip, args=(pair,))
