@@ -454,6 +454,8 @@ def test_logged_text_reaches_markdown_escaped(nightly_store, monkeypatch, tmp_pa
 def old_store_sql() -> list[tuple[str, list]]:
     """What a store written before migration m003 lacks."""
     drop = ["DROP TABLE IF EXISTS verdicts", "DROP TABLE gates", "DROP TABLE comparisons",
+            "DROP TABLE judgment_lists", "DROP TABLE judgment_labels", "DROP TABLE rescorings",
+            "DROP TABLE rescore_metrics",
             "DROP TABLE embeddings", "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
             "ALTER TABLE runs DROP COLUMN baseline_run_id",
             "ALTER TABLE runs DROP COLUMN gate_status", "ALTER TABLE runs DROP COLUMN owner",
