@@ -37,7 +37,7 @@ from auditor.run_record import (
 from auditor.run_record import resume_settings as resume_settings
 from auditor.sampled import log_items
 from auditor.sampling import Sample
-from auditor.store import RunStatus, Store
+from auditor.store import Pending, RunStatus, Store
 from auditor.trace import AnswerTrace, Tracer
 
 Progress = Callable[[int], None]
@@ -292,6 +292,7 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
     status: RunStatus = "failed"
     reason: str | None = None
     sample: Sample | None = None
+    pending, written = Pending(), counts
     try:
         quarantined: list[QuarantineEntry] = []
         stored = store.quarantined_lines(run_id) if resume else set()
@@ -304,13 +305,17 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             result = audit.batch(counts.replayed, batch)
             tables = batch_tables(run_id, result, settings)
             tables["quarantine"] = quarantine_table(run_id, quarantined)
-            counts = _with_cache(counts.after(result), audit)
             tables["embeddings"] = audit.new_embeddings()
-            store.append(tables, checkpoint=(run_id, asdict(counts)))
+            pending.add(tables)
+            counts = _with_cache(counts.after(result), audit)
             quarantined.clear()
+            # New vectors are written at once, so the next batch finds them in the store
+            if pending.due() or pending.has("embeddings"):
+                written = _flush(audit, pending, run_id, counts)
             if progress:
                 progress(len(result.rows))
-        store.append({"quarantine": quarantine_table(run_id, quarantined)})
+        pending.add({"quarantine": quarantine_table(run_id, quarantined)})
+        written = _flush(audit, pending, run_id, counts)
         counts.corpus = _corpus(audit, run_id, counts)
         counts = _with_cache(counts, audit)
         store.append({"embeddings": audit.new_embeddings()})
@@ -318,9 +323,10 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),
             load)
     except KeyboardInterrupt:
-        status, reason = "partial", "interrupted"
+        counts, status, reason = written, "partial", "interrupted"
         raise
     except BaseException as exc:
+        counts = written  # the batches still pending are not stored: resume redoes them
         status, reason = ("partial" if counts.replayed else "failed"), f"stopped by error: {exc}"
         raise
     finally:
@@ -332,6 +338,14 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             settings, store, run_id, counts, thresholds=audit.thresholds,
             model_id=audit.encoder.model_id if audit.encoder else None, sample=sample))
     return run_id, status
+
+
+def _flush(audit: Audit, pending: Pending, run_id: str, counts: RunCounts) -> RunCounts:
+    """Write the gathered batches (with the vectors encoded for them) and the counts after
+    the last of them in one transaction; returns the counts now stored."""
+    tables = pending.take()
+    audit.store.append(tables, checkpoint=(run_id, asdict(counts)))
+    return counts
 
 
 def _corpus(audit: Audit, run_id: str, counts: RunCounts) -> dict[str, Any]:

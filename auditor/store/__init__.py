@@ -19,7 +19,7 @@ from auditor.store.connection import (
 from auditor.store.judgment_lists import JudgmentLists
 from auditor.store.read import DEFAULT_MIN_SHARED, Reader, shown_status
 from auditor.store.schema import MIGRATIONS
-from auditor.store.writer import KEYED_TABLES, RunStatus, Writer, resume_refusal
+from auditor.store.writer import KEYED_TABLES, Pending, RunStatus, Writer, resume_refusal
 
 __all__ = [
     "BUSY_ENV",
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MIN_SHARED",
     "KEYED_TABLES",
     "MIGRATIONS",
+    "Pending",
     "SCAN_MEMORY",
     "RunStatus",
     "Store",
