@@ -20,8 +20,8 @@ RunStatus = Literal["running", "complete", "partial", "failed", "interrupted"]
 # Tables with a primary key: rows already stored are skipped, not an error.
 KEYED_TABLES = frozenset({"embeddings", "passages"})
 # A run's batches are written together once this many rows or seconds have gathered.
-FLUSH_ROWS = 300_000
-FLUSH_SECONDS = 1.0
+FLUSH_ROWS = 1_000_000
+FLUSH_SECONDS = 10.0
 
 
 class Pending:
@@ -29,9 +29,17 @@ class Pending:
 
     Why: every transaction opens the file (≈20 ms CPU) and checkpoints it on close (≈50 ms);
     once per batch of 128 bm25 queries that was 2-3x the search itself (bench/scale.py).
-    Gathering up to ``rows`` rows or ``seconds`` keeps memory bounded and readers waiting
-    for one short transaction a second at most; the caller writes them with the last
-    batch's checkpoint, so a killed run still holds whole batches and matching counts.
+    DuckDB also writes an insert of a row group or more (122,880 rows) straight to the
+    file, so 1M hits cost ≈0.5 CPU-s in one transaction and twice that in eight.
+
+    The file is held only while a flush runs (≈0.5 s for 1M rows): a writer that kept its
+    connection for the whole run would lock every reader (dashboard, ``auditor runs``) out,
+    since DuckDB lets one process open a file read-write and no other open it then. Between
+    flushes readers get in at once; during one they wait (``Connection._open``). So flushes
+    are few and large: ``rows`` rows (≈7,000 queries at depth 100; ≈100 MB of Arrow held)
+    or ``seconds`` since the last one (what the dashboard shows lags by that much at most).
+    The caller writes them with the last batch's checkpoint, so a killed run still holds
+    whole batches and matching counts.
     """
 
     def __init__(self, rows: int = FLUSH_ROWS, seconds: float = FLUSH_SECONDS) -> None:
