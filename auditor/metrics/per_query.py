@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from auditor.cases import Diagnosis
@@ -44,33 +47,37 @@ def judgments_for(record: LogRecord, from_file: dict[str, dict[str, int]]) -> di
 
 def ranked_ids(row: Replayed, level: str) -> list[str]:
     """Replayed ids at the level: chunk ids, or document ids by first occurrence."""
-    ids = [hit.doc_id if level == "doc" else hit.chunk_id for hit in row.hits]
-    return list(dict.fromkeys(ids))
+    field = attrgetter("doc_id" if level == "doc" else "chunk_id")
+    return list(dict.fromkeys(map(field, row.hits)))
 
 
 def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> dict[str, pa.Table]:
     """The batch's rows, hits, judgments, metrics and traces. A query whose replay failed
-    gets its row (with the error) but no metrics: nothing about it was measured."""
+    gets its row (with the error) but no metrics: nothing about it was measured.
+
+    Built column by column (one pass per field, Arrow ``take`` for repeated ids), not a
+    Python tuple or dict per hit or metric row: at 100 hits and ~50 metrics a query those
+    were most of the auditor's own time (bench/scale.py)."""
     rows = [row for row in batch.rows if row.status != "error"]
     query_ids = [row.record.query_id for row in rows]
     every_id = [row.record.query_id for row in batch.rows]
-    metric_rows: list[tuple[str, str, float | None]] = []
+    blocks: list[pa.Table] = []
     ranked = {q: ranked_ids(row, settings.level) for q, row in zip(query_ids, rows, strict=True)}
     replay_values = _ranking(rows, batch.judgments, settings, ranked, collapse=False)
-    _extend(metric_rows, query_ids, replay_values)
+    _extend(blocks, query_ids, replay_values)
     served_rows = {q: ids for q, ids in batch.served.items() if ids}
     if served_rows:
         served_queries = [q for q in query_ids if q in served_rows]
         served_values = _ranking([r for r in rows if r.record.query_id in served_rows],
                                  batch.judgments, settings, served_rows, only="recall")
-        position = {q: i for i, q in enumerate(query_ids)}
+        position = np.fromiter((i for i, q in enumerate(query_ids) if q in served_rows),
+                               np.int64, len(served_queries))
         for k in settings.k:
             served = served_values[metric_name("recall", k)]
-            replayed_recall = replay_values[metric_name("recall", k)]
-            delta = [replayed_recall[position[q]] - served[i]
-                     for i, q in enumerate(served_queries)]
-            _extend(metric_rows, served_queries, {metric_name("served_recall", k): served,
-                                                  metric_name("recall_delta", k): delta})
+            delta = replay_values[metric_name("recall", k)][position] - served
+            _extend(blocks, served_queries, {metric_name("served_recall", k): served,
+                                             metric_name("recall_delta", k): delta})
+    metric_rows: list[tuple[str, str, float | None]] = []
     overlap = {k: metric_name("overlap", k) for k in settings.k}
     scatter_judged, rank_biased = metric_name("scatter_judged"), metric_name("rbo")
     for row in rows:
@@ -88,8 +95,13 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
         if trace is not None:
             metric_rows.extend((query_id, name, value)
                                for name, value in answer_metrics(trace, settings.k).items())
+    blocks.append(pa.table({
+        "query_id": pa.array([q for q, _, _ in metric_rows], pa.string()),
+        "metric": pa.array([m for _, m, _ in metric_rows], pa.string()),
+        "value": pa.array([_finite(v) for _, _, v in metric_rows], pa.float64()),
+    }))
     silver = _silver_recall(rows, batch.traces, settings)
-    _extend(metric_rows, [q for q in query_ids if q in batch.traces], silver)
+    _extend(blocks, [q for q in query_ids if q in batch.traces], silver)
     return {
         "query_results": _query_results(run_id, batch),
         "hits": _hits(run_id, batch),
@@ -97,13 +109,9 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
             "query_id": [q for q in every_id for _ in batch.judgments.get(q, {})],
             "doc_id": [d for q in every_id for d in batch.judgments.get(q, {})],
             "grade": pa.array([g for q in every_id for g in batch.judgments.get(q, {})
-                                   .values()], pa.int32()),
+                               .values()], pa.int32()),
         })),
-        "metrics": _with_run(run_id, pa.table({
-            "query_id": [q for q, _, _ in metric_rows],
-            "metric": [m for _, m, _ in metric_rows],
-            "value": pa.array([_finite(v) for _, _, v in metric_rows], pa.float64()),
-        })),
+        "metrics": _with_run(run_id, pa.concat_tables(blocks)),
         **trace_tables(run_id, batch),
     }
 
@@ -128,11 +136,26 @@ def _ranking(rows: list[Replayed], judgments: dict[str, dict[str, int]],
              settings: AuditSettings, ranked: dict[str, list[str]], only: str | None = None,
              collapse: bool = True) -> dict[str, Any]:
     query_ids = [row.record.query_id for row in rows]
-    hit_q = [q for q in query_ids for _ in ranked.get(q, [])]
-    hit_ids = [i for q in query_ids for i in ranked.get(q, [])]
+    hit_q, hit_ids = _flat(query_ids, ranked)
     qrels = Qrels.from_rows([(q, d, g) for q in query_ids for d, g in judgments.get(q, {}).items()])
     metrics = metrics_for(settings.k, [only]) if only else metrics_for(settings.k)
     return evaluate(query_ids, hit_q, hit_ids, qrels, metrics, collapse=collapse)
+
+
+def _flat(query_ids: list[str], ranked: dict[str, list[str]]) -> tuple[pa.Array, pa.Array]:
+    """Each query's ranked ids as the kernel's two columns (query id per hit, id), grouped
+    by query in the order of ``query_ids``."""
+    lengths = np.fromiter((len(ranked.get(q, ())) for q in query_ids), np.int64,
+                          len(query_ids))
+    hit_q = _repeated(pa.array(query_ids, pa.string()), lengths)
+    hit_ids = pa.array(list(chain.from_iterable(ranked.get(q, ()) for q in query_ids)),
+                       pa.string())
+    return hit_q, hit_ids
+
+
+def _repeated(values: pa.Array, times: np.ndarray) -> pa.Array:
+    """``values[i]`` repeated ``times[i]`` times, in order (Arrow ``take``, no Python loop)."""
+    return values.take(pa.array(np.repeat(np.arange(len(values), dtype=np.int64), times)))
 
 
 def _silver_recall(rows: list[Replayed], traces: dict[str, AnswerTrace],
@@ -146,19 +169,24 @@ def _silver_recall(rows: list[Replayed], traces: dict[str, AnswerTrace],
     ranked = {row.record.query_id: ranked_ids(row, "doc") for row in traced}
     query_ids = [row.record.query_id for row in traced]
     recall = metrics_for(settings.k, ["recall"])
-    values = evaluate(
-        query_ids,
-        [q for q in query_ids for _ in ranked[q]],
-        [d for q in query_ids for d in ranked[q]],
-        Qrels.from_rows([(q, d, 1) for q in query_ids for d in evidence[q]]),
-        recall,
-    )
+    hit_q, hit_ids = _flat(query_ids, ranked)
+    values = evaluate(query_ids, hit_q, hit_ids,
+                      Qrels.from_rows([(q, d, 1) for q in query_ids for d in evidence[q]]),
+                      recall)
     return {metric_name("silver_recall", m.k): values[format_metric(m)] for m in recall}
 
 
-def _extend(out: list, query_ids: list[str], values: dict[str, Any]) -> None:
+def _extend(out: list[pa.Table], query_ids: list[str], values: dict[str, Any]) -> None:
+    """One metric block per name: the queries, the name, the values (NaN stored as null)."""
+    if not query_ids:
+        return
+    queries = pa.array(query_ids, pa.string())
     for name, column in values.items():
-        out.extend((q, name, v) for q, v in zip(query_ids, list(column), strict=True))
+        out.append(pa.table({
+            "query_id": queries, "metric": pa.repeat(pa.scalar(name, pa.string()), len(queries)),
+            "value": pa.array(np.asarray(column, dtype=np.float64), pa.float64(),
+                              from_pandas=True),
+        }))
 
 
 def _finite(value: float | None) -> float | None:
@@ -166,40 +194,41 @@ def _finite(value: float | None) -> float | None:
 
 
 def _query_results(run_id: str, batch: BatchResult) -> pa.Table:
-    return pa.Table.from_pylist([
-        {
-            "run_id": run_id,
-            "seq": batch.first_seq + offset,
-            "query_id": row.record.query_id,
-            "query": row.record.query,
-            "status": row.status,
-            "error": row.error,
-            "n_hits": len(row.hits),
-            "replay_latency_ms": row.replay_latency_ms,
-            "took_ms": row.took_ms,
-            "logged_at": row.record.logged_at,
-            "served_latency_ms": row.record.served_latency_ms,
-            "served": _json([i.model_dump() for i in row.record.served or []] or None),
-            "answer": row.record.answer,
-            "cited": _json(row.record.cited),
-            "metadata": _json(row.record.metadata or None),
-        }
-        for offset, row in enumerate(batch.rows)
-    ])
+    rows, records = batch.rows, [row.record for row in batch.rows]
+    return pa.table({
+        "run_id": pa.repeat(pa.scalar(run_id, pa.string()), len(rows)),
+        "seq": pa.array(range(batch.first_seq, batch.first_seq + len(rows)), pa.int64()),
+        "query_id": [r.query_id for r in records],
+        "query": [r.query for r in records],
+        "status": [row.status for row in rows],
+        "error": [row.error for row in rows],
+        "n_hits": pa.array([len(row.hits) for row in rows], pa.int64()),
+        "replay_latency_ms": [row.replay_latency_ms for row in rows],
+        "took_ms": [row.took_ms for row in rows],
+        "logged_at": [r.logged_at for r in records],
+        "served_latency_ms": [r.served_latency_ms for r in records],
+        "served": [_json([i.model_dump() for i in r.served or []] or None) for r in records],
+        "answer": [r.answer for r in records],
+        "cited": [_json(r.cited) for r in records],
+        "metadata": [_json(r.metadata or None) for r in records],
+    })
 
 
 def _hits(run_id: str, batch: BatchResult) -> pa.Table:
-    columns: dict[str, list[Any]] = {k: [] for k in ("seq", "query_id", "rank", "chunk_id",
-                                                      "doc_id", "score")}
-    for offset, row in enumerate(batch.rows):
-        for hit in row.hits:
-            columns["seq"].append(batch.first_seq + offset)
-            columns["query_id"].append(row.record.query_id)
-            columns["rank"].append(hit.rank)
-            columns["chunk_id"].append(hit.chunk_id)
-            columns["doc_id"].append(hit.doc_id)
-            columns["score"].append(hit.score)
-    return _with_run(run_id, pa.table(columns))
+    """Every hit of the batch, one column at a time."""
+    hits = list(chain.from_iterable(row.hits for row in batch.rows))
+    lengths = np.fromiter((len(row.hits) for row in batch.rows), np.int64, len(batch.rows))
+    first = batch.first_seq
+    return _with_run(run_id, pa.table({
+        "seq": pa.array(np.repeat(np.arange(first, first + len(batch.rows), dtype=np.int64),
+                                  lengths)),
+        "query_id": _repeated(pa.array([row.record.query_id for row in batch.rows],
+                                       pa.string()), lengths),
+        "rank": pa.array(list(map(attrgetter("rank"), hits)), pa.int64()),
+        "chunk_id": pa.array(list(map(attrgetter("chunk_id"), hits)), pa.string()),
+        "doc_id": pa.array(list(map(attrgetter("doc_id"), hits)), pa.string()),
+        "score": pa.array(list(map(attrgetter("score"), hits)), pa.float64()),
+    }))
 
 
 def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:
@@ -235,7 +264,8 @@ def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:
 
 
 def _with_run(run_id: str, table: pa.Table) -> pa.Table:
-    return table.add_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
+    return table.add_column(0, "run_id", pa.repeat(pa.scalar(run_id, pa.string()),
+                                                    table.num_rows))
 
 
 def quarantine_table(run_id: str, entries: list[QuarantineEntry]) -> pa.Table:
