@@ -148,14 +148,15 @@ class Ranking:
 
     @classmethod
     def of(cls, hits: list[Hit], level: str) -> Ranking:
-        score: dict[str, float] = {}
-        chunk: dict[str, str] = {}
-        for hit in hits:  # in rank order: the first occurrence is the best
-            key = hit.doc_id if level == "doc" else hit.chunk_id
-            if key not in score:
-                score[key], chunk[key] = hit.score, hit.chunk_id
-        ids = list(score)
-        return cls(ids, {item: rank for rank, item in enumerate(ids, start=1)}, score, chunk)
+        """Hits in rank order: an id's first occurrence is its best. Built with dict
+        constructors, not a loop with a branch per hit (it runs twice per query)."""
+        keys = [hit.doc_id for hit in hits] if level == "doc" else \
+            [hit.chunk_id for hit in hits]
+        ids = list(dict.fromkeys(keys))
+        best = dict(zip(reversed(keys), reversed(hits), strict=True))  # the first one wins
+        return cls(ids, dict(zip(ids, range(1, len(ids) + 1), strict=True)),
+                   {item: best[item].score for item in ids},
+                   {item: best[item].chunk_id for item in ids})
 
     def rank(self, item: str) -> int | None:
         return self.ranks.get(item)
@@ -165,9 +166,13 @@ class Ranking:
         return rank is not None and rank <= k
 
 
-def missed_targets(case: QueryCase, k: int) -> list[str]:
-    """Targets in the index but not in the replayed top-k, in target order."""
-    replayed = Ranking.of(case.hits, case.level)
+def missed_targets(case: QueryCase, k: int, replayed: Ranking | None = None) -> list[str]:
+    """Targets in the index but not in the replayed top-k, in target order (``replayed``:
+    the case's ranking, when the caller has it already)."""
+    if not case.targets:
+        return []
+    if replayed is None:
+        replayed = Ranking.of(case.hits, case.level)
     missing = set(case.missing_targets)
     return [t for t in case.targets if t not in missing and not replayed.within(t, k)]
 

@@ -343,10 +343,11 @@ def diagnose(case: QueryCase, thresholds: Thresholds) -> list[Diagnosis]:
     """
     if case.status == "error":
         return []
+    replayed = Ranking.of(case.hits, case.level)
     facts = Facts(
-        replayed=Ranking.of(case.hits, case.level),
+        replayed=replayed,
         ablations={m: Ranking.of(hits, case.level) for m, hits in case.ablations.items()},
-        missed=missed_targets(case, thresholds.k),
+        missed=missed_targets(case, thresholds.k, replayed),
         uncovered=uncovered_sentences(case, thresholds.k),
     )
     causes = EMPTY_CAUSES if _is_empty(case) else CAUSES
