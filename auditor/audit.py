@@ -306,8 +306,9 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             tables = batch_tables(run_id, result, settings)
             tables["quarantine"] = quarantine_table(run_id, quarantined)
             tables["embeddings"] = audit.new_embeddings()
+            after = _with_cache(counts.after(result), audit)
             pending.add(tables)
-            counts = _with_cache(counts.after(result), audit)
+            counts = after
             quarantined.clear()
             # New vectors are written at once, so the next batch finds them in the store
             if pending.due() or pending.has("embeddings"):
@@ -323,6 +324,9 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),
             load)
     except KeyboardInterrupt:
+        # Whole batches gathered since the last flush are kept: Ctrl-C costs no finished work
+        if pending.tables and counts.replayed > written.replayed:
+            written = _flush(audit, pending, run_id, counts)
         counts, status, reason = written, "partial", "interrupted"
         raise
     except BaseException as exc:
