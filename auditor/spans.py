@@ -1,8 +1,9 @@
-"""OpenInference retriever spans (OTLP JSON or Phoenix-style span JSON) read as a query log.
+"""Retrieval spans (OTLP JSON or Phoenix-style span JSON) read as a query log.
 
-A team that traces its RAG app with OpenInference can audit what it logged without writing a
-JSONL log: each RETRIEVER span becomes one ``LogRecord``; other spans are skipped (LLM spans
-lend their output to the retriever spans of their trace as the answer). ``auditor.logs``
+A team that traces its RAG app with OpenInference or OpenTelemetry's GenAI conventions can
+audit what it logged without writing a JSONL log: each retrieval span becomes one
+``LogRecord``; other spans are skipped (LLM spans lend their output to the retrieval spans
+of their trace as the answer). ``auditor.logs``
 calls ``read_spans`` for every ``.json``/``.jsonl``/``.ndjson`` log.
 
 Here: the files (layout sniffing, loading, OTLP's nested lists and ``AnyValue``s, a
@@ -26,7 +27,8 @@ from auditor.span_fields import ID_KEYS, Span, end_nanos, llm_answer, record_pay
 
 SpanLayout = Literal["lines", "document"]
 
-_MARKS = re.compile(r'"(resourceSpans|openinference\.span\.kind|span_kind)"')
+_MARKS = re.compile(
+    r'"(resourceSpans|openinference\.span\.kind|span_kind|gen_ai\.operation\.name)"')
 _HEAD = 65_536
 
 
@@ -38,7 +40,8 @@ def span_layout(path: Path) -> SpanLayout | None:
     array or ``{"data": [...]}`` whose first item is a span) the layout is ``lines``, or
     ``document`` when no other non-blank line follows (a minified export). When it is not
     JSON by itself but opens an object or array and the first 64 KiB name ``resourceSpans``,
-    ``openinference.span.kind`` or ``span_kind``, it is ``document`` (a pretty-printed export).
+    ``openinference.span.kind``, ``span_kind`` or ``gen_ai.operation.name``, it is
+    ``document`` (a pretty-printed export).
     """
     return _sniff(path)[0]
 

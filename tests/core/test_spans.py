@@ -233,17 +233,21 @@ def test_ordinary_logs_are_not_taken_for_spans(tmp_path: Path) -> None:
     assert span_layout(path) is None
 
 
-def test_audit_runs_on_the_span_export(tmp_path: Path, scifact_index: EmbeddedBackend) -> None:
+@pytest.mark.parametrize(("export", "quarantined"), [
+    ("openinference_spans.json", "retrieval.documents.1.document.score"),
+    ("otel_genai_spans.json", "gen_ai.retrieval.query.text"),
+])
+def test_audit_runs_on_the_span_export(tmp_path: Path, scifact_index: EmbeddedBackend,
+                                       export: str, quarantined: str) -> None:
     # The spans' query ids are span ids: judgments for them map from the SciFact qrels.
     span_of = {"3": "b7ad6b7169203331", "42": "53995c3f42cd8ad8", "5": "eee19b7ec3c1b174"}
     qrels = [line.split("\t") for line in (SCIFACT / "qrels.tsv").read_text().splitlines()[1:]]
     (tmp_path / "qrels.tsv").write_text("".join(
         f"{span_of[q]} 0 {d} {g.strip()}\n" for q, d, g in qrels if q in span_of))
-    store, run_id = _audit(tmp_path, scifact_index, SPANS, tmp_path / "qrels.tsv")
+    store, run_id = _audit(tmp_path, scifact_index, FIXTURES / export, tmp_path / "qrels.tsv")
     run = store.run(run_id)
     assert run["counts"]["accepted"] == 3 and run["counts"]["quarantined"] == 1
-    assert [q["field"] for q in store.quarantine(run_id)] == [
-        "retrieval.documents.1.document.score"]
+    assert [q["field"] for q in store.quarantine(run_id)] == [quarantined]
     trace = store.query_trace(run_id, "b7ad6b7169203331")
     assert trace["result"]["answer"].startswith("We propose")
     assert json.loads(trace["result"]["metadata"])["service"] == "scifact-rag"
@@ -310,3 +314,73 @@ def test_otlp_values_of_the_wrong_shape_are_read_as_nothing(tmp_path: Path) -> N
         {"spans": [span]}]}]}))
     records, bad, _ = _read(path)
     assert [r.query_id for r in records] == ["s"] and not bad
+
+
+# Issue 15: OpenTelemetry GenAI retrieval spans, read next to OpenInference's.
+
+GENAI = FIXTURES / "otel_genai_spans.json"
+
+
+def test_genai_export_gives_the_records_the_openinference_export_gives() -> None:
+    """The two fixtures hold the same traces under the two conventions' names."""
+    records, bad, counts = _read(GENAI)
+    expected, _, _ = _read(SPANS)
+    assert span_layout(GENAI) == "document"
+    assert [(r.query_id, r.query, r.served, r.answer, r.logged_at, r.served_latency_ms)
+            for r in records] == [
+        (r.query_id, r.query, r.served, r.answer, r.logged_at, r.served_latency_ms)
+        for r in expected]
+    assert records[0].metadata == {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                                   "span_name": "retrieval scifact-kb",
+                                   "service": "scifact-rag", "session_id": "conv-acme-1",
+                                   "data_source": "scifact-kb"}
+    # invoke_agent, embeddings and chat are not retrieval spans (chat lends its answer)
+    assert counts.read == 7 and counts.skipped == 3 and counts.accepted == 3
+    (entry,) = bad
+    assert (entry.line, entry.field) == (7, "gen_ai.retrieval.query.text")
+    assert "content capture" in entry.reason
+
+
+def _genai_span(span_id: str, **attributes: object) -> dict:
+    return {"context": {"trace_id": "t1", "span_id": span_id}, "name": "retrieval kb",
+            "attributes": {"gen_ai.operation.name": "retrieval", **attributes}}
+
+
+@pytest.mark.parametrize(("documents", "field"), [
+    ([{"score": 1.0}], "gen_ai.retrieval.documents.0.id"),
+    ([{"id": "d1", "score": 1.0}, {"id": "d2", "score": "high"}],
+     "gen_ai.retrieval.documents.1.score"),
+    ("[{\"id\": ", "gen_ai.retrieval.documents"),
+    (7, "gen_ai.retrieval.documents"),
+])
+def test_bad_genai_retrieval_spans_are_quarantined_with_their_field(
+        tmp_path: Path, documents: object, field: str) -> None:
+    good = _genai_span("s1", **{"gen_ai.retrieval.query.text": "statins",
+                                "gen_ai.retrieval.documents": [{"id": "d1", "score": 2.5}]})
+    bad_span = _genai_span("s2", **{"gen_ai.retrieval.query.text": "statins",
+                                    "gen_ai.retrieval.documents": documents})
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(json.dumps(s) for s in (good, bad_span)) + "\n")
+    records, bad, _ = _read(path)
+    assert [(r.query_id, [(i.id, i.rank, i.score) for i in r.served or []])
+            for r in records] == [("s1", [("d1", 1, 2.5)])]
+    assert [(b.line, b.field) for b in bad] == [(2, field)]
+
+
+def test_genai_answer_is_the_last_output_message_text(tmp_path: Path) -> None:
+    """Only text parts count (a tool call part is not the answer); a JSON-encoded
+    ``gen_ai.output.messages`` reads the same as a structured one."""
+    messages = [{"role": "assistant", "parts": [{"type": "text", "content": "draft"}]},
+                {"role": "assistant", "parts": [
+                    {"type": "tool_call", "name": "search", "arguments": {"q": "x"}},
+                    {"type": "text", "content": "Statins "}, {"type": "text", "content": "help."}]}]
+    for encoded in (messages, json.dumps(messages)):
+        chat = {"context": {"trace_id": "t1", "span_id": "c1"}, "name": "chat m",
+                "attributes": {"gen_ai.operation.name": "chat",
+                               "gen_ai.output.messages": encoded}}
+        retrieval = _genai_span("s1", **{"gen_ai.retrieval.query.text": "statins",
+                                         "gen_ai.retrieval.documents": []})
+        path = tmp_path / "spans.jsonl"
+        path.write_text("\n".join(json.dumps(s) for s in (retrieval, chat)) + "\n")
+        (record,), bad, _ = _read(path)
+        assert not bad and record.answer == "Statins help." and record.served == []

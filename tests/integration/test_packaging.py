@@ -25,7 +25,7 @@ def test_import_auditor_stays_light() -> None:
 
 
 # Examples written by hand rather than sliced from ../shared/data (see fixtures/README.md).
-HANDWRITTEN = {"openinference_spans.json"}
+HANDWRITTEN = {"openinference_spans.json", "otel_genai_spans.json"}
 
 
 @pytest.mark.data
