@@ -9,7 +9,6 @@ Skipped only when /usr/bin/chromium is missing outside CI.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "tests" / "artifacts"
+from .harness import needs_chromium, no_exception, settle, shoot
+
 HOSTILE_QUERY = "![pixel](http://evil.example/p.png) <img src=x onerror=alert(1)> [click](javascript:alert(1)) :red[x] $x$"  # noqa: E501
 PAGES = {  # url path → the heading it shows
     "overview": "Overview",
@@ -32,10 +30,7 @@ PAGES = {  # url path → the heading it shows
     "judge": "Judge",
 }
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -60,55 +55,6 @@ def dashboard(hostile_store) -> Iterator[str]:
 
     with serving(hostile_store[0]) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
-                                     args=["--no-sandbox", "--disable-gpu"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def settle(page, heading: str) -> None:
-    """Wait until the page shows ``heading`` and the script has finished running."""
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=30_000)
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stApp\"]')"
-        "?.getAttribute('data-test-script-state') === 'notRunning'"
-        " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=30_000)
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(800)  # plotly draws after the script ends
-
-
-def no_exception(page) -> None:
-    boxes = page.locator('[data-testid="stException"]')
-    assert boxes.count() == 0, boxes.first.inner_text()
-
-
-def shoot(page, name: str) -> Path:
-    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the
-    viewport grows to the content's height first."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"dashboard-{name}.png"
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
-        "[data-testid=\"stMainBlockContainer\"]')].map(e => e.scrollHeight), 800)")
-    page.set_viewport_size({"width": 1440, "height": min(int(height) + 40, 8000)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(path), full_page=True)
-    return path
 
 
 @pytest.mark.parametrize("path", list(PAGES))
