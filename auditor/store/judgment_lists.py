@@ -3,7 +3,9 @@ stored runs against them.
 
 A version is written whole, in one short transaction: every label it holds is a row of
 ``judgment_labels`` under ``(list_name, version)``, in ``position`` order (the order an
-export writes). Nothing ever changes a stored version; a new grade makes a new version.
+export writes). Nothing changes a stored version, with one exception: a judging session's
+grades go into the one version the session opened, appended while it is the list's latest
+and no rescoring names it (so nothing measured against it ever changes under it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ LABEL_SCHEMA = pa.schema([
     ("labeled_at", pa.timestamp("us", tz="UTC")), ("note", pa.string()),
     ("iteration", pa.string()),
 ])
+_COLUMNS = ", ".join(LABEL_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -95,43 +98,52 @@ class JudgmentLists(Connection):
                         [name, version, datetime.now(UTC), origin, note, json.dumps(layout),
                          digest])
             con.register("incoming", table)
-            columns = ", ".join(LABEL_COLUMNS)
-            con.execute(f"INSERT INTO judgment_labels (list_name, version, {columns}) "
-                        f"SELECT ?, ?, {columns} FROM incoming", [name, version])
+            con.execute(f"INSERT INTO judgment_labels (list_name, version, {_COLUMNS}) "
+                        f"SELECT ?, ?, {_COLUMNS} FROM incoming", [name, version])
             con.unregister("incoming")
             con.execute("COMMIT")
         return int(version)
 
-    def add_labels(self, name: str, labels: pa.Table, *, origin: str) -> int:
-        """The next version of ``name``: its latest labels (copied inside DuckDB) and
-        ``labels`` after them, in one short transaction (the judging page's write). Its
-        digest chains the previous version's with the new labels."""
-        import hashlib
+    def add_labels(self, name: str, labels: pa.Table, *, origin: str,
+                   session: int | None = None) -> int:
+        """``labels`` after the latest labels of ``name``, in one short transaction (the
+        judging page's write); returns the version that holds them.
 
+        They go into version ``session`` itself (a judging session's open version) while
+        it is still the list's latest, was made with the same ``origin`` and no rescoring
+        names it yet; otherwise into a new version holding the latest labels (copied
+        inside DuckDB) and these after them. The digest chains the previous one with the
+        new labels."""
         table = labels.select(list(LABEL_COLUMNS)).cast(LABEL_SCHEMA)
-        columns = ", ".join(LABEL_COLUMNS)
         with self.connect() as con:
             con.execute("BEGIN")
-            latest = con.execute("SELECT version, layout, digest FROM judgment_lists WHERE "
-                                 "name = ? ORDER BY version DESC LIMIT 1", [name]).fetchall()
-            previous, layout, chained = latest[0] if latest else (0, json.dumps(
-                {"format": "trec", "separator": " ", "header": None}), "")
+            latest = con.execute("SELECT version, layout, digest, origin FROM judgment_lists "
+                                 "WHERE name = ? ORDER BY version DESC LIMIT 1",
+                                 [name]).fetchall()
+            previous, layout, chained, made_by = latest[0] if latest else (0, json.dumps(
+                {"format": "trec", "separator": " ", "header": None}), "", None)
+            reuse = session == previous and made_by == origin and not con.execute(
+                "SELECT 1 FROM rescorings WHERE list_name = ? AND version = ?",
+                [name, previous]).fetchall()
             offset = con.execute("SELECT coalesce(max(position), -1) + 1 FROM judgment_labels "
                                  "WHERE list_name = ? AND version = ?",
                                  [name, previous]).fetchall()[0][0]
             table = table.set_column(0, "position", pa.array(
                 [offset + i for i in range(table.num_rows)], pa.int32()))
-            digest = hashlib.sha256((chained + repr(table.drop_columns(["labeled_at"])
-                                                    .to_pylist())).encode()).hexdigest()
-            version = previous + 1
-            con.execute("INSERT INTO judgment_lists VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [name, version, datetime.now(UTC), origin, None, layout, digest])
-            con.execute(f"INSERT INTO judgment_labels (list_name, version, {columns}) "
-                        f"SELECT list_name, ?, {columns} FROM judgment_labels "
-                        "WHERE list_name = ? AND version = ?", [version, name, previous])
+            digest = _chain(chained, table)
+            version = previous if reuse else previous + 1
+            if reuse:
+                con.execute("UPDATE judgment_lists SET digest = ? WHERE name = ? AND "
+                            "version = ?", [digest, name, version])
+            else:
+                con.execute("INSERT INTO judgment_lists VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [name, version, datetime.now(UTC), origin, None, layout, digest])
+                con.execute(f"INSERT INTO judgment_labels (list_name, version, {_COLUMNS}) "
+                            f"SELECT list_name, ?, {_COLUMNS} FROM judgment_labels "
+                            "WHERE list_name = ? AND version = ?", [version, name, previous])
             con.register("incoming", table)
-            con.execute(f"INSERT INTO judgment_labels (list_name, version, {columns}) "
-                        f"SELECT ?, ?, {columns} FROM incoming", [name, version])
+            con.execute(f"INSERT INTO judgment_labels (list_name, version, {_COLUMNS}) "
+                        f"SELECT ?, ?, {_COLUMNS} FROM incoming", [name, version])
             con.unregister("incoming")
             con.execute("COMMIT")
         return int(version)
@@ -251,6 +263,14 @@ class JudgmentLists(Connection):
         return [LoggedAnswer(query_id, query, _served_ids(served),
                              tuple(str(i) for i in json.loads(cited)))
                 for query_id, query, served, cited in rows]
+
+
+def _chain(previous: str, labels: pa.Table) -> str:
+    """A version's digest after ``labels`` were added to one whose digest is ``previous``."""
+    import hashlib
+
+    added = repr(labels.drop_columns(["labeled_at"]).to_pylist())
+    return hashlib.sha256((previous + added).encode()).hexdigest()
 
 
 def _served_ids(served: str | None) -> tuple[str, ...]:

@@ -1,11 +1,14 @@
 """Judge: the one page that writes. A queue of (query, document) pairs pooled from the run's
 top k that the chosen judgment list does not judge yet; grades 0-3 with the keyboard, `s`
-to skip, `x` for "can't tell" (skipped, not stored; Streamlit reserves `c`). Each grade is
-a new version of the list (its labels copied inside DuckDB plus this one), written in one
-short transaction, so a running audit waits milliseconds at most."""
+to skip, `x` for "can't tell" (skipped, not stored; Streamlit reserves `c`), `f` to finish
+the session. A rater's session opens one new version of the list (its labels copied inside
+DuckDB) and appends each grade to it, every write one short transaction, so a running
+audit waits milliseconds at most; "finish" (or another rater, another list, an import or a
+rescoring of that version) makes the next grade open a new one."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,9 +46,14 @@ def main() -> None:
     skipped = st.session_state.setdefault("judge_skipped", set())
     waiting = [pair for pair in queue if (pair["query_id"], pair["id"]) not in skipped]
     done = st.session_state.setdefault("judge_done", 0)
+    opened = st.session_state.get("judge_open")
+    into = (f" into {opened[0]}@{opened[2]}" if opened else "")
     st.progress(done / max(1, done + len(waiting)),
-                text=f"{done} judged this session · {len(waiting)} waiting in "
+                text=f"{done} judged this session{into} · {len(waiting)} waiting in "
                      f"{list_name}@{version or 0} (top {k})")
+    if opened:
+        st.button("finish session", key="finish", shortcut="f", on_click=_finish,
+                  help="the next grade opens a new version of the list")
     if not waiting:
         st.success("Nothing left to judge at this k.")
         return
@@ -83,8 +91,20 @@ def _grade(store: Store, list_name: str, pair: dict, grade: int, rater: str,
         "text_hash": text_hash(text) if text else None, "grade": grade,
         "source": f"human:{rater}", "labeled_at": datetime.now(UTC), "note": None,
         "iteration": None}], schema=LABEL_SCHEMA)
-    store.add_labels(list_name, labels, origin=f"judged in the dashboard by {rater}")
+    token = st.session_state.setdefault("judge_token", uuid.uuid4().hex[:8])
+    origin = f"judging session {token} by {rater}"
+    opened = st.session_state.get("judge_open")
+    session = opened[2] if opened and opened[:2] == (list_name, origin) else None
+    version = store.add_labels(list_name, labels, origin=origin, session=session)
+    st.session_state["judge_open"] = (list_name, origin, version)
     st.session_state["judge_done"] = st.session_state.get("judge_done", 0) + 1
+
+
+def _finish() -> None:
+    """Close the session's version: the next grade opens a new one."""
+    st.session_state.pop("judge_open", None)
+    st.session_state["judge_token"] = uuid.uuid4().hex[:8]
+    st.session_state["judge_done"] = 0
 
 
 def _skip(pair: dict) -> None:

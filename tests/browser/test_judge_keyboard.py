@@ -1,7 +1,8 @@
 """The Judge page in Chromium, driven by the keyboard only after the rater's name: five pairs
 from the pooled queue graded with the 0-3 shortcuts are in the store with rater and time,
-and `auditor rescore RUN --judgments NAME@VERSION` shows the run's judged@10 rise by
-exactly what those five labels add."""
+in one version of the list (the session's, closed with `f`), and `auditor rescore RUN
+--judgments NAME@VERSION` shows the run's judged@10 rise by exactly what those five labels
+add."""
 
 from __future__ import annotations
 
@@ -96,16 +97,18 @@ def test_five_pairs_judged_with_the_keyboard(dashboard, page, store, nightly_sto
             timeout=30_000)
         settle(page, "Judge")
         no_exception(page)
-    assert page.get_by_text("5 judged this session").count() == 1
     assert len({(q, d) for q, d, _ in shown}) == 5  # each grade moved the queue on
-
+    base = store.run(run_id)["manifest"]["judgments"]
     latest = store.list_version("qrels")
+    assert latest.version == base["version"] + 1  # the session's one version
+    assert page.get_by_text(f"5 judged this session into {latest.spec}").count() == 1
+    page.keyboard.press("f")  # finish: the next grade would open a new version
+    page.get_by_text("0 judged this session").wait_for(timeout=30_000)
     labels = [row for row in store.list_labels("qrels", latest.version).to_pylist()
               if row["source"] == "human:alice"]
     assert [(r["query_id"], r["doc_id"], r["grade"]) for r in labels] == shown
     assert all(r["labeled_at"] is not None for r in labels)
 
-    base = store.run(run_id)["manifest"]["judgments"]
     before = rescored(store, run_id, f"qrels@{base['version']}")["judged@10"]
     after = rescored(store, run_id, latest.spec)["judged@10"]
     gain = judged_gain(store, run_id, {(q, d) for q, d, _ in shown})

@@ -176,3 +176,38 @@ def test_a_grade_added_makes_a_version_holding_the_list_and_the_grade(store: Sto
     assert store.list_version("q").digest != store.list_version("q", 1).digest
     assert store.add_labels("new", pa.Table.from_pylist([row], schema=LABEL_SCHEMA),
                             origin="test") == 1  # a grade can start a list
+
+
+def test_a_judging_session_appends_to_its_own_version_until_something_else_happens(
+        store: Store, tmp_path: Path) -> None:
+    """Grades of one session go into the version it opened; another origin, a newer
+    version or a rescoring naming it make the next grade open a new version."""
+    import pyarrow as pa
+
+    from auditor.store.judgment_lists import LABEL_SCHEMA
+
+    path = tmp_path / "q.trec"
+    path.write_text(TREC)
+    import_qrels(store, path)
+
+    def grade(doc: str, origin: str, session: int | None) -> int:
+        row = {"position": 0, "query_id": "q2", "query_hash": None, "doc_id": doc,
+               "chunk_id": None, "text_hash": None, "grade": 1, "source": "human:ann",
+               "labeled_at": datetime.now(UTC), "note": None, "iteration": None}
+        return store.add_labels("q", pa.Table.from_pylist([row], schema=LABEL_SCHEMA),
+                                origin=origin, session=session)
+
+    assert grade("d7", "session a", None) == 2
+    digest = store.list_version("q", 2).digest
+    assert grade("d8", "session a", 2) == 2  # appended
+    assert store.list_version("q", 2).digest != digest
+    assert [r["doc_id"] for r in store.list_labels("q", 2).to_pylist()][-2:] == ["d7", "d8"]
+    assert [r["position"] for r in store.list_labels("q", 2).to_pylist()] == list(range(6))
+    assert grade("d9", "session b", 2) == 3  # another session's origin
+    assert grade("d10", "session a", 2) == 3 + 1  # its version is no longer the latest
+    assert store.list_version("q", 4).labels == 4 + 4
+    store.record_rescoring("r1", "q", 4, {}, pa.table({
+        "query_id": pa.array([], pa.string()), "metric": pa.array([], pa.string()),
+        "value": pa.array([], pa.float64())}))
+    assert grade("d11", "session a", 4) == 5  # something was measured against version 4
+    assert store.list_version("q", 4).labels == 8

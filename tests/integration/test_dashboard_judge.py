@@ -1,6 +1,7 @@
 """The Judge page (AppTest): five pairs judged from the pooled queue are stored with rater
-and time as new versions of the run's list, and the run's judged@10 rises accordingly
-when it is re-scored against the new version."""
+and time in one new version of the run's list (the session's), the run's judged@10 rises
+accordingly when it is re-scored against it, and "finish" makes the next grade open
+another version."""
 
 from __future__ import annotations
 
@@ -42,12 +43,22 @@ def test_five_pairs_judged_from_the_queue(store: Store, monkeypatch) -> None:
         assert not at.exception, [e.message for e in at.exception]
     assert len(set(shown)) == 5  # each grade moves the queue on
     latest = store.list_version("qrels")
-    assert latest.version == 6
-    labels = [r for r in store.list_labels("qrels", 6).to_pylist()
+    assert latest.version == 2  # one version for the session, not one per grade
+    assert latest.origin.endswith("by tester")
+    labels = [r for r in store.list_labels("qrels", 2).to_pylist()
               if r["source"] == "human:tester"]
     assert len(labels) == 5 and all(r["grade"] == 1 and r["labeled_at"] for r in labels)
     assert store.list_version("qrels", 1).labels + 5 == latest.labels
+    assert "into qrels@2" in at.get("progress")[0].proto.text
+
+    at.button(key="finish").click().run()
+    at.button(key="grade_0").click().run()
+    at.button(key="grade_0").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [v.labels for v in store.list_versions("qrels")] == [
+        latest.labels - 5, latest.labels, latest.labels + 2]
+
     before = {m.metric: m for m in rescore(store, run_id, "qrels@1").metrics}
-    after = {m.metric: m for m in rescore(store, run_id, "qrels@6",
+    after = {m.metric: m for m in rescore(store, run_id, "qrels@2",
                                           Selection("all")).metrics}
     assert after["judged@10"].rescored > before["judged@10"].rescored
