@@ -1,5 +1,7 @@
-"""Judge: the one page that writes. A queue of (query, document) pairs pooled from the run's
-top k that the chosen judgment list does not judge yet; grades 0-3 with the keyboard, `s`
+"""Judge: the one page that writes. A queue of (query, document) pairs pooled from the top k
+of the run and of the latest other-mode run of its log, plus its silver evidence, that the
+chosen judgment list does not judge yet, highest expected impact on the gate metrics first
+(``auditor.store.read.judging_queue``); grades 0-3 with the keyboard, `s`
 to skip, `x` for "can't tell" (skipped, not stored; Streamlit reserves `c`), `f` to finish
 the session. A rater's session opens one new version of the list (its labels copied inside
 DuckDB) and appends each grade to it, every write one short transaction, so a running
@@ -23,6 +25,7 @@ from auditor.store.read.judging_queue import judging_queue
 from dashboards import data, widgets
 
 GRADES = {0: "not relevant", 1: "relevant", 2: "highly relevant", 3: "perfect"}
+LIMIT = 200  # pairs read per rerun
 
 
 def main() -> None:
@@ -42,14 +45,15 @@ def main() -> None:
         version = store.list_version(list_name).version
     except StoreError:
         version = None  # a new list: its first grade makes version 1
-    queue = judging_queue(store, run_id, level, k, list_name, version).to_pylist()
+    queue = judging_queue(store, run_id, level, k, list_name, version, LIMIT).to_pylist()
     skipped = st.session_state.setdefault("judge_skipped", set())
     waiting = [pair for pair in queue if (pair["query_id"], pair["id"]) not in skipped]
     done = st.session_state.setdefault("judge_done", 0)
     opened = st.session_state.get("judge_open")
     into = (f" into {opened[0]}@{opened[2]}" if opened else "")
+    more = "+" if len(queue) >= LIMIT else ""
     st.progress(done / max(1, done + len(waiting)),
-                text=f"{done} judged this session{into} · {len(waiting)} waiting in "
+                text=f"{done} judged this session{into} · {len(waiting)}{more} waiting in "
                      f"{list_name}@{version or 0} (top {k})")
     if opened:
         st.button("finish session", key="finish", shortcut="f", on_click=_finish,
@@ -63,7 +67,9 @@ def main() -> None:
     if pair.get("answer"):
         st.caption("Logged answer")
         st.text(pair["answer"])
-    st.subheader(f"Document {pair['id']} (rank {pair['rank']})")
+    where = f"rank {pair['rank']}" if pair["rank"] is not None else "silver evidence, unranked"
+    st.subheader(f"Document {pair['id']} ({where})")
+    st.caption(_why(pair))
     if pair.get("title"):
         st.markdown(f"**{widgets.escape_md(pair['title'])}**")
     if pair.get("text"):
@@ -105,6 +111,18 @@ def _finish() -> None:
     st.session_state.pop("judge_open", None)
     st.session_state["judge_token"] = uuid.uuid4().hex[:8]
     st.session_state["judge_done"] = 0
+
+
+def _why(pair: dict) -> str:
+    """The pair's place in the queue, in words."""
+    reasons = [f"in the top k of {', '.join(pair['modes'])}"] if pair["modes"] else []
+    if pair["gates"]:
+        reasons.append(f"its query is under pressure on {pair['gates']} gate metric(s)")
+    if pair["silver"]:
+        reasons.append("the answer's evidence (silver)")
+    if pair["disagree"]:
+        reasons.append("the pooled rankings disagree on it")
+    return f"expected impact {pair['impact']:.2f}: " + "; ".join(reasons)
 
 
 def _skip(pair: dict) -> None:

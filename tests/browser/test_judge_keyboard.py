@@ -22,7 +22,7 @@ from .harness import needs_chromium, no_exception, settle, shoot
 
 pytestmark = needs_chromium
 GRADES = (0, 1, 2, 3, 1)
-DOCUMENT = re.compile(r"^Document (\S+) \(rank \d+\)$")
+DOCUMENT = re.compile(r"^Document (\S+) \((?:rank \d+|silver evidence, unranked)\)$")
 
 
 @pytest.fixture
