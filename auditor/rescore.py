@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from auditor.judging import Selection, effective, resolve
+from auditor.judging import Pair, Selection, effective, resolve
 from auditor.metrics import Qrels, evaluate, metrics_for
-from auditor.metrics.registry import format_metric
+from auditor.metrics.registry import Metric, format_metric
 from auditor.store import Store
+from auditor.store.judgment_lists import RunRanking
 
 
 @dataclass(frozen=True)
@@ -59,19 +60,11 @@ def rescore(store: Store, run_id: str, spec: str, selection: Selection | None = 
     selection = selection or Selection()
     version = resolve(store, spec)
     ranking = store.run_ranking(run_id)
-    by_query: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for pair in effective(store.list_labels(version.name, version.version), selection):
-        by_query[pair.query_id].append((pair.doc_id, pair.grade))
-    seqs = ranking.queries.column("seq").to_pylist()
-    query_ids = ranking.queries.column("query_id").to_pylist()
-    keys = [str(seq) for seq in seqs]  # a query id may repeat in a log; its seq does not
-    qrels = Qrels.from_rows([(key, doc, grade) for key, query_id in zip(keys, query_ids,
-                                                                          strict=True)
-                             for doc, grade in by_query.get(query_id, ())])
+    pairs = effective(store.list_labels(version.name, version.version), selection)
     metrics = metrics_for(ranking.k)
-    values = evaluate(keys, pc.cast(ranking.hits.column("seq"), pa.string()).combine_chunks(),
-                      ranking.hits.column("id").combine_chunks(), qrels, metrics)
+    values = measure(ranking, pairs, metrics)
     names = [format_metric(metric) for metric in metrics]
+    query_ids = ranking.queries.column("query_id").to_pylist()
     table = pa.table({
         "query_id": [q for _ in names for q in query_ids],
         "metric": [name for name in names for _ in query_ids],
@@ -88,8 +81,26 @@ def rescore(store: Store, run_id: str, spec: str, selection: Selection | None = 
         changes.append(MetricChange(name, before.get("mean"), int(before.get("n") or 0),
                                     float(defined.mean()) if len(defined) else None,
                                     len(defined)))
-    return Rescored(run_id, rescore_id, version.spec, selection.as_dict(), len(keys),
-                    sum(1 for q in query_ids if q in by_query), changes)
+    judged = {pair.query_id for pair in pairs}
+    return Rescored(run_id, rescore_id, version.spec, selection.as_dict(), len(query_ids),
+                    sum(1 for q in query_ids if q in judged), changes)
+
+
+def measure(ranking: RunRanking, pairs: list[Pair], metrics: list[Metric]
+            ) -> dict[str, np.ndarray]:
+    """Per-query values (in ``ranking.queries`` order; NaN where undefined) of ``metrics``
+    for a stored ranking judged by ``pairs``' effective grades, nothing stored."""
+    by_query: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for pair in pairs:
+        by_query[pair.query_id].append((pair.doc_id, pair.grade))
+    seqs = ranking.queries.column("seq").to_pylist()
+    query_ids = ranking.queries.column("query_id").to_pylist()
+    keys = [str(seq) for seq in seqs]  # a query id may repeat in a log; its seq does not
+    qrels = Qrels.from_rows([(key, doc, grade) for key, query_id in zip(keys, query_ids,
+                                                                          strict=True)
+                             for doc, grade in by_query.get(query_id, ())])
+    return evaluate(keys, pc.cast(ranking.hits.column("seq"), pa.string()).combine_chunks(),
+                    ranking.hits.column("id").combine_chunks(), qrels, metrics)
 
 
 def _finite(value: float) -> float | None:

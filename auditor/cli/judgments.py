@@ -168,12 +168,18 @@ def rescore(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-score a stored run's hits against another judgment list, without replaying."""
+    from auditor.cli.weak import rescore_notes
+    from auditor.judging import resolve
     from auditor.rescore import rescore as rescore_run
 
-    done = rescore_run(_store(store, config), run_id, judgments, Selection(sources, policy))
+    opened = _store(store, config)
+    selection = Selection(sources, policy)
+    done = rescore_run(opened, run_id, judgments, selection)
+    notes = rescore_notes(opened, run_id, done.judgments,
+                          selection.keeps(set(resolve(opened, done.judgments).sources)))
     if as_json:
         _echo_json({**asdict(done), "metrics": [{**asdict(m), "delta": m.delta}
-                                                for m in done.metrics]})
+                                                for m in done.metrics], "notes": notes})
         return
     out.print(Text(f"rescoring {done.rescore_id} of {run_id} against {done.judgments}: "
                    f"{done.judged_queries} of {done.queries} answered queries judged"))
@@ -184,6 +190,8 @@ def rescore(
         table.add_row(m.metric, fixed(m.stored), str(m.stored_n), fixed(m.rescored),
                       str(m.rescored_n), fixed(m.delta, signed=True))
     out.print(table)
+    for line in notes:
+        out.print(Text(line))
 
 
 def agreement(

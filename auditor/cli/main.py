@@ -15,7 +15,7 @@ from rich.text import Text
 from typer._click.exceptions import NoArgsIsHelpError  # typer bundles click since 0.26
 
 from auditor.backends import BackendError
-from auditor.cli import browse, dashboard, judgments, nightly, run, trace
+from auditor.cli import browse, dashboard, judgments, nightly, run, trace, weak
 from auditor.cli.render import err
 from auditor.errors import AuditorError
 from auditor.metrics import MetricNameError
@@ -43,7 +43,7 @@ judgments_app = typer.Typer(help="Judgment lists: versioned labels with their so
 for name, command in (("import", judgments.import_), ("export", judgments.export),
                       ("list", judgments.list_), ("diff", judgments.diff),
                       ("agreement", judgments.agreement), ("cited", judgments.cited),
-                      ("reattach", judgments.reattach)):
+                      ("reattach", judgments.reattach), ("weak", weak.weak)):
     judgments_app.command(name)(command)
 app.add_typer(judgments_app, name="judgments")
 

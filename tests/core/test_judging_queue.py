@@ -4,18 +4,16 @@ latest other-mode run of the same log, silver evidence) and the order of expecte
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 
 from auditor.store import Store
-from auditor.store.judgment_lists import LABEL_SCHEMA
 from auditor.store.read.judging_queue import judging_queue
+from tests.handmade import add_run, empty_store, labels
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RUNS = {  # run id → (mode, log, hours after T0)
@@ -47,24 +45,12 @@ METRICS = {  # (run, query, metric) → value
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "audit.duckdb")
-    with store.connect():
-        pass  # creates the schema
+    store = empty_store(Store(tmp_path / "audit.duckdb"))
     with duckdb.connect(str(store.path)) as con:
         for run_id, (mode, log, hours) in RUNS.items():
-            con.execute(
-                "INSERT INTO runs (run_id, started_at, status, backend, mode, level, config, "
-                "fingerprint, code_version, baseline_run_id) VALUES (?, ?, 'complete', "
-                "'embedded', ?, 'doc', ?, '{}', 'test', ?)",
-                [run_id, T0 + timedelta(hours=hours), mode, json.dumps({"log": log}),
-                 "base" if run_id == "a" else None])
-            for seq, query_id in enumerate(("q1", "q2", "q3")):
-                con.execute("INSERT INTO query_results (run_id, seq, query_id, query, status, "
-                            "n_hits) VALUES (?, ?, ?, ?, 'ok', 1)",
-                            [run_id, seq, query_id, f"query {query_id}"])
-                for rank, doc in enumerate(HITS[run_id].get(query_id, []), start=1):
-                    con.execute("INSERT INTO hits VALUES (?, ?, ?, ?, ?, ?, 1.0)",
-                                [run_id, seq, query_id, rank, f"{doc}#0", doc])
+            add_run(con, run_id, mode=mode, log=log, started=T0 + timedelta(hours=hours),
+                    hits=HITS[run_id], queries=("q1", "q2", "q3"),
+                    baseline="base" if run_id == "a" else None)
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)",
                         [[*key, value] for key, value in METRICS.items()])
         con.executemany(
@@ -78,11 +64,8 @@ def store(tmp_path: Path) -> Store:
             "('a', 'q2', ?, 's', 0, 1, ?, ?, ?, 0.9, false)",
             [[0, "retrievable_not_retrieved", "d9#0", "d9"],  # silver evidence, never ranked
              [1, "ungrounded", "d8#0", "d8"]])  # not evidence
-    judged = pa.Table.from_pylist([{
-        "position": 0, "query_id": "q2", "query_hash": None, "doc_id": "d1", "chunk_id": None,
-        "text_hash": None, "grade": 1, "source": "imported:q.tsv", "labeled_at": T0,
-        "note": None, "iteration": None}], schema=LABEL_SCHEMA)
-    store.add_list_version("qrels", judged, origin="test", note=None, layout={}, digest="x")
+    store.add_list_version("qrels", labels([("q2", "d1", 1, "imported:q.tsv")], T0),
+                           origin="test", note=None, layout={}, digest="x")
     return store
 
 
