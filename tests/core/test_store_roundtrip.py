@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.store import Store
+from auditor.store.read.run_facts import DocHits, doc_hits
 
 EXAMPLES = settings(max_examples=10, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -128,3 +129,25 @@ def test_embedding_cache_returns_the_vectors_and_keeps_the_first(
     assert set(found) == set(vectors)
     for key, vector in vectors.items():
         np.testing.assert_array_equal(found[key], np.asarray(vector, np.float32))
+
+
+@EXAMPLES
+@given(queries=st.lists(st.lists(st.sampled_from("abcde"), max_size=8), min_size=1,
+                        max_size=12), k=st.integers(1, 4), slice_rows=st.integers(1, 20))
+def test_per_document_hits_are_the_same_read_in_slices(
+        store: Store, queries: list[list[str]], k: int, slice_rows: int) -> None:
+    """The corpus pass reads a run's hits in slices of queries (a 1M-query run in one
+    scan ran out of memory): the per-document counts are those of the whole run."""
+    run_id = _create(store)
+    rows = [(seq, rank, doc) for seq, docs in enumerate(queries)
+            for rank, doc in enumerate(docs, start=1)]
+    store.append({"hits": pa.table({
+        "run_id": [run_id] * len(rows), "seq": [r[0] for r in rows],
+        "query_id": [f"q{r[0]}" for r in rows], "rank": pa.array([r[1] for r in rows], pa.int32()),
+        "chunk_id": [f"{r[2]}#{r[1]}" for r in rows], "doc_id": [r[2] for r in rows],
+        "score": [1.0] * len(rows)})})
+    expected = {doc: DocHits(
+        sum(doc in docs[:k] for docs in queries), sum(doc in docs for docs in queries),
+        min(docs.index(doc) + 1 for docs in queries if doc in docs))
+        for doc in {r[2] for r in rows}}
+    assert doc_hits(store, run_id, k, slice_rows) == expected
