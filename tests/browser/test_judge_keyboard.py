@@ -86,6 +86,7 @@ def test_five_pairs_judged_with_the_keyboard(dashboard, page, store, nightly_sto
                                    "run_id = ?", [run_id]).fetchall())
     shown = []
     for number, grade in enumerate(GRADES):
+        assert page.get_by_text("holds this document's text").count() == 0  # index read
         pair = shown_pair(page)
         shown.append((queries[pair[0]], pair[1], grade))
         if number == 2:

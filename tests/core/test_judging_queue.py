@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from auditor.store import Store
-from auditor.store.read.judging_queue import judging_queue
+from auditor.store.read.judging_queue import judging_queue, pair_chunks
 from tests.handmade import add_run, empty_store, labels
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -96,3 +96,12 @@ def test_the_pool_depth_and_the_judged_version_bound_the_queue(store: Store) -> 
         ("q3", "d4"), ("q1", "d1"), ("q2", "d9")]
     fresh = judging_queue(store, "a", "doc", 10, "new-list", None).to_pylist()
     assert ("q2", "d1") in {(row["query_id"], row["id"]) for row in fresh}
+
+
+def test_a_queued_pair_names_the_chunks_to_show(store: Store) -> None:
+    """Ranked chunks of the document by any stored run, best first; silver evidence's
+    best chunk otherwise."""
+    assert pair_chunks(store, "a", "doc", "q1", "d5") == ["d5#0"]  # the dense run's
+    assert pair_chunks(store, "a", "doc", "q2", "d9") == ["d9#0"]  # silver only
+    assert pair_chunks(store, "a", "chunk", "q1", "d1#0") == ["d1#0"]
+    assert pair_chunks(store, "a", "doc", "q1", "nowhere") == []

@@ -58,6 +58,10 @@ def test_five_pairs_judged_from_the_queue(store: Store, monkeypatch) -> None:
     assert [v.labels for v in store.list_versions("qrels")] == [
         latest.labels - 5, latest.labels, latest.labels + 2]
 
+    at.toggle(key="judge_agreement").set_value(True).run()  # the agreement panel
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Krippendorff's α" in m.value for m in at.markdown)
+
     before = {m.metric: m for m in rescore(store, run_id, "qrels@1").metrics}
     after = {m.metric: m for m in rescore(store, run_id, "qrels@2",
                                           Selection("all")).metrics}

@@ -114,3 +114,27 @@ def judging_queue(store: Connection, run_id: str, level: str, k: int, list_name:
         return con.sql(_QUEUE.format(column=column), params={
             "run": run_id, "k": k, "list": list_name, "version": version or 0,
             "limit": limit, "near": NEAR}).to_arrow_table()
+
+
+_CHUNKS = """
+SELECT chunk_id FROM (
+    SELECT chunk_id, min(rank) AS best FROM hits
+    WHERE query_id = $query AND {column} = $id GROUP BY chunk_id
+    UNION ALL
+    SELECT best_chunk_id, 1000000 FROM sentences
+    WHERE run_id = $run AND query_id = $query AND best_{column} = $id
+      AND best_chunk_id IS NOT NULL)
+GROUP BY chunk_id ORDER BY min(best), chunk_id LIMIT $limit
+"""
+
+
+def pair_chunks(store: Connection, run_id: str, level: str, query_id: str, item: str,
+                limit: int = 3) -> list[str]:
+    """The chunks a queued pair stands for, best first: those any stored run ranked for the
+    query under that id, then the run's silver evidence (what the page fetches the text
+    of when the store holds none)."""
+    column = "doc_id" if level == "doc" else "chunk_id"
+    with store.connect(read_only=True) as con:
+        rows = con.execute(_CHUNKS.format(column=column), {
+            "run": run_id, "query": query_id, "id": item, "limit": limit}).fetchall()
+    return [row[0] for row in rows]
