@@ -23,6 +23,7 @@ from auditor.cases import QueryCase, SentenceSupport, Thresholds
 from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import diagnose
 from auditor.embed import CachedEncoder, CacheStats
+from auditor.gaps import measure_gaps
 from auditor.judgments import read_qrels
 from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, quarantine_table
@@ -318,7 +319,9 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
         pending.add({"quarantine": quarantine_table(run_id, quarantined)})
         written = _flush(audit, pending, run_id, counts)
         counts.corpus = _corpus(audit, run_id, counts)
-        counts = _with_cache(counts, audit)
+        counts = _with_cache(counts, audit)  # the audit's lookups, not the gaps view's
+        if not audit.fault:
+            measure_gaps(store, run_id, audit.encoder, audit.backend, settings.seed)
         store.append({"embeddings": audit.new_embeddings()})
         status, reason = final_status(counts, audit.replayer.abort_reason or (
             f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),

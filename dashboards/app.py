@@ -1,4 +1,4 @@
-"""The dashboard's entry point: which store to read, which run to show, and the eight pages.
+"""The dashboard's entry point: which store to read, which run to show, and the nine pages.
 
     streamlit run dashboards/app.py -- --store PATH      (or AUDITOR_STORE=PATH)
 
@@ -30,6 +30,7 @@ TITLES = {
     "trace": ("Answer trace", ":material/format_list_bulleted:"),
     "corpus": ("Corpus coverage", ":material/library_books:"),
     "scatter": ("Scatter", ":material/scatter_plot:"),
+    "gaps": ("Knowledge gaps", ":material/travel_explore:"),
     "compare": ("Compare runs", ":material/compare_arrows:"),
     "judge": ("Judge", ":material/rate_review:"),
 }

@@ -30,6 +30,7 @@ PAGES = {
     "trace": "views/trace.py",
     "corpus": "views/corpus.py",
     "scatter": "views/scatter.py",
+    "gaps": "views/gaps.py",
     "compare": "views/compare.py",
     "judge": "views/judge.py",
 }

@@ -93,6 +93,7 @@ class Report:
     causes: list[dict[str, Any]]
     scatter: dict[str, Any]
     quarantine: dict[str, Any]  # {"count", "entries"}
+    gaps: dict[str, Any] | None = None  # {"chunks", "note", "clusters"}; None: not looked for
     files: dict[str, str] | None = None  # format -> path, when written to files
 
     @property
@@ -119,6 +120,7 @@ class Report:
             "causes": self.causes,
             "scatter": self.scatter,
             "quarantine": self.quarantine,
+            "gaps": self.gaps,
         }
         if self.files is not None:
             data["files"] = self.files
@@ -159,7 +161,18 @@ def build_report(store: Store, run_id: str, *, comparison: Comparison | None = N
         scatter=jsonable(_scatter(store, run_id, summary["metrics"], config)),
         quarantine=jsonable({"count": len(quarantine),
                              "entries": quarantine[:QUARANTINE_SHOWN]}),
+        gaps=jsonable(_gaps(store, run_id, limit)),
     )
+
+
+def _gaps(store: Store, run_id: str, limit: int) -> dict[str, Any] | None:
+    """The run's topics, gaps first (at most ``limit``), or why there are none."""
+    found = store.gap_run(run_id)
+    if found is None:
+        return None
+    clusters = store.gaps(run_id)
+    return {"topics": len(clusters), "chunks": found["chunks"], "note": found["not_evaluated"],
+            "clusters": clusters[:limit]}
 
 
 def _new_causes(comparison: Comparison) -> list[dict[str, Any]]:

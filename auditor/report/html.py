@@ -77,7 +77,9 @@ def _charts(report: Report) -> list[dict[str, str]]:
              ("causes", "Why queries failed (share of queries, drift apart)",
               _cause_figure(report)),
              ("scatter", "Documents an answer needs, and gatherable@k", _scatter_figure(report)),
-             ("deltas", "Change against the baseline (95% CI)", _delta_figure(report))]
+             ("deltas", "Change against the baseline (95% CI)", _delta_figure(report)),
+             ("gaps", "Knowledge gaps: topics by queries (size) and failure share (colour)",
+              _gaps_figure(report))]
     config = {"displaylogo": False, "responsive": True,
               "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
     return [{"id": name, "title": title,
@@ -195,3 +197,31 @@ def _flatten(value: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
             rows.append((name, truncate(text, 300)))
     return rows
 
+
+
+def _gaps_figure(report: Report) -> Any:
+    """One bubble per topic on a 2-D map of the query clusters: size = queries, colour =
+    failure share; the hover says the corpus density next to the share of queries. Topics
+    are named by number: their terms are words from the log, kept out of figure labels
+    (plotly renders some HTML in them); the table below names them."""
+    import plotly.graph_objects as go
+
+    clusters = (report.gaps or {}).get("clusters") or []
+    if not clusters:
+        return None
+    most = max(c["queries"] for c in clusters)
+    figure = go.Figure(go.Scatter(
+        x=[c["x"] for c in clusters], y=[c["y"] for c in clusters], mode="markers+text",
+        text=[f"#{c['cluster']}" for c in clusters], textposition="middle center",
+        marker={"size": [12 + 38 * (c["queries"] / most) ** 0.5 for c in clusters],
+                "color": [c["failure_share"] for c in clusters], "colorscale": "OrRd",
+                "cmin": 0, "cmax": 1, "showscale": True,
+                "colorbar": {"title": "failing", "tickformat": ".0%"},
+                "line": {"width": 1, "color": "#334155"}},
+        customdata=[[c["queries"], c["query_share"], c["corpus_density"]] for c in clusters],
+        hovertemplate="topic %{text}<br>%{customdata[0]} queries (%{customdata[1]:.0%}), "
+                      "failing %{marker.color:.0%}<br>corpus density %{customdata[2]:.1%}"
+                      "<extra></extra>"))
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return _layout(figure, height=420)

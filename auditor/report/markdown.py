@@ -61,7 +61,7 @@ def render_markdown(report: Report) -> str:
     comparison = report.verdict.comparison
     parts = [_md_status(report), _md_notes(report), _md_gates(report.verdict.gates),
              _md_metrics(report), _md_regressed(comparison), _md_new_causes(report.new_causes),
-             _md_causes(report), _md_footer(report)]
+             _md_causes(report), _md_gaps(report), _md_footer(report)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -153,6 +153,27 @@ def _md_causes(report: Report) -> str:
         text += (f"\n\n**Quarantine**: {quarantined} input record"
                  f"{'s' if quarantined > 1 else ''} set aside (see the full report).")
     return text.strip()
+
+
+def _md_gaps(report: Report, shown: int = 5) -> str:
+    """The topics users ask about that fail most (failure share × queries), each with its
+    corpus density next to its share of the queries."""
+    gaps = report.gaps
+    if gaps is None:
+        return ""
+    if not gaps["clusters"]:
+        return f"**Knowledge gaps**: not evaluated ({md_escape(gaps['note'] or 'no topics')})."
+    lines = [f"**Knowledge gaps** ({gaps['topics']} topics, worst first; `auditor gaps "
+             f"{report.run_id}` lists all):", "",
+             "| topic | queries | failing | share of queries | corpus density | top causes |",
+             "|---|---:|---:|---:|---:|---|"]
+    for row in gaps["clusters"][:shown]:
+        density = row["corpus_density"]
+        causes = ", ".join(f"{md_escape(c)} {n}" for c, n in row["top_causes"]) or "—"
+        lines.append(f"| {md_escape(row['label'], 60)} | {row['queries']} | "
+                     f"{row['failure_share']:.0%} | {row['query_share']:.0%} | "
+                     f"{'—' if density is None else f'{density:.1%}'} | {causes} |")
+    return "\n".join(lines)
 
 
 def _md_footer(report: Report) -> str:

@@ -2,9 +2,10 @@
 
 One file, several owners: :mod:`.schema` (migrations), :mod:`.connection` (opening the file
 and waiting while another process holds it), :mod:`.writer` (write paths), :mod:`.read`
-(read paths), :mod:`.cache` (the embedding cache) and :mod:`.judgment_lists` (versioned
-judgment lists and rescorings). :class:`Store` puts them together so
-callers hold one object that is cheap to create: it holds a path, not a connection.
+(read paths), :mod:`.cache` (the embedding cache), :mod:`.judgment_lists` (versioned
+judgment lists and rescorings) and :mod:`.gaps` (knowledge gaps). :class:`Store` puts them
+together so callers hold one object that is cheap to create: it holds a path, not a
+connection.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from auditor.store.connection import (
     SCAN_MEMORY,
     StoreError,
 )
+from auditor.store.gaps import GapStore
 from auditor.store.judgment_lists import JudgmentLists
 from auditor.store.read import DEFAULT_MIN_SHARED, Reader, shown_status
 from auditor.store.schema import MIGRATIONS
@@ -37,5 +39,5 @@ __all__ = [
 ]
 
 
-class Store(Writer, Reader, EmbeddingCache, JudgmentLists):
+class Store(Writer, Reader, EmbeddingCache, JudgmentLists, GapStore):
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""

@@ -26,6 +26,7 @@ PAGES = {  # url path → the heading it shows
     "trace": "Answer trace",
     "corpus": "Corpus coverage",
     "scatter": "Scatter",
+    "gaps": "Knowledge gaps",
     "compare": "Compare runs",
     "judge": "Judge",
 }

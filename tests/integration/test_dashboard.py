@@ -455,7 +455,8 @@ def old_store_sql() -> list[tuple[str, list]]:
     """What a store written before migration m003 lacks."""
     drop = ["DROP TABLE IF EXISTS verdicts", "DROP TABLE gates", "DROP TABLE comparisons",
             "DROP TABLE judgment_lists", "DROP TABLE judgment_labels", "DROP TABLE rescorings",
-            "DROP TABLE rescore_metrics",
+            "DROP TABLE rescore_metrics", "DROP TABLE gap_runs", "DROP TABLE gaps",
+            "DROP TABLE gap_members",
             "DROP TABLE embeddings", "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
             "ALTER TABLE runs DROP COLUMN baseline_run_id",
             "ALTER TABLE runs DROP COLUMN gate_status", "ALTER TABLE runs DROP COLUMN owner",
@@ -466,7 +467,7 @@ def old_store_sql() -> list[tuple[str, list]]:
 
 
 @pytest.mark.parametrize("page", ["overview", "why", "queries", "trace", "corpus", "scatter",
-                                  "compare"])
+                                  "gaps", "compare"])
 def test_store_older_than_gates_shows_every_page(app, nightly_store, monkeypatch, tmp_path,
                                                  page):
     store_copy(nightly_store, monkeypatch, tmp_path, *old_store_sql())
@@ -484,7 +485,7 @@ def test_empty_run_is_not_the_default_and_shows_every_page(app, nightly_store, m
         "'running', backend, mode, level, config, fingerprint, code_version FROM runs "
         "WHERE run_id = ?", [nightly_store.run_id]))
     assert app().selectbox(key="run").value == nightly_store.run_id  # newest complete
-    for page in ("overview", "why", "queries", "trace", "corpus", "scatter", "compare"):
+    for page in ("overview", "why", "queries", "trace", "corpus", "scatter", "gaps", "compare"):
         at = app(page, run="empty-run")
         assert not at.error, page
     assert "share no query" in at.info[0].value
@@ -545,3 +546,19 @@ def test_a_store_that_cannot_be_read_names_auditor_migrate(app, nightly_store, m
     at = app()
     (error,) = at.error
     assert f"auditor migrate --store {copy}" in error.value
+
+
+def test_gaps_page_shows_topics_and_the_worst_topics_queries(app, nightly_store):
+    """The Knowledge gaps page: one row per stored topic, the map, and the worst topic's
+    queries each linked to its trace."""
+    store = Store(nightly_store.path)
+    topics = store.gaps(nightly_store.run_id)
+    assert topics, "the fixture run has an encoder (ablations): its gaps were looked for"
+    at = app("gaps", run=nightly_store.run_id)
+    assert not at.error
+    assert at.metric[0].value == str(len(topics))
+    assert len(at.dataframe[0].value) == len(topics)
+    worst = topics[0]
+    assert any(f"Topic {worst['cluster']}" in unescape(h.value) for h in at.subheader)
+    listed = store.gap_queries(nightly_store.run_id, worst["cluster"])
+    assert len(listed) == worst["queries"]
