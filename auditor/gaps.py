@@ -14,9 +14,10 @@ it. A cluster with many failing queries and a density below its query share is a
 
 from __future__ import annotations
 
+import heapq
 import math
-import random
 import re
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 MIN_QUERIES = 10  # fewer queries than this: not evaluated (no topic has enough to say)
 MAX_CLUSTERS = 40
+QUERY_SAMPLE = 50_000  # a larger run is clustered on a seeded sample of its queries
 CHUNK_SAMPLE = 20_000
 TERMS = 3  # distinctive terms that name a cluster
 _WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]")
@@ -163,8 +165,11 @@ def measure_gaps(store: Store, run_id: str, encoder: CachedEncoder | None,
     """Find and store a run's knowledge gaps (or why they were not evaluated). The query
     and chunk vectors come through the embedding cache: a run with dense retrieval has its
     queries cached, and ``index build`` cached every chunk's passage."""
+    total, rows = store.query_facts(run_id, QUERY_SAMPLE, seed)
     facts = [QueryFacts(q, text, tuple(c for c in causes if c != DRIFT), unsupported)
-             for q, text, causes, unsupported in store.query_facts(run_id)]
+             for q, text, causes, unsupported in rows]
+    sampled = (f"topics found on a seeded sample of {len(facts):,} of the run's {total:,} "
+               "queries" if total > len(facts) else None)
     if encoder is None:
         gaps = Gaps([], {}, 0, seed, not_evaluated="the run has no encoder (bm25 with neither "
                                                    "trace nor ablations): no vectors to cluster")
@@ -179,7 +184,7 @@ def measure_gaps(store: Store, run_id: str, encoder: CachedEncoder | None,
         else:
             reason = None
         gaps = find_gaps(facts, encoder.encode([f.text for f in facts]), chunks, seed)
-        gaps.not_evaluated = reason
+        gaps.not_evaluated = "; ".join(note for note in (sampled, reason) if note) or None
     store.write_gaps(run_id, {"clusters": len(gaps.clusters), "chunks": gaps.chunks,
                               "seed": seed, "not_evaluated": gaps.not_evaluated},
                      [asdict(c) for c in gaps.clusters], gaps.members)
@@ -188,10 +193,11 @@ def measure_gaps(store: Store, run_id: str, encoder: CachedEncoder | None,
 
 def chunk_vectors(backend: Backend, encoder: CachedEncoder, seed: int,
                   sample: int = CHUNK_SAMPLE, step: int = 1_000) -> np.ndarray:
-    """Unit vectors of a seeded sample of the index's chunks (their support passages)."""
-    ids = [chunk_id for chunk_id, _ in backend.iter_ids()]
-    if len(ids) > sample:
-        ids = random.Random(seed).sample(ids, sample)
+    """Unit vectors of a seeded sample of the index's chunks (their support passages): the
+    ``sample`` ids of least CRC32(seed, id), kept while the ids stream by (memory bounded by
+    the sample, not the index; the same seed picks the same chunks)."""
+    ids = heapq.nsmallest(sample, (chunk_id for chunk_id, _ in backend.iter_ids()),
+                          key=lambda chunk_id: zlib.crc32(f"{seed}:{chunk_id}".encode()))
     parts = []
     for start in range(0, len(ids), step):
         found = backend.fetch(ids[start:start + step])

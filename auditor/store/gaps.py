@@ -53,28 +53,36 @@ def m010_knowledge_gaps(con: duckdb.DuckDBPyConnection) -> None:
 class GapStore(Connection):
     """Writes and reads of a run's knowledge gaps."""
 
-    def query_facts(self, run_id: str) -> list[tuple[str, str, list[str], int]]:
-        """(query_id, query, causes, unsupported answer sentences) of each answered query of
-        the run, in replay order."""
+    def query_facts(self, run_id: str, limit: int, seed: int
+                    ) -> tuple[int, list[tuple[str, str, list[str], int]]]:
+        """The run's answered queries, and (query_id, query, causes, unsupported answer
+        sentences) of at most ``limit`` of them (those of least md5(seed:query_id)), in
+        replay order."""
         with self.connect(read_only=True) as con:
+            (total,) = con.execute(
+                "SELECT count(DISTINCT query_id) FROM query_results WHERE run_id = ? "
+                "AND status IN ('ok', 'empty')", [run_id]).fetchone()
             rows = con.execute(
                 """
-                SELECT q.query_id, any_value(q.query) AS query,
+                WITH picked AS (
+                    SELECT query_id, any_value(query) AS query, min(seq) AS seq
+                    FROM query_results WHERE run_id = $1 AND status IN ('ok', 'empty')
+                    GROUP BY query_id ORDER BY md5(concat($3, ':', query_id)), query_id
+                    LIMIT $2)
+                SELECT p.query_id, p.query,
                        coalesce(list(DISTINCT d.cause ORDER BY d.cause)
                                 FILTER (WHERE d.cause IS NOT NULL), []) AS causes,
-                       coalesce(any_value(s.unsupported), 0) AS unsupported,
-                       min(q.seq) AS seq
-                FROM query_results q
-                LEFT JOIN diagnoses d ON d.run_id = q.run_id AND d.query_id = q.query_id
+                       coalesce(any_value(s.unsupported), 0) AS unsupported
+                FROM picked p
+                LEFT JOIN diagnoses d ON d.run_id = $1 AND d.query_id = p.query_id
                 LEFT JOIN (SELECT query_id, count(*) FILTER (WHERE status <> 'supported')
                                   AS unsupported
                            FROM sentences WHERE run_id = $1 GROUP BY query_id) s
-                  ON s.query_id = q.query_id
-                WHERE q.run_id = $1 AND q.status IN ('ok', 'empty')
-                GROUP BY q.query_id ORDER BY seq
-                """, [run_id]).fetchall()
-        return [(q, text, list(causes), int(unsupported)) for q, text, causes, unsupported, _
-                in rows]
+                  ON s.query_id = p.query_id
+                GROUP BY p.query_id, p.query, p.seq ORDER BY p.seq
+                """, [run_id, limit, seed]).fetchall()
+        return total, [(q, text, list(causes), int(unsupported))
+                       for q, text, causes, unsupported in rows]
 
     def write_gaps(self, run_id: str, found: dict[str, Any], clusters: list[dict[str, Any]],
                    members: dict[str, int]) -> None:

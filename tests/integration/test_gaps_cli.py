@@ -79,3 +79,27 @@ def test_a_run_without_vectors_says_not_evaluated(tmp_path: Path) -> None:
     assert done.returncode == 0 and "not evaluated (the run has no encoder" in done.stdout
     markdown = auditor("report", run_id, "--format", "md", cwd=tmp_path).stdout
     assert "**Knowledge gaps**: not evaluated" in markdown
+
+
+def test_a_large_run_is_clustered_on_a_seeded_sample(audited: tuple[Path, str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above QUERY_SAMPLE queries the topics come from a sample the seed fixes, and say so."""
+    from auditor import gaps as gap_view
+    from auditor.backends.embedded import EmbeddedBackend
+    from auditor.embed import CachedEncoder
+    from auditor.store import Store
+
+    directory, run_id = audited
+    store = Store(directory / "audit.duckdb")
+    total, rows = store.query_facts(run_id, 20, seed=3)
+    again = store.query_facts(run_id, 20, seed=3)[1]
+    assert total == 50 and len(rows) == 20 and rows == again
+    assert [r[0] for r in store.query_facts(run_id, 20, seed=4)[1]] != [r[0] for r in rows]
+    monkeypatch.setattr(gap_view, "QUERY_SAMPLE", 20)
+    encoder = CachedEncoder.named("hash", store)
+    found = gap_view.measure_gaps(store, run_id, encoder,
+                                  EmbeddedBackend.open(directory / "index", encoder), seed=3)
+    assert set(found.members) == {r[0] for r in rows}
+    assert found.not_evaluated == ("topics found on a seeded sample of 20 of the run's 50 "
+                                   "queries")
+    assert store.gap_run(run_id)["not_evaluated"] == found.not_evaluated
