@@ -17,7 +17,7 @@ from rich.text import Text
 from auditor.cli.options import ConfigOpt, JsonOpt, StoreOpt
 from auditor.cli.render import out
 from auditor.config import load_settings
-from auditor.errors import InputError
+from auditor.errors import AuditorError
 from auditor.judging import AUTOMATIC, kind, resolve
 from auditor.numerals import fixed, p_value
 from auditor.store import Store
@@ -70,7 +70,7 @@ def rescore_notes(store: Store, run_id: str, spec: str, used: set[str]) -> list[
     people, measured = f"{recorded['list']}@{recorded['version']}", resolve(store, spec).spec
     try:
         report = weak_judges(store, people, () if measured == people else (measured,))
-    except InputError as exc:
+    except AuditorError as exc:  # no people's labels there, or that version is gone
         return [f"{', '.join(sorted(automatic))}: automatic labels, not measured against "
                 f"people: {exc}"]
     return [note(judge, report) for judge in report.judges if judge.source in automatic

@@ -98,3 +98,11 @@ def test_cli_and_rescore_note(store: Store) -> None:
     assert done.returncode == 0, done.stderr
     assert "cited is an automatic source: against qrels@1" in done.stdout
     assert "τ -1.000 over 4 runs" in done.stdout
+    with duckdb.connect(str(store.path)) as con:  # a recorded list version that is gone
+        con.execute("UPDATE runs SET manifest = ? WHERE run_id = 'r2'",
+                    [json.dumps({"judgments": {"list": "qrels", "version": 9}})])
+    done = auditor("rescore", "r2", "--judgments", "cited@1", "--store", str(store.path),
+                   cwd=store.path.parent)
+    assert done.returncode == 0, done.stderr
+    assert "not measured against people: judgment list 'qrels' has no version 9" in " ".join(
+        done.stdout.split())
