@@ -102,6 +102,8 @@ class AuditSettings(BaseSettings):
     mode: Mode = "bm25"
     k: list[int] = Field(default=[1, 5, 10, 20, 100], description="cut-offs for metrics")
     depth: int = Field(default=100, ge=1, le=10_000, description="hits fetched per query")
+    store_depth: int | None = Field(
+        default=None, ge=1, description="hits stored per query (default: depth; >= diagnose_k)")
     level: Level = "doc"
     batch_size: int = Field(default=128, ge=1, le=10_000)
     # where the per-query work runs: this process, or a pool of Ray actors
@@ -217,6 +219,19 @@ class AuditSettings(BaseSettings):
         if self.stratify_by is not None and not self.sampled:
             raise ValueError("stratify_by needs a sample: add --sample N or --sample-rate r")
         return self
+
+    @model_validator(mode="after")
+    def _store_depth_covers_diagnosis(self) -> AuditSettings:
+        if self.store_depth is not None and self.store_depth < self.diagnose_k:
+            raise ValueError(f"store_depth ({self.store_depth}) is below diagnose_k "
+                             f"({self.diagnose_k}): the stored hits must reach the cut-off "
+                             "misses are diagnosed at; raise store_depth or lower diagnose_k")
+        return self
+
+    @property
+    def kept_hits(self) -> int:
+        """Hits stored per query: ``store_depth``, never more than were fetched."""
+        return min(self.store_depth or self.depth, self.depth)
 
     @property
     def sampled(self) -> bool:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from auditor.judging import Pair, Selection, effective, resolve
 from auditor.metrics import Qrels, evaluate, metrics_for
 from auditor.metrics.registry import Metric, format_metric
-from auditor.store import Store
+from auditor.store import Store, StoreError
 from auditor.store.judgment_lists import RunRanking
 
 
@@ -59,6 +59,9 @@ def rescore(store: Store, run_id: str, spec: str, selection: Selection | None = 
     """Measure ``run_id``'s stored hits against list ``spec`` and store the rescoring."""
     selection = selection or Selection()
     version = resolve(store, spec)
+    if store.hits_pruned(run_id):  # zeros from missing hits would read as a regression
+        raise StoreError(f"run {run_id}'s hits were pruned (`auditor prune`): a rescoring "
+                          "needs its ranked lists; rescore a run within --keep-hits-days")
     ranking = store.run_ranking(run_id)
     pairs = effective(store.list_labels(version.name, version.version), selection)
     metrics = metrics_for(ranking.k)

@@ -20,6 +20,9 @@ from dashboards.data import Source
 
 ABLATION_MODES = ("replayed", "bm25", "dense", "exact", "unfiltered")
 
+# a pruned run (``auditor prune --keep-hits-days``) shows this where its ranked lists were
+PRUNED = ("Hits pruned: `auditor prune` dropped this run's ranked lists; its metrics, "
+          "sentences and causes are kept, so ranks here are not shown.")
 
 def ablation_ranks(diagnoses: list[dict[str, Any]]) -> dict[str, dict[str, int | None]]:
     """target id → rank in each mode, from the ``<mode>_rank`` evidence of its causes."""
@@ -118,7 +121,7 @@ def served_vs_replayed(trace: dict[str, Any], served: pd.DataFrame, grades: dict
         st.markdown("**Replayed now** (top 20)")
         hits = pd.DataFrame(trace["hits"])
         if hits.empty:
-            st.caption("Replay returned no hits.")
+            st.caption(PRUNED if trace.get("hits_pruned") else "Replay returned no hits.")
         else:
             hits["grade"] = hits["doc_id" if level == "doc" else "chunk_id"].map(grades)
             widgets.table(hits, key="replayed", height=300)
@@ -166,6 +169,8 @@ def header(run: dict[str, Any], trace: dict[str, Any]) -> None:
                       help="time the auditor's replay of this query took; production "
                            f"logged {widgets.number(result.get('served_latency_ms'), 1)} ms "
                            "(— : not measured)")
+    if trace.get("hits_pruned"):
+        st.warning(PRUNED)
     st.caption(f"replay {result['status']} · {result['n_hits']} hits · logged "
                f"{result.get('logged_at') or '—'}"
                + (f" · error: {widgets.escape_md(result['error'])}" if result.get("error")

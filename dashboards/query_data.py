@@ -40,7 +40,9 @@ def query_csv(src: Source, run_id: str, k: int, segment: Segment, flt: QueryFilt
 @st.cache_data(ttl=TTL, show_spinner=False)
 def query_trace(src: Source, run_id: str, query_id: str) -> dict[str, Any]:
     """Everything stored about one query of one run (see ``Store.query_trace``)."""
-    data = Store(Path(src.path)).query_trace(run_id, query_id)
+    store = Store(Path(src.path))
+    data = store.query_trace(run_id, query_id)
+    data["hits_pruned"] = store.hits_pruned(run_id)  # `auditor prune` dropped the run's hits
     result = data["result"]
     for key in ("served", "cited", "metadata"):
         result[key] = json.loads(result[key]) if result.get(key) else None

@@ -15,7 +15,7 @@ from rich.text import Text
 from typer._click.exceptions import NoArgsIsHelpError  # typer bundles click since 0.26
 
 from auditor.backends import BackendError
-from auditor.cli import browse, dashboard, gaps, judgments, nightly, run, trace, weak
+from auditor.cli import browse, dashboard, gaps, judgments, nightly, run, storage, trace, weak
 from auditor.cli.render import err
 from auditor.errors import AuditorError
 from auditor.metrics import MetricNameError
@@ -30,7 +30,8 @@ app = typer.Typer(
 )
 COMMANDS = (run.run, browse.runs, trace.trace, run.demo, browse.compare, browse.report,
             nightly.gate, browse.export, judgments.rescore, nightly.schedule,
-            dashboard.dashboard, browse.migrate, gaps.gaps)
+            dashboard.dashboard, browse.migrate, gaps.gaps,
+            storage.prune)
 for command in COMMANDS:
     app.command()(command)
 

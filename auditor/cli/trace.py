@@ -35,6 +35,7 @@ def trace(
     results = Store(settings.store)
     run_id = run_id or results.latest_run_with(query_id)
     data = results.query_trace(run_id, query_id)
+    data["hits_pruned"] = results.hits_pruned(run_id)
     if as_json:
         typer.echo(json.dumps(trace_json(run_id, data), indent=2, default=str))
     else:
@@ -85,7 +86,8 @@ def print_trace(out: Console, run_id: str, data: dict[str, Any]) -> None:
     result = data["result"]
     say = out.print
     say(Text.assemble((result["query_id"], "bold"), f" · run {run_id} · replay "
-                      f"{result['status']} · {result['n_hits']} hits"), highlight=False)
+                      f"{result['status']} · {result['n_hits']} hits"
+                      + (" (hits pruned)" if data.get("hits_pruned") else "")), highlight=False)
     say(Text(f"query: {result['query']}"), highlight=False)
     support: dict[int, list[dict[str, Any]]] = {}
     for row in data["support"]:

@@ -104,7 +104,7 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
     _extend(blocks, [q for q in query_ids if q in batch.traces], silver)
     return {
         "query_results": _query_results(run_id, batch),
-        "hits": _hits(run_id, batch),
+        "hits": _hits(run_id, batch, settings.kept_hits),
         "judgments": _with_run(run_id, pa.table({
             "query_id": [q for q in every_id for _ in batch.judgments.get(q, {})],
             "doc_id": [d for q in every_id for d in batch.judgments.get(q, {})],
@@ -214,10 +214,12 @@ def _query_results(run_id: str, batch: BatchResult) -> pa.Table:
     })
 
 
-def _hits(run_id: str, batch: BatchResult) -> pa.Table:
-    """Every hit of the batch, one column at a time."""
-    hits = list(chain.from_iterable(row.hits for row in batch.rows))
-    lengths = np.fromiter((len(row.hits) for row in batch.rows), np.int64, len(batch.rows))
+def _hits(run_id: str, batch: BatchResult, keep: int) -> pa.Table:
+    """The first ``keep`` hits of every query of the batch (``store_depth``), one column at
+    a time: the metrics above saw every hit fetched, the store keeps the top of each list."""
+    kept = [row.hits[:keep] for row in batch.rows]
+    hits = list(chain.from_iterable(kept))
+    lengths = np.fromiter(map(len, kept), np.int64, len(kept))
     first = batch.first_seq
     return _with_run(run_id, pa.table({
         "seq": pa.array(np.repeat(np.arange(first, first + len(batch.rows), dtype=np.int64),

@@ -3,9 +3,9 @@
 One file, several owners: :mod:`.schema` (migrations), :mod:`.connection` (opening the file
 and waiting while another process holds it), :mod:`.writer` (write paths), :mod:`.read`
 (read paths), :mod:`.cache` (the embedding cache), :mod:`.judgment_lists` (versioned
-judgment lists and rescorings) and :mod:`.gaps` (knowledge gaps). :class:`Store` puts them
-together so callers hold one object that is cheap to create: it holds a path, not a
-connection.
+judgment lists and rescorings), :mod:`.gaps` (knowledge gaps) and :mod:`.prune` (dropping
+old runs' hits). :class:`Store` puts them together so callers hold one object that is cheap
+to create: it holds a path, not a connection.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from auditor.store.connection import (
 )
 from auditor.store.gaps import GapStore
 from auditor.store.judgment_lists import JudgmentLists
+from auditor.store.prune import HitsPruning, PrunedRun
 from auditor.store.read import DEFAULT_MIN_SHARED, Reader, shown_status
 from auditor.store.schema import MIGRATIONS
 from auditor.store.writer import KEYED_TABLES, Pending, RunStatus, Writer, resume_refusal
@@ -30,6 +31,7 @@ __all__ = [
     "KEYED_TABLES",
     "MIGRATIONS",
     "Pending",
+    "PrunedRun",
     "SCAN_MEMORY",
     "RunStatus",
     "Store",
@@ -39,5 +41,5 @@ __all__ = [
 ]
 
 
-class Store(Writer, Reader, EmbeddingCache, JudgmentLists, GapStore):
+class Store(Writer, Reader, EmbeddingCache, JudgmentLists, GapStore, HitsPruning):
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""
