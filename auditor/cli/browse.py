@@ -126,15 +126,27 @@ def report(
 
 def export(
     run_id: Annotated[str, typer.Argument(help="run id (see `auditor runs`)")],
-    run_file: Annotated[Path, typer.Option(help="TREC run file to write")],
+    run_file: Annotated[Path | None, typer.Option(help="TREC run file to write")] = None,
     qrels_file: Annotated[Path | None, typer.Option(help="TREC qrels file to write")] = None,
+    parquet: Annotated[Path | None, typer.Option(
+        help="also write every table's rows of the run as hive-partitioned Parquet here "
+             "(DIR/<table>/run_date=YYYY-MM-DD/)")] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write a run's ranked lists (and its judgments) as TREC files for trec_eval or ranx."""
+    """Write a run's ranked lists (and its judgments) as TREC files for trec_eval or ranx,
+    or its facts as Parquet for a lakehouse."""
     from auditor.interop import export_trec
 
     settings = load_settings(config, store=store)
+    if run_file is None and parquet is None:
+        raise ConfigError("say what to write: --run-file FILE (TREC) or --parquet DIR")
+    if parquet is not None:
+        tables = Store(settings.store).export_parquet(run_id, parquet)
+        out.print(f"wrote {sum(tables.values()):,} rows of {len(tables)} tables to {parquet}",
+                  markup=False, highlight=False)
+    if run_file is None:
+        return
     rows, judged = export_trec(Store(settings.store), run_id, run_file, qrels_file)
     out.print(f"wrote {rows} ranked rows to {run_file}"  # paths are text, never markup
               + (f" and {judged} judgments to {qrels_file}" if qrels_file else ""),

@@ -3,9 +3,9 @@
 One file, several owners: :mod:`.schema` (migrations), :mod:`.connection` (opening the file
 and waiting while another process holds it), :mod:`.writer` (write paths), :mod:`.read`
 (read paths), :mod:`.cache` (the embedding cache), :mod:`.judgment_lists` (versioned
-judgment lists and rescorings), :mod:`.gaps` (knowledge gaps) and :mod:`.prune` (dropping
-old runs' hits). :class:`Store` puts them together so callers hold one object that is cheap
-to create: it holds a path, not a connection.
+judgment lists and rescorings), :mod:`.gaps` (knowledge gaps), :mod:`.prune` (dropping
+old runs' hits) and :mod:`.lake` (Parquet export). :class:`Store` puts them together so
+callers hold one object that is cheap to create: it holds a path, not a connection.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from auditor.store.connection import (
 )
 from auditor.store.gaps import GapStore
 from auditor.store.judgment_lists import JudgmentLists
+from auditor.store.lake import LakeExport
 from auditor.store.prune import HitsPruning, PrunedRun
 from auditor.store.read import DEFAULT_MIN_SHARED, Reader, shown_status
 from auditor.store.schema import MIGRATIONS
@@ -41,5 +42,6 @@ __all__ = [
 ]
 
 
-class Store(Writer, Reader, EmbeddingCache, JudgmentLists, GapStore, HitsPruning):
+class Store(Writer, Reader, EmbeddingCache, JudgmentLists, GapStore, HitsPruning,
+            LakeExport):
     """One DuckDB file. Cheap to create: it holds a path, not a connection."""

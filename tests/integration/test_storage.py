@@ -130,3 +130,30 @@ def test_rescoring_a_pruned_run_is_refused(pruned, nightly_store):
     done = auditor("rescore", nightly_store.baseline_run_id, "--judgments", "scifact@1",
                    store=copy)
     assert done.returncode == 2 and "hits were pruned" in done.stderr
+
+
+def test_export_parquet_writes_a_hive_partitioned_copy_of_the_run(nightly_store, tmp_path):
+    lake = tmp_path / "lake"
+    run_id = nightly_store.run_id
+    done = auditor("export", run_id, "--parquet", str(lake), store=nightly_store.path)
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(nightly_store.path), read_only=True) as con:
+        day, = con.execute("SELECT CAST(started_at AS DATE) FROM runs WHERE run_id = ?",
+                           [run_id]).fetchone()
+        stored = con.execute("SELECT query_id, metric, value FROM metrics WHERE run_id = ? "
+                             "ORDER BY ALL", [run_id]).fetchall()
+    assert {p.name for p in (lake / "metrics").iterdir()} == {f"run_date={day}"}
+    read = duckdb.sql(f"SELECT query_id, metric, value, run_date FROM read_parquet("
+                      f"'{lake}/metrics/*/*.parquet', hive_partitioning = true) "
+                      "ORDER BY ALL").fetchall()
+    assert [r[:3] for r in read] == stored and {r[3] for r in read} == {day}
+    assert {"runs", "hits", "query_results", "diagnoses"} <= {p.name for p in lake.iterdir()}
+    again = auditor("export", run_id, "--parquet", str(lake), store=nightly_store.path)
+    assert again.returncode == 0, again.stderr  # a second export replaces the run's files
+    assert duckdb.sql(f"SELECT count(*) FROM '{lake}/metrics/*/*.parquet'").fetchone()[0] \
+        == len(stored)
+    other = auditor("export", nightly_store.baseline_run_id, "--parquet", str(lake),
+                    store=nightly_store.path)
+    assert other.returncode == 0, other.stderr  # the other night's file sits beside it
+    assert len(list((lake / "metrics").glob("run_date=*/*.parquet"))) == 2
+    assert auditor("export", run_id, store=nightly_store.path).returncode == 2
