@@ -72,6 +72,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/sampling.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/distributed.py
 
 es-start:
 	scripts/elasticsearch.sh start
