@@ -19,7 +19,7 @@ from auditor.store.schema import migration
 
 
 @migration
-def m010_pruned_hits(con: duckdb.DuckDBPyConnection) -> None:
+def m011_pruned_hits(con: duckdb.DuckDBPyConnection) -> None:
     """One row per run whose hits were pruned: when, and how many rows went."""
     con.execute("CREATE TABLE pruned_hits (run_id VARCHAR PRIMARY KEY, "
                 "pruned_at TIMESTAMPTZ NOT NULL, rows BIGINT NOT NULL)")
