@@ -27,6 +27,7 @@ class LakeExport(Connection):
             tables = [t for (t,) in con.execute(
                 "SELECT table_name FROM duckdb_columns() WHERE schema_name = 'main' AND "
                 "column_name = 'run_id' ORDER BY table_name").fetchall()]
+            directory.mkdir(parents=True, exist_ok=True)
             pattern = "run_" + re.sub(r"[^A-Za-z0-9_-]", "_", run_id) + "_{i}"
             written = {}
             for table in tables:

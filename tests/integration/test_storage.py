@@ -150,7 +150,7 @@ def test_export_parquet_writes_a_hive_partitioned_copy_of_the_run(nightly_store,
     assert {"runs", "hits", "query_results", "diagnoses"} <= {p.name for p in lake.iterdir()}
     again = auditor("export", run_id, "--parquet", str(lake), store=nightly_store.path)
     assert again.returncode == 0, again.stderr  # a second export replaces the run's files
-    assert duckdb.sql(f"SELECT count(*) FROM '{lake}/metrics/*/*.parquet'").fetchone()[0] \
+    assert duckdb.sql(f"SELECT count(*) FROM '{lake}/metrics/*/*.parquet'").fetchall()[0][0] \
         == len(stored)
     other = auditor("export", nightly_store.baseline_run_id, "--parquet", str(lake),
                     store=nightly_store.path)
