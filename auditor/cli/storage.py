@@ -8,18 +8,21 @@ import typer
 
 from auditor.cli.options import ConfigOpt, StoreOpt
 from auditor.cli.render import out
-from auditor.config import load_settings
+from auditor.config import ConfigError, load_settings
 from auditor.store import Store
 
 
 def prune(
-    keep_hits_days: Annotated[int, typer.Option(
-        min=0, help="keep the hits of runs started in the last N days; drop older runs' hits")],
+    keep_hits_days: Annotated[int | None, typer.Option(
+        min=0, help="keep the hits of runs started in the last N days; drop older runs' hits")
+    ] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Drop the per-hit rows of runs older than N days; run records, per-query metrics,
     sentences, causes and verdicts are kept forever (their pages say "hits pruned")."""
+    if keep_hits_days is None:  # an option, not an argument: the number must be named
+        raise ConfigError("say how many days of hits to keep: auditor prune --keep-hits-days N")
     settings = load_settings(config, store=store)
     target = Store(settings.store)
     before = target.path.stat().st_size if target.path.exists() else 0
