@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
 from auditor.corpus_reader import read_corpus, split_words
 from auditor.errors import InputError
@@ -399,3 +400,41 @@ def test_a_field_under_both_names_is_quarantined(tmp_path: Path) -> None:
         {**GOOD, "latency_ms": 1.0, "served_latency_ms": 2.0})])
     good, bad = _split(list(read_log(path)))
     assert not good and bad[0].field == "latency_ms" and "older name" in bad[0].reason
+
+
+EDGE_LINES = [
+    json.dumps(GOOD), json.dumps({**GOOD, "query_id": "q2", "timestamp": "2026-11-01T00:00:00Z",
+                                  "retrieved": [{"id": "d1", "rank": 1, "score": 2.5}]}),
+    json.dumps({**GOOD, "query_id": "q3", "served": [], "retrieved": []}),  # both names
+    json.dumps({**GOOD, "query_id": "q4", "team": "search", "metadata": {"a": 1}}),  # extra
+    '{"query_id": "q5", "query": "x", "metadata": {"score": NaN}}',
+    '{"query_id": "q6", "query": "x", "metadata": {"score": 1e400}}',
+    '{"query_id": "q7", "query": "x", "metadata": {"a": ' + "[" * 70 + "]" * 70 + "}}",
+    '{"query_id": "q8", "query": "x\\ud800"}', '{"query_id": "q9", "query": "x"} trailing',
+    '{"query_id": ' + "1" * 5000 + ', "query": "x"}', json.dumps({**GOOD, "query_id": 10}),
+    json.dumps(GOOD), json.dumps({"query_id": "q11", "query": " "}), "[1, 2]",
+    json.dumps({"query_id": "q12", "query": "x", "served_latency_ms": -1}),
+    json.dumps({"query_id": "q13", "query": "x", "judgments": {"d": "2"}, "cited": ["d"]}),
+    '{"query_id": "q14", "query": "x", "query": "y"}', json.dumps({"query_id": "q15"}),
+]
+
+
+def test_one_step_parse_accepts_and_quarantines_as_the_step_by_step_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSONL lines are parsed and validated by pydantic in one step where it can settle
+    them; every other line goes through json.loads and validation one step at a time. Both
+    give the same records and the same quarantine entries (file, line, field, reason)."""
+    logs = [FIXTURES / "bad_log.jsonl", FIXTURES / "scifact" / "log.jsonl",
+            FIXTURES / "hotpotqa" / "log.jsonl", _write_jsonl(tmp_path / "e.jsonl", EDGE_LINES)]
+    fast = [list(read_log(path)) for path in logs]
+
+    def refuse(*_: object, **__: object) -> LogRecord:
+        raise ValidationError.from_exception_data("LogRecord", [])
+
+    monkeypatch.setattr(LogRecord, "model_validate_json", refuse)
+    slow = [list(read_log(path)) for path in logs]
+    assert fast == slow
+    good, bad = _split(fast[-1])
+    assert [record.query_id for record in good] == ["q1", "q2", "q4", "10", "q14"]
+    assert {entry.field for entry in bad} >= {"retrieved", "metadata.score", "metadata.a",
+                                              "query_id", "query", "served_latency_ms"}
