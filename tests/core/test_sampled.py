@@ -78,8 +78,10 @@ def test_a_sampled_read_checks_every_line_but_parses_the_picked_twice(
     whole, sampled = LoadCounts(), LoadCounts()
     everything = list(read_log(log, whole))
     parsed: list[str] = []
-    parse = decode.parse_json
+    parse, validate = decode.parse_json, LogRecord.model_validate_json
     monkeypatch.setattr(decode, "parse_json", lambda text: parsed.append(text) or parse(text))
+    monkeypatch.setattr(LogRecord, "model_validate_json",  # a valid line's one-step parse
+                        lambda text: parsed.append(text) or validate(text))
     sample, items = log_items(settings, sampled)
     assert sample is not None and sampled == whole  # counted before the replay starts
     first_pass = len(parsed)
