@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/sampling.py
+	$(BIN)/python bench/gaps.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/distributed.py
 
