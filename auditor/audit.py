@@ -27,7 +27,7 @@ from auditor.gaps import measure_gaps
 from auditor.judgments import read_qrels
 from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, quarantine_table
-from auditor.records import LogRecord, QuarantineEntry
+from auditor.records import Hit, LogRecord, QuarantineEntry
 from auditor.replay import Replayed, Replayer, batched
 from auditor.run_record import (
     RunCounts,
@@ -132,12 +132,16 @@ class Audit:
         traces = self.tracer.trace(answered) if self.tracer and has_answers else {}
         served = self._served(answered)
         cases = self._cases(rows, judged, traces, served)
+        ablated: dict[str, dict[str, list[Hit]]] = {}
         if self.settings.ablations:  # gather skips the cases in error
             found = gather(cases, self.backend, self.settings.mode, self.thresholds,
                            template=self.settings.mode == "template")
             cases = [case.with_findings(f) for case, f in zip(cases, found, strict=True)]
+            ablated = {case.query_id: {m: hits for m, hits in f.ablations.items()
+                                       if m != self.settings.mode}
+                       for case, f in zip(cases, found, strict=True) if f.ablations}
         diagnoses = [d for case in cases for d in diagnose(case, self.thresholds)]
-        return BatchResult(first_seq, rows, judged, served, traces, diagnoses)
+        return BatchResult(first_seq, rows, judged, served, traces, diagnoses, ablated)
 
     def _served(self, rows: list[Replayed]) -> dict[str, list[str]]:
         """Served ids at the run's level (chunk ids map to their documents at doc level)."""

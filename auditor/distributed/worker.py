@@ -20,6 +20,7 @@ from auditor.config import AuditSettings
 from auditor.metrics.per_query import batch_tables
 from auditor.records import LogRecord
 from auditor.run_record import RunCounts
+from auditor.store import ABLATION_HITS
 
 RECENT_VECTORS = 50_000  # vectors a worker keeps of its own (≈75 MB at 384 floats)
 
@@ -122,7 +123,7 @@ class ShardWorker:
         before = self._stats()
         result = audit.batch(0, shard.records)  # seq = place in the shard, mapped below
         tables = batch_tables(run_id, result, self.settings)
-        for name in ("query_results", "hits"):
+        for name in ("query_results", "hits", ABLATION_HITS):
             tables[name] = with_seqs(tables[name], shard.seqs)
         embeddings = audit.new_embeddings()
         assert self.cache is not None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -21,8 +21,9 @@ from auditor.config import AuditSettings
 from auditor.metrics.drift import overlap_at_k, rbo
 from auditor.metrics.ranking import Qrels, evaluate, metrics_for
 from auditor.metrics.registry import format_metric, metric_name
-from auditor.records import LogRecord, QuarantineEntry
+from auditor.records import Hit, LogRecord, QuarantineEntry
 from auditor.replay import Replayed
+from auditor.store import ABLATION_HITS
 from auditor.trace import AnswerTrace, coverage, index_coverage
 
 
@@ -36,6 +37,8 @@ class BatchResult:
     served: dict[str, list[str]]  # query id → served ids at the run's level
     traces: dict[str, AnswerTrace]
     diagnoses: list[Diagnosis]
+    # query id → ablation mode → its ranking (the missed queries'; the run's mode left out)
+    ablations: dict[str, dict[str, list[Hit]]] = field(default_factory=dict)
 
 
 def judgments_for(record: LogRecord, from_file: dict[str, dict[str, int]]) -> dict[str, int]:
@@ -105,6 +108,7 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
     return {
         "query_results": _query_results(run_id, batch),
         "hits": _hits(run_id, batch, settings.kept_hits),
+        ABLATION_HITS: _ablation_hits(run_id, batch, settings.diagnose_k),
         "judgments": _with_run(run_id, pa.table({
             "query_id": [q for q in every_id for _ in batch.judgments.get(q, {})],
             "doc_id": [d for q in every_id for d in batch.judgments.get(q, {})],
@@ -212,6 +216,23 @@ def _query_results(run_id: str, batch: BatchResult) -> pa.Table:
         "cited": [_json(r.cited) for r in records],
         "metadata": [_json(r.metadata or None) for r in records],
     })
+
+
+def _ablation_hits(run_id: str, batch: BatchResult, keep: int) -> pa.Table:
+    """The top ``keep`` of each ablation ranking of the batch's missed queries (the judging
+    queue pools them): few rows, one per hit."""
+    seq = {row.record.query_id: batch.first_seq + i for i, row in enumerate(batch.rows)}
+    rows = [(seq[q], q, mode, hit) for q, modes in batch.ablations.items()
+            for mode, hits in modes.items() for hit in hits[:keep]]
+    return _with_run(run_id, pa.table({
+        "seq": pa.array([s for s, _, _, _ in rows], pa.int64()),
+        "query_id": pa.array([q for _, q, _, _ in rows], pa.string()),
+        "mode": pa.array([m for _, _, m, _ in rows], pa.string()),
+        "rank": pa.array([h.rank for _, _, _, h in rows], pa.int32()),
+        "chunk_id": pa.array([h.chunk_id for _, _, _, h in rows], pa.string()),
+        "doc_id": pa.array([h.doc_id for _, _, _, h in rows], pa.string()),
+        "score": pa.array([h.score for _, _, _, h in rows], pa.float64()),
+    }))
 
 
 def _hits(run_id: str, batch: BatchResult, keep: int) -> pa.Table:

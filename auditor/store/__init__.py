@@ -21,11 +21,13 @@ from auditor.store.gaps import GapStore
 from auditor.store.judgment_lists import JudgmentLists
 from auditor.store.lake import LakeExport
 from auditor.store.prune import HitsPruning, PrunedRun
+from auditor.store.ranked_ablations import ABLATION_HITS
 from auditor.store.read import DEFAULT_MIN_SHARED, Reader, shown_status
 from auditor.store.schema import MIGRATIONS
 from auditor.store.writer import KEYED_TABLES, Pending, RunStatus, Writer, resume_refusal
 
 __all__ = [
+    "ABLATION_HITS",
     "BUSY_ENV",
     "BUSY_TIMEOUT_S",
     "DEFAULT_MIN_SHARED",

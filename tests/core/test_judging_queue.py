@@ -105,3 +105,20 @@ def test_a_queued_pair_names_the_chunks_to_show(store: Store) -> None:
     assert pair_chunks(store, "a", "doc", "q2", "d9") == ["d9#0"]  # silver only
     assert pair_chunks(store, "a", "chunk", "q1", "d1#0") == ["d1#0"]
     assert pair_chunks(store, "a", "doc", "q1", "nowhere") == []
+
+
+def test_ablation_rankings_of_missed_queries_are_pooled(store: Store) -> None:
+    """A pair only the run's dense ablation ranks is queued as ``ablation:dense`` (and
+    disagrees with the run's own list); its chunk is named for the page."""
+    with duckdb.connect(str(store.path)) as con:
+        con.executemany("INSERT INTO ablation_hits VALUES ('a', 0, 'q1', ?, ?, ?, ?, 1.0)",
+                        [["dense", 1, "d1#0", "d1"], ["dense", 2, "d10#3", "d10"],
+                         ["exact", 1, "d11#0", "d11"]])
+    queue = {(row["query_id"], row["id"]): row
+             for row in judging_queue(store, "a", "doc", 10, "qrels", 1).to_pylist()}
+    pooled = queue[("q1", "d10")]
+    assert pooled["modes"] == ["ablation:dense"] and pooled["rank"] == 2
+    assert pooled["disagree"]
+    assert queue[("q1", "d1")]["modes"] == ["ablation:dense", "bm25", "dense"]
+    assert queue[("q1", "d11")]["modes"] == ["ablation:exact"]
+    assert pair_chunks(store, "a", "doc", "q1", "d10") == ["d10#3"]

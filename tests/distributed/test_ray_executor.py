@@ -24,7 +24,7 @@ from tests.integration.test_nightly import big_log, replayed
 
 # every per-query table, every column but run_id
 TABLES = ("query_results", "hits", "judgments", "metrics", "sentences", "support",
-          "scatter", "diagnoses", "passages", "quarantine", "corpus_coverage")
+          "scatter", "diagnoses", "passages", "quarantine", "corpus_coverage", "ablation_hits")
 
 
 def rows(path: Path, run_id: str) -> dict[str, list[tuple]]:
@@ -36,6 +36,8 @@ def rows(path: Path, run_id: str) -> dict[str, list[tuple]]:
                        if c != "run_id"]
             if "query_id" in columns:
                 columns.insert(0, columns.pop(columns.index("query_id")))
+            if table == "ablation_hits":  # raw dense cosines: the last bits follow the batch
+                columns[columns.index("score")] = "round(score, 6)"
             out[table] = con.execute(
                 f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ? ORDER BY ALL",
                 [run_id]).fetchall()

@@ -349,3 +349,19 @@ def test_unreadable_logs_are_one_sentence_exit_2(workdir: Path, tmp_path: Path, 
     done = auditor("run", "--log", str(path), cwd=workdir)
     assert done.returncode == 2 and needle in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_ablation_rankings_of_missed_queries_are_stored(workdir: Path) -> None:
+    """What the judging queue pools: each missed query's other-mode rankings, to diagnose_k,
+    never the run's own mode (that is in ``hits``)."""
+    done = auditor("run", "--json", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    with duckdb.connect(str(workdir / "audit.duckdb"), read_only=True) as con:
+        modes = dict(con.execute("SELECT mode, max(rank) FROM ablation_hits WHERE run_id = ? "
+                                 "GROUP BY mode", [run_id]).fetchall())
+        stray = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT query_id FROM ablation_hits WHERE run_id = $1"
+            " EXCEPT SELECT query_id FROM diagnoses WHERE run_id = $1)", [run_id]).fetchone()
+    assert set(modes) == {"dense"} and max(modes.values()) <= 10  # a bm25 run, diagnose_k 10
+    assert stray == (0,)  # only queries that missed something were ablated

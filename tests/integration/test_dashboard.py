@@ -456,7 +456,7 @@ def old_store_sql() -> list[tuple[str, list]]:
     drop = ["DROP TABLE IF EXISTS verdicts", "DROP TABLE gates", "DROP TABLE comparisons",
             "DROP TABLE judgment_lists", "DROP TABLE judgment_labels", "DROP TABLE rescorings",
             "DROP TABLE rescore_metrics", "DROP TABLE gap_runs", "DROP TABLE gaps",
-            "DROP TABLE gap_members", "DROP TABLE pruned_hits",
+            "DROP TABLE gap_members", "DROP TABLE pruned_hits", "DROP TABLE ablation_hits",
             "DROP TABLE embeddings", "DROP TABLE passages", "ALTER TABLE runs DROP COLUMN manifest",
             "ALTER TABLE runs DROP COLUMN baseline_run_id",
             "ALTER TABLE runs DROP COLUMN gate_status", "ALTER TABLE runs DROP COLUMN owner",

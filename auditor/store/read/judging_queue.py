@@ -2,10 +2,12 @@
 judge yet, pooled and ordered by their expected impact on the metrics the gates use.
 
 Pool. The union of the top ``k`` of every *ranked list* of the run's queries: the run's own
-hits, and the hits of the latest other-mode run of the same log at the same level stored
-next to it (e.g. a ``dense`` run beside a ``bm25`` one), joined by query id; plus the
-query's silver evidence (the best-supporting id of each grounded answer sentence), ranked
-or not. A pair the list judges (any source) is not in the queue.
+hits; the rankings its ablations replayed for the queries it missed (``ablation:bm25``,
+``ablation:dense``, ``ablation:exact``, ``ablation:unfiltered``, stored to ``diagnose_k``);
+and the hits of the latest other-mode run of the same log at the same level stored next to
+it (e.g. a ``dense`` run beside a ``bm25`` one), joined by query id; plus the query's silver
+evidence (the best-supporting id of each grounded answer sentence), ranked or not. A pair
+the list judges (any source) is not in the queue.
 
 Order. ``impact = discount × (1 + gates + silver + disagree)``, highest first (ties: best
 rank, then log order):
@@ -18,7 +20,7 @@ rank, then log order):
   run's value for a ``max_drop`` gate.
 - ``silver`` = 1 when the id is the query's answer evidence.
 - ``disagree`` = 1 when some but not all of the query's pooled lists hold the pair in
-  their top k (e.g. bm25 finds it, dense does not).
+  their top k (e.g. bm25 finds it, dense does not, or only an ablation does).
 """
 
 from __future__ import annotations
@@ -50,10 +52,18 @@ WITH me AS (
     SELECT l.mode, h.run_id, h.seq, h.query_id, h.{column} AS id, min(h.rank) AS best
     FROM lists l JOIN hits h USING (run_id) JOIN asked a USING (query_id)
     GROUP BY ALL
+), ablated AS (  -- the run's ablation rankings of the queries it missed
+    SELECT 'ablation:' || x.mode AS mode, x.query_id, x.{column} AS id, min(x.rank) AS best
+    FROM ablation_hits x JOIN asked a USING (query_id)
+    WHERE x.run_id = $run GROUP BY ALL
 ), ranked AS (
     SELECT mode, query_id, id, row_number() OVER (
         PARTITION BY run_id, seq ORDER BY best) AS rank
     FROM distinct_hits
+    UNION ALL
+    SELECT mode, query_id, id, row_number() OVER (
+        PARTITION BY mode, query_id ORDER BY best, id) AS rank
+    FROM ablated
 ), listed AS (  -- how many lists rank something for each query
     SELECT query_id, count(DISTINCT mode) AS lists FROM ranked GROUP BY query_id
 ), top AS (
@@ -120,6 +130,9 @@ _CHUNKS = """
 SELECT chunk_id FROM (
     SELECT chunk_id, min(rank) AS best FROM hits
     WHERE query_id = $query AND {column} = $id GROUP BY chunk_id
+    UNION ALL
+    SELECT chunk_id, min(rank) FROM ablation_hits
+    WHERE run_id = $run AND query_id = $query AND {column} = $id GROUP BY chunk_id
     UNION ALL
     SELECT best_chunk_id, 1000000 FROM sentences
     WHERE run_id = $run AND query_id = $query AND best_{column} = $id
