@@ -102,9 +102,11 @@ def find_gaps(facts: Sequence[QueryFacts], query_vectors: np.ndarray,
     density = _density(centroids, chunk_vectors)
     terms = class_tfidf_terms([f.text for f in facts], labels, k)
     xy = _map(centroids, seed)
+    by_cluster: list[list[QueryFacts]] = [[] for _ in range(k)]
+    for f, label in zip(facts, labels, strict=True):
+        by_cluster[label].append(f)
     out = []
-    for c in range(k):
-        rows = [f for f, label in zip(facts, labels, strict=True) if label == c]
+    for c, rows in enumerate(by_cluster):
         failing = sum(bool(f.causes) for f in rows)
         causes = Counter(cause for f in rows for cause in f.causes)
         share = failing / len(rows) if rows else 0.0
@@ -165,15 +167,18 @@ def measure_gaps(store: Store, run_id: str, encoder: CachedEncoder | None,
     """Find and store a run's knowledge gaps (or why they were not evaluated). The query
     and chunk vectors come through the embedding cache: a run with dense retrieval has its
     queries cached, and ``index build`` cached every chunk's passage."""
+    if encoder is None:  # nothing to cluster: the run's queries are not even read
+        gaps = Gaps([], {}, 0, seed, not_evaluated="the run has no encoder (bm25 with neither "
+                                                   "trace nor ablations): no vectors to cluster")
+        store.write_gaps(run_id, {"clusters": 0, "chunks": 0, "seed": seed,
+                                  "not_evaluated": gaps.not_evaluated}, [], {})
+        return gaps
     total, rows = store.query_facts(run_id, QUERY_SAMPLE, seed)
     facts = [QueryFacts(q, text, tuple(c for c in causes if c != DRIFT), unsupported)
              for q, text, causes, unsupported in rows]
     sampled = (f"topics found on a seeded sample of {len(facts):,} of the run's {total:,} "
                "queries" if total > len(facts) else None)
-    if encoder is None:
-        gaps = Gaps([], {}, 0, seed, not_evaluated="the run has no encoder (bm25 with neither "
-                                                   "trace nor ablations): no vectors to cluster")
-    elif len(facts) < MIN_QUERIES:
+    if len(facts) < MIN_QUERIES:
         gaps = find_gaps(facts, np.zeros((0, 0)), None, seed)
     else:
         try:

@@ -144,21 +144,7 @@ def bars(df: pd.DataFrame, x: str, y: str, title: str, x_title: str, y_title: st
 
 
 def gap_map(df: pd.DataFrame) -> go.Figure:
-    """Topics on a 2-D map: size = queries, colour = failure share. The hover names a topic
-    by its number (its terms are words from the log: they stay out of figure labels)."""
-    most = max(int(df["queries"].max()), 1)
-    density = df["corpus_density"].fillna(-1)
-    fig = go.Figure(go.Scatter(
-        x=df["x"], y=df["y"], mode="markers+text", text=[f"#{c}" for c in df["cluster"]],
-        textposition="middle center",
-        marker={"size": 14 + 40 * (df["queries"] / most) ** 0.5, "color": df["failure_share"],
-                "colorscale": "OrRd", "cmin": 0, "cmax": 1, "showscale": True,
-                "colorbar": {"title": "failing", "tickformat": ".0%"},
-                "line": {"width": 1, "color": "#334155"}},
-        customdata=list(zip(df["queries"], df["query_share"], density, strict=True)),
-        hovertemplate="topic %{text}: %{customdata[0]} queries (%{customdata[1]:.0%}), "
-                      "failing %{marker.color:.0%}, corpus density %{customdata[2]:.1%}"
-                      "<extra></extra>"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return layout(fig, height=420)
+    """Topics on a 2-D map, as the HTML report draws them (``auditor.report.html.gap_map``)."""
+    from auditor.report.html import gap_map as report_gap_map
+
+    return layout(report_gap_map(df.to_dict("records")), height=420)

@@ -200,16 +200,18 @@ def _flatten(value: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _gaps_figure(report: Report) -> Any:
+    clusters = (report.gaps or {}).get("clusters") or []
+    return _layout(gap_map(clusters), height=420) if clusters else None
+
+
+def gap_map(clusters: list[dict[str, Any]]) -> Any:
     """One bubble per topic on a 2-D map of the query clusters: size = queries, colour =
     failure share; the hover says the corpus density next to the share of queries. Topics
     are named by number: their terms are words from the log, kept out of figure labels
-    (plotly renders some HTML in them); the table below names them."""
+    (plotly renders some HTML in them); tables name them. The dashboard draws the same."""
     import plotly.graph_objects as go
 
-    clusters = (report.gaps or {}).get("clusters") or []
-    if not clusters:
-        return None
-    most = max(c["queries"] for c in clusters)
+    most = max(max(c["queries"] for c in clusters), 1)
     figure = go.Figure(go.Scatter(
         x=[c["x"] for c in clusters], y=[c["y"] for c in clusters], mode="markers+text",
         text=[f"#{c['cluster']}" for c in clusters], textposition="middle center",
@@ -224,4 +226,4 @@ def _gaps_figure(report: Report) -> Any:
                       "<extra></extra>"))
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
-    return _layout(figure, height=420)
+    return figure

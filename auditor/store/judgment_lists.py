@@ -97,10 +97,7 @@ class JudgmentLists(Connection):
             con.execute("INSERT INTO judgment_lists VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [name, version, datetime.now(UTC), origin, note, json.dumps(layout),
                          digest])
-            con.register("incoming", table)
-            con.execute(f"INSERT INTO judgment_labels (list_name, version, {_COLUMNS}) "
-                        f"SELECT ?, ?, {_COLUMNS} FROM incoming", [name, version])
-            con.unregister("incoming")
+            _insert_labels(con, name, version, table)
             con.execute("COMMIT")
         return int(version)
 
@@ -141,10 +138,7 @@ class JudgmentLists(Connection):
                 con.execute(f"INSERT INTO judgment_labels (list_name, version, {_COLUMNS}) "
                             f"SELECT list_name, ?, {_COLUMNS} FROM judgment_labels "
                             "WHERE list_name = ? AND version = ?", [version, name, previous])
-            con.register("incoming", table)
-            con.execute(f"INSERT INTO judgment_labels (list_name, version, {_COLUMNS}) "
-                        f"SELECT ?, ?, {_COLUMNS} FROM incoming", [name, version])
-            con.unregister("incoming")
+            _insert_labels(con, name, version, table)
             con.execute("COMMIT")
         return int(version)
 
@@ -280,3 +274,12 @@ def _served_ids(served: str | None) -> tuple[str, ...]:
     if all(item.get("rank") is not None for item in items):
         items = sorted(items, key=lambda item: item["rank"])
     return tuple(str(item["id"]) for item in items)
+
+
+def _insert_labels(con: Any, name: str, version: int, table: pa.Table) -> None:
+    """``table``'s labels into version ``version`` of list ``name`` (inside the caller's
+    transaction)."""
+    con.register("incoming", table)
+    con.execute(f"INSERT INTO judgment_labels (list_name, version, {_COLUMNS}) "
+                f"SELECT ?, ?, {_COLUMNS} FROM incoming", [name, version])
+    con.unregister("incoming")
