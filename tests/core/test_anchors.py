@@ -1,0 +1,96 @@
+"""Exact anchors: normalisation, names, conflicts and non-conflicts (auditor.anchors)."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.anchors import Conflict, anchors, conflict_matrix, find_conflict, missing_anchors
+
+
+def keys(text: str, kind: str) -> list[str]:
+    return [a.key for a in anchors(text) if a.kind == kind]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the county population was 9,984.", ["9984"]),
+        ("the county population was 9984.", ["9984"]),
+        ("over 1.5 million people", ["1500000"]),
+        ("about 1,500,000 people", ["1500000"]),
+        ("a rise of 12% in sales", ["12%"]),
+        ("a rise of 12 percent in sales", ["12%"]),
+        ("his 3rd album", ["3"]),
+        ("costs 2.50 dollars", ["2.5"]),
+    ],
+)
+def test_numbers_are_normalised(text: str, expected: list[str]) -> None:
+    assert keys(text, "number") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("born on March 3, 1999 in Ohio", ["1999-03-03"]),
+        ("born on 3 March 1999 in Ohio", ["1999-03-03"]),
+        ("born on 1999-03-03 in Ohio", ["1999-03-03"]),
+        ("released in March 1999", ["1999-03"]),
+        ("founded in 1987.", ["1987"]),
+        ("popular in the mid-1980s", ["1980s"]),
+    ],
+)
+def test_dates_are_normalised(text: str, expected: list[str]) -> None:
+    assert keys(text, "date") == expected
+    assert keys(text, "number") == []  # a date's digits are not also a number
+
+
+def test_names_skip_function_words_and_a_lone_first_word() -> None:
+    text = "Founded as a rural village in 1838 on the banks of the Sturt River, Marion grew."
+    assert [a.text for a in anchors(text) if a.kind == "name"] == ["Sturt", "River", "Marion"]
+    lead = "Cooking Light is an American monthly magazine. He met Quincy Jones in March."
+    assert [a.text for a in anchors(lead) if a.kind == "name"] == [
+        "Cooking", "Light", "American", "Quincy", "Jones"]
+
+
+def test_missing_anchors_after_normalisation() -> None:
+    sentence = "On March 3, 1999 the town had 9,984 people and three schools, says Dvořák."
+    passage = "The town had 9984 people on 3 March 1999, wrote dvorak."
+    assert missing_anchors(sentence, passage) == []
+    assert [a.text for a in missing_anchors(sentence, "The town had 9,312 people.")] == [
+        "March 3, 1999", "9,984", "Dvořák"]
+    # a passage's full date holds its year; spelled-out numbers count for digits
+    assert missing_anchors("It opened in 1999 with 3 stages.",
+                           "It opened on 4 May 1999 with three stages.") == []
+
+
+def test_conflicts_need_a_different_value_in_a_comparable_context() -> None:
+    sentence = "As of the 2010 census, the county population was 9,984."
+    other_town = "Elko is a city. As of the 2010 census, the population was 9,312."
+    assert find_conflict(sentence, other_town) == Conflict("number", "9,984", "9,312")
+    # the same value written differently: no conflict
+    assert find_conflict(sentence, "As of the 2010 census, the population was 9984.") is None
+    # a different number in another context: no conflict
+    assert find_conflict(sentence, "The county was founded in 1838 and has 12 schools.") is None
+
+
+def test_date_and_name_conflicts() -> None:
+    assert find_conflict(
+        "Cooking Light is an American magazine founded in 1989.",
+        "Cooking Light is an American monthly food magazine founded in 1987.",
+    ) == Conflict("date", "1989", "1987")
+    assert find_conflict(
+        "Vibe is an American music magazine founded by producer Quincy Smith.",
+        "Vibe is an American music and entertainment magazine founded by producer Quincy Jones.",
+    ) == Conflict("name", "Smith", "Jones")
+    # every anchor present: never a conflict, whatever else the passage says
+    assert find_conflict("Vibe was founded in 1993.",
+                         "Vibe was founded in 1993 and sold in 2006.") is None
+
+
+def test_conflict_matrix_matches_find_conflict() -> None:
+    sentences = ["The county population was 9,984 in 2010.", "No anchors here at all."]
+    passages = ["The county population was 9,312 in 2010.", "The county population was 9,984."]
+    matrix = conflict_matrix(sentences, passages)
+    assert matrix == [[find_conflict(s, p) for p in passages] for s in sentences]
+    assert matrix[0][0] == Conflict("number", "9,984", "9,312")
+    assert matrix[0][1] is None and matrix[1] == [None, None]
