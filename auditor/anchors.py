@@ -12,9 +12,12 @@ are compared exactly, after a simple normalisation:
   decade ("1980s"). A passage's full date also holds its month and year and its year;
 - ``name``: a token with a capital letter ("Schmeichel", "NFL", "OddParents"), compared
   case-folded, accent-free and stemmed. A sentence's first word is a name only when it
-  starts a run of capitalised words ("Cooking Light is ..."): in HotpotQA most sentences
-  open with their subject's name, but a lone first word is as often "Founded" or "Over".
-  Stopwords, months and weekdays are never names.
+  starts a run of capitalised words ("Cooking Light is ..."; not "Additionally, Vibe") or
+  is followed by "is", "was", "has" ... ("Shusett was executive producer."): in
+  HotpotQA most sentences open with their subject's name, but a lone first word is as often
+  "Founded" or "Over". Stopwords, pronouns, discourse adverbs ("However"), months and
+  weekdays are never names;
+- times ("2 pm" == "2:00 PM" == "14:00") are dates too.
 
 On the passage side number words ("three") count as present for the number, so a
 paraphrase that spells a figure out is not rejected.
@@ -72,12 +75,17 @@ _MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\
 _YEAR = r"(?P<year>1\d{3}|20\d{2})"
 _DATE = re.compile(
     r"\b(?:(?P<iso>(?P<iy>1\d{3}|20\d{2})-(?P<im>0?[1-9]|1[0-2])-(?P<id>0?[1-9]|[12]\d|3[01]))"
-    rf"|{_MONTH}\s+(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?(?:,?\s+{_YEAR})?"
+    rf"|{_MONTH}\s+(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?(?:\s*,?\s+{_YEAR})?"
     r"|(?P<day2>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\s+(?:of\s+)?"
-    + _MONTH.replace("month", "month2") + r"(?:,?\s+(?P<year2>1\d{3}|20\d{2}))?"
-    + r"|" + _MONTH.replace("month", "month3") + r",?\s+(?P<year3>1\d{3}|20\d{2})"
+    + _MONTH.replace("month", "month2") + r"(?:\s*,?\s+(?P<year2>1\d{3}|20\d{2}))?"
+    + r"|" + _MONTH.replace("month", "month3") + r"\s*,?\s+(?P<year3>1\d{3}|20\d{2})"
     r"|(?P<decade>1\d{2}0|20[0-9]0)'?s"
     r"|(?P<year4>1\d{3}|20\d{2}))\b(?![,.]\d)",
+    re.I,
+)
+_TIME = re.compile(
+    r"\b(?P<hour>[01]?\d|2[0-3])(?::(?P<minute>[0-5]\d))?\s*(?P<half>[ap])\.?m\b\.?"
+    r"|\b(?P<h24>[01]?\d|2[0-3]):(?P<m24>[0-5]\d)\b",
     re.I,
 )
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "bn": 1e9}
@@ -98,6 +106,26 @@ _WORD_NUMBERS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seve
                       "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10})
 _FULL_DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
 _MONTH_YEAR = re.compile(r"^\d{4}-\d\d$")
+# Capitalised at a sentence's or clause's start without naming anything (bm25s' stopword
+# list is short): pronouns, determiners, discourse adverbs, am/pm.
+_NOT_NAMES_TEXT = (
+    "i he she we you they him her his hers its our ours your their theirs me us them who whom"
+    " whose which what where when why how another other others both each every all some any"
+    " many most several few also additionally moreover furthermore however meanwhile overall"
+    " finally first second third later instead nevertheless nonetheless still thus hence"
+    " therefore notably specifically similarly likewise besides although though while whereas"
+    " since after before during despite according here there yes no one am pm"
+    " mr mrs ms dr sr jr st prof"
+)
+_NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
+# A lone capitalised first word followed by one of these is the sentence's subject, a name
+# ("Shusett was executive producer.", "Poison is an American rock band").
+_SUBJECT_VERBS = frozenset(["is", "was", "are", "were", "has", "had", "'s"])
+# Short forms a passage may spell out: it holds the short form when it holds a long one.
+_ALIASES = {"tv": ("television",), "uk": ("britain", "british", "kingdom"),
+            "us": ("america", "american", "states"), "usa": ("america", "american", "states")}
+_RANGE = re.compile(r"\b(?P<century>1\d|20)(?P<from>\d{2})\s*(?:-|\u2013|\u2014|--|to)\s*"
+                    r"(?P<to>\d{2})\b(?!\d)")
 _TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*", re.U)
 _OPENERS = re.compile(r"^[\s\"'\u201c\u2018(\[*_#>-]*")
 
@@ -121,6 +149,14 @@ def _date_key(match: re.Match[str]) -> str:
     return f"{head}-{month:02d}-{int(day):02d}"
 
 
+def _time_key(match: re.Match[str]) -> str:
+    """"2 pm" == "2:00 PM" == "14:00" (a time is a date anchor: when, not how many)."""
+    if match.group("h24"):
+        return f"T{int(match.group('h24')):02d}:{match.group('m24')}"
+    hour = int(match.group("hour")) % 12 + (12 if match.group("half").lower() == "p" else 0)
+    return f"T{hour:02d}:{match.group('minute') or '00'}"
+
+
 def _number_key(match: re.Match[str]) -> str:
     value = float(match.group("value").replace(",", ""))
     scale = match.group("scale")
@@ -134,14 +170,18 @@ def _number_key(match: re.Match[str]) -> str:
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
-    return frozenset(STOPWORDS_EN) | {"i"}
+    return frozenset(STOPWORDS_EN) | _NOT_NAMES
+
+
+def _fold_text(text: str) -> str:
+    """Case-folded, accent-free, without possessive 's."""
+    plain = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).casefold()
+    return re.sub(r"['\u2019]s\b", "", plain)
 
 
 def _fold(token: str) -> str:
-    """Case-folded, accent-free, without a possessive 's."""
-    plain = unicodedata.normalize("NFKD", token)
-    plain = "".join(c for c in plain if not unicodedata.combining(c)).casefold()
-    return re.sub(r"['\u2019]s$", "", plain)
+    return _fold_text(token)
 
 
 def _name_key(token: str) -> str:
@@ -169,8 +209,12 @@ def _names(text: str, taken: list[tuple[int, int]]) -> list[Anchor]:
                 or folded in _WEEKDAYS or any(c.isdigit() for c in word)):
             continue
         if match.start() == first_at:
-            follower = tokens[i + 1].group() if i + 1 < len(tokens) else ""
-            if not _is_capitalised(follower) or _fold(follower) in stop:
+            follower = tokens[i + 1] if i + 1 < len(tokens) else None
+            if follower is None or text[match.end():follower.start()].strip():
+                continue
+            after = follower.group()
+            named = _is_capitalised(after) and _fold(after) not in stop
+            if not named and after.casefold() not in _SUBJECT_VERBS:
                 continue
         found.append(Anchor("name", _name_key(word), word, match.start(), match.end()))
     return found
@@ -184,7 +228,13 @@ def anchors(text: str) -> list[Anchor]:
     """The numbers, dates and names of ``text`` in order of appearance."""
     found: list[Anchor] = []
     taken: list[tuple[int, int]] = []
+    for match in _TIME.finditer(text):
+        found.append(Anchor("date", _time_key(match), match.group(), match.start(),
+                            match.end()))
+        taken.append(match.span())
     for match in _DATE.finditer(text):
+        if any(a <= match.start() < b for a, b in taken):
+            continue
         found.append(Anchor("date", _date_key(match), match.group(), match.start(),
                             match.end()))
         taken.append(match.span())
@@ -200,9 +250,12 @@ def anchors(text: str) -> list[Anchor]:
     return sorted(found, key=lambda a: a.start)
 
 
-def _passage_keys(passage: str, found: Sequence[Anchor]) -> set[tuple[str, str]]:
-    """Every (kind, key) the passage holds, with a full date's month and year and year,
-    and spelled-out numbers."""
+@lru_cache(maxsize=8192)
+def _held(passage: str) -> tuple[tuple[Anchor, ...], frozenset[tuple[str, str]]]:
+    """A passage's anchors and every (kind, key) it holds (cached: a chunk is compared with
+    many sentences): a full date's month and year and year too, spelled-out numbers, and
+    every word as a name key (a name counts as present in any case)."""
+    found = tuple(anchors(passage))
     keys = {(a.kind, a.key) for a in found}
     for a in found:
         if a.kind == "date" and _FULL_DATE.match(a.key):
@@ -210,23 +263,47 @@ def _passage_keys(passage: str, found: Sequence[Anchor]) -> set[tuple[str, str]]
             keys |= {("date", year), ("date", f"{year}-{month}"), ("date", f"--{month}-{day}")}
         elif a.kind == "date" and _MONTH_YEAR.match(a.key):
             keys.add(("date", a.key[:4]))
-    for match in _TOKEN.finditer(passage):
-        value = _WORD_NUMBERS.get(match.group().casefold())
-        if value is not None:
-            keys.add(("number", str(value)))
-    keys |= {("name", key) for key in _all_word_keys(passage)}
-    return keys
+    folded = _fold_text(passage)
+    words = [m.group() for m in _TOKEN.finditer(folded)]
+    keys |= {("number", str(_WORD_NUMBERS[w])) for w in words if w in _WORD_NUMBERS}
+    keys |= {("name", w) for w in [*words, *content_words(folded)]}
+    keys |= {("name", short) for short, longs in _ALIASES.items()
+             if any(("name", w) in keys for w in longs)}
+    keys |= {("date", m.group("century") + m.group("to")) for m in _RANGE.finditer(passage)}
+    keys |= {("number", key) for kind, key in list(keys) if kind == "date" and key.isdigit()}
+    return found, frozenset(keys)
 
 
-def _all_word_keys(text: str) -> set[str]:
-    """Every token's name key, capitalised or not: a name counts as present in any case."""
-    return {_name_key(m.group()) for m in _TOKEN.finditer(text)}
+def _holds(anchor: Anchor, held: frozenset[tuple[str, str]]) -> bool:
+    """The passage holds the anchor; a rounded figure ("1.5 million", "over 60 million")
+    is held by any figure within one unit of its last digit ("1,580,575")."""
+    if (anchor.kind, anchor.key) in held:
+        return True
+    scale = _NUMBER.fullmatch(anchor.text)
+    if anchor.kind != "number" or scale is None or not scale.group("scale"):
+        return False
+    digits = scale.group("value").replace(",", "")
+    unit = _SCALES[scale.group("scale").lower()] * 10.0 ** -len(digits.partition(".")[2])
+    value = float(anchor.key)
+    return any(kind == "number" and _is_float(key) and 0 <= float(key) - value < unit
+               for kind, key in held)
+
+
+def _is_float(text: str) -> bool:
+    return bool(re.fullmatch(r"\d+(?:\.\d+)?", text))
 
 
 def missing_anchors(sentence: str, passage: str) -> list[Anchor]:
     """The sentence's anchors that the passage does not hold (after normalisation)."""
-    held = _passage_keys(passage, anchors(passage))
-    return [a for a in anchors(sentence) if (a.kind, a.key) not in held]
+    held = _held(passage)[1]
+    return [a for a in anchors(sentence) if not _holds(a, held)]
+
+
+def missing_counts(sentences: Sequence[str], passages: Sequence[str]) -> list[list[int]]:
+    """S×P: how many of each sentence's distinct anchors each passage lacks."""
+    wanted = [list({(a.kind, a.key): a for a in anchors(s)}.values()) for s in sentences]
+    held = [_held(p)[1] for p in passages]
+    return [[sum(not _holds(a, h) for a in found) for h in held] for found in wanted]
 
 
 # conflicts -------------------------------------------------------------------------------
@@ -242,7 +319,7 @@ def _conflict(sentence: str, found: Sequence[Anchor], passage: str,
     ours = {(a.kind, a.key) for a in found}
     best: tuple[int, Conflict] | None = None
     for anchor in found:
-        if (anchor.kind, anchor.key) in held:
+        if _holds(anchor, held):
             continue
         around = _context(sentence, anchor)
         need = min(MIN_SHARED, len(around))
@@ -261,16 +338,15 @@ def find_conflict(sentence: str, passage: str) -> Conflict | None:
     found = anchors(sentence)
     if not found:
         return None
-    theirs = anchors(passage)
-    return _conflict(sentence, found, passage, theirs, _passage_keys(passage, theirs))
+    theirs, held = _held(passage)
+    return _conflict(sentence, found, passage, theirs, held)
 
 
 def conflict_matrix(sentences: Sequence[str], passages: Sequence[str]
                     ) -> list[list[Conflict | None]]:
     """S×P conflicts; each text's anchors are extracted once."""
     found = [anchors(s) for s in sentences]
-    theirs = [anchors(p) for p in passages]
-    held = [_passage_keys(p, a) for p, a in zip(passages, theirs, strict=True)]
+    held = [_held(p) for p in passages]
     return [[_conflict(s, f, p, t, h) if f else None
-             for p, t, h in zip(passages, theirs, held, strict=True)]
+             for p, (t, h) in zip(passages, held, strict=True)]
             for s, f in zip(sentences, found, strict=True)]

@@ -1,7 +1,7 @@
 """How well a passage supports each sentence of an answer (the sentences and their
 content words come from ``auditor.sentences``).
 
-The support score of sentence *s* by passage *p* blends three signals:
+The support score of sentence *s* by passage *p* blends four signals:
 
 - ``dense``: MiniLM cosine of *s* with the best of (a) every window of one or two
   consecutive sentences of *p* and (b) the whole of *p*. Windows keep one matching sentence
@@ -13,16 +13,28 @@ The support score of sentence *s* by passage *p* blends three signals:
 - ``absent``: how many of those content words *p* lacks, as ``log(1 + n)``. Every unmatched
   name, number or verb is a chance for an unsupported detail, so two missing words out of
   twenty weigh more than the share alone says.
+- ``missing``: how many of the sentence's exact anchors (numbers, dates, names; see
+  ``auditor.anchors``) *p* lacks after normalisation, as ``log(1 + n)``.
 
-``score = sigmoid(BLEND_BIAS + BLEND_WEIGHTS · (dense, containment, absent))``: a logistic
-regression fitted on half A of FaithBench's human labels by ``bench/faithbench.py``, read as
-the probability that the sentence is supported. The bench also scores cosine only,
-containment only, the absent count only and a weighted mean of cosine and containment; the
-blend ranked best on half A (ROC-AUC 0.660 against 0.531 for the best cosine and 0.649 for
-containment). On those labels the lexical signals carry almost all the evidence: FaithBench
-pairs every summary with its own source, so cosine is high for supported and unsupported
-sentences alike; ``dense`` keeps a small positive weight. All weights point the same way, so
-for one sentence a passage holding more of its words never scores lower (a test checks it).
+``score = sigmoid(BLEND_BIAS + BLEND_WEIGHTS · (dense, containment, absent, missing))``: a
+logistic regression fitted on half A of FaithBench's human labels by ``bench/faithbench.py``,
+read as the probability that the sentence is supported.
+
+Anchor gate: a passage that lacks one of the sentence's anchors cannot support it, whatever
+its other words: its score is multiplied by ``SUPPORT_THRESHOLD * GATE_MARGIN`` (< 1), so it
+stays under the threshold and keeps its order among the other gated passages (the closest
+evidence is still reported). "The county population was 9,984" is not supported by another
+town's paragraph that shares every other word. Adjacent chunks joined (composite support)
+are one passage here, so an anchor may sit on either side of the join.
+
+The bench also scores cosine only, containment only, the absent count only and a weighted
+mean of cosine and containment; without anchors the blend ranked best on half A (ROC-AUC
+0.660 against 0.531 for the best cosine and 0.649 for containment); with the anchor feature
+and gate it reaches 0.680 on half A. On those labels the lexical signals carry almost all
+the evidence: FaithBench pairs every summary with its own source, so cosine is high for
+supported and unsupported sentences alike; ``dense`` keeps a small positive weight. All
+weights point the same way, so for one sentence a passage holding more of its words (or
+anchors) never scores lower (a test checks it).
 
 Known limit: the score leans on shared words. At the threshold a sentence may miss about
 one content word of the passage (two when it is long or nearly identical), so an
@@ -38,18 +50,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auditor.anchors import missing_counts
 from auditor.embed import Encoder, embedding_key
 from auditor.sentences import content_words, meta_stems, split_sentences
 
-# Fitted on FaithBench half A by bench/faithbench.py. Order: dense, containment, absent.
-BLEND_WEIGHTS = (0.156, 0.191, -0.807)
-BLEND_BIAS = 1.951
-# The threshold that maximises F1 of flagging "unsupported" (score < threshold) on half A
-# (1,434 sentences from 31 articles; Youden's J picks the same value). Held out, on half B
-# (1,827 sentences, 350 unsupported, 30 other articles): ROC-AUC 0.695, precision 0.276,
-# recall 0.743, F1 0.402. Summary level (min over sentences) ROC-AUC 0.601 against HHEM-2.1
-# English's 0.605 on the same 400 summaries. Details: bench/results/faithbench.json.
-SUPPORT_THRESHOLD = 0.7935
+# Fitted on FaithBench half A by bench/faithbench.py. Order: dense, containment, absent,
+# missing anchors (before the anchor gate).
+BLEND_WEIGHTS = (0.225, 0.259, -0.661, -1.693)
+BLEND_BIAS = 1.795
+# The threshold that maximises F1 of flagging "unsupported" (score < threshold, gated passages
+# always flagged) on half A (1,434 sentences from 31 articles). Held out, on half B (1,827
+# sentences, 350 unsupported, 30 other articles): ROC-AUC 0.692 (0.695 before anchors),
+# precision 0.267, recall 0.760, F1 0.395. Summary level (min over sentences) ROC-AUC 0.594
+# against HHEM-2.1 English's 0.605 on the same 400 summaries (0.601 before anchors).
+# Details: bench/results/faithbench.json and bench/README.md.
+SUPPORT_THRESHOLD = 0.8118
+GATE_MARGIN = 0.999  # a gated score stays strictly under the threshold
 PRUNE_KEEP = 1  # passages per sentence scored in full even when they cannot pass
 WINDOWS_PER_CELL = 2  # passage windows embedded per (sentence, passage) scored in full
 
@@ -79,6 +95,7 @@ class SupportSignals:
     passage: np.ndarray  # cosine with the whole passage
     containment: np.ndarray  # share of the sentence's content words in the passage
     absent: np.ndarray  # number of the sentence's content words absent from the passage
+    missing: np.ndarray | None = None  # the sentence's anchors the passage lacks (None: 0)
 
     @property
     def dense(self) -> np.ndarray:
@@ -89,17 +106,23 @@ def blend(
     signals: SupportSignals,
     weights: Sequence[float] = BLEND_WEIGHTS,
     bias: float = BLEND_BIAS,
+    threshold: float | None = SUPPORT_THRESHOLD,
 ) -> np.ndarray:
-    """The shipped combination of the signals (see the module docstring), in [0, 1]. A
+    """The shipped combination of the signals (see the module docstring), in [0, 1], gated
+    by the anchors against ``threshold`` (None: not gated, for the calibration bench). A
     sentence without content words scores 0 (no words, no evidence): it would otherwise
     count as fully contained in any passage."""
+    missing = np.zeros_like(signals.absent) if signals.missing is None else signals.missing
     logit = (
         bias
         + weights[0] * signals.dense
         + weights[1] * signals.containment
         + weights[2] * np.log1p(signals.absent)
+        + (weights[3] if len(weights) > 3 else 0.0) * np.log1p(missing)
     )
-    score = 1.0 / (1.0 + np.exp(-logit))
+    score = 1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64)))
+    if threshold is not None:
+        score = np.where(missing > 0, score * threshold * GATE_MARGIN, score)
     wordless = (signals.containment == 0) & (signals.absent == 0)
     return np.where(wordless, 0.0, score).astype(np.float32)
 
@@ -144,8 +167,8 @@ class SupportScorer:
             has = np.flatnonzero(sizes)
             starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))[has]
             window[:, has] = np.maximum.reduceat(w_cos, starts, axis=1)
-        containment, absent = _lexical(sentences, passages)
-        return SupportSignals(window, passage, containment, absent)
+        containment, absent, missing = _lexical(sentences, passages)
+        return SupportSignals(window, passage, containment, absent, missing)
 
     def score_matrix(self, sentences: Sequence[str], passages: Sequence[str]) -> np.ndarray:
         """S×P support scores in [0, 1]; compare with :data:`SUPPORT_THRESHOLD`."""
@@ -196,6 +219,7 @@ class PrunedPlan:
     used: list[str]  # passages with a cell scored in full
     containment: np.ndarray
     absent: np.ndarray
+    missing: np.ndarray
     lexical: np.ndarray  # every cell's lexical-only score
 
     def texts(self) -> list[str]:
@@ -213,7 +237,7 @@ class PrunedPlan:
             dense[at] = min(max(best, 0.0), 1.0)
         rows, cols = self.cells[:, 0], self.cells[:, 1]
         full = blend(SupportSignals(dense, dense, self.containment[rows, cols],
-                                    self.absent[rows, cols]))
+                                    self.absent[rows, cols], self.missing[rows, cols]))
         scores = self.lexical.copy()
         scores[rows, cols] = full
         return scores
@@ -225,16 +249,16 @@ def plan_pruned(sentences: Sequence[str], passages: Sequence[str],
     empty = np.zeros((len(sentences), len(passages)), dtype=np.float32)
     if not sentences or not passages:
         return PrunedPlan(sentences, passages, np.zeros((0, 2), dtype=np.int64), [], [],
-                          empty, empty, empty)
-    containment, absent = _lexical(sentences, passages)
+                          empty, empty, empty, empty)
+    containment, absent, missing = _lexical(sentences, passages)
     ones, zeros = np.ones_like(containment), np.zeros_like(containment)
-    upper = blend(SupportSignals(ones, ones, containment, absent))
+    upper = blend(SupportSignals(ones, ones, containment, absent, missing))
     useful = upper >= SUPPORT_THRESHOLD
     if keep_best:
         order = np.argsort(-upper, axis=1, kind="stable")[:, :keep_best]
         np.put_along_axis(useful, order, True, axis=1)
     useful &= (containment > 0) | (absent > 0)  # wordless sentences stay at 0
-    lexical = blend(SupportSignals(zeros, zeros, containment, absent))
+    lexical = blend(SupportSignals(zeros, zeros, containment, absent, missing))
     cells = np.argwhere(useful)
     words = [set(content_words(text)) for text in sentences]
     windows: dict[int, list[tuple[str, set[str]]]] = {}
@@ -245,13 +269,16 @@ def plan_pruned(sentences: Sequence[str], passages: Sequence[str],
         ranked = sorted(windows[col], key=lambda item: -len(item[1] & words[row]))
         chosen.append([text for text, _ in ranked[:WINDOWS_PER_CELL]])
     used = [passages[col] for col in windows]
-    return PrunedPlan(sentences, passages, cells, chosen, used, containment, absent, lexical)
+    return PrunedPlan(sentences, passages, cells, chosen, used, containment, absent, missing,
+                      lexical)
 
 
-def _lexical(sentences: Sequence[str], passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _lexical(sentences: Sequence[str], passages: Sequence[str]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Containment share and absent count of each sentence's distinct content words in
-    each passage (share 0 for a sentence without content words: no words, no evidence).
-    Matrices span only the sentences' vocabulary, so a large passage set stays cheap."""
+    each passage (share 0 for a sentence without content words: no words, no evidence),
+    and the count of its anchors each passage lacks. Matrices span only the sentences'
+    vocabulary, so a large passage set stays cheap."""
     words = [set(content_words(s)) - meta_stems() for s in sentences]
     vocab = {w: i for i, w in enumerate(sorted(set().union(*words)))}
     member = np.zeros((len(sentences), len(vocab)), dtype=np.float32)
@@ -263,7 +290,9 @@ def _lexical(sentences: Sequence[str], passages: Sequence[str]) -> tuple[np.ndar
     matched = member @ present.T
     sizes = member.sum(axis=1, keepdims=True)
     share = np.divide(matched, sizes, out=np.zeros_like(matched), where=sizes > 0)
-    return np.clip(share, 0.0, 1.0), np.maximum(sizes - matched, 0.0)
+    missing = np.array(missing_counts(sentences, passages), dtype=np.float32).reshape(
+        len(sentences), len(passages))
+    return np.clip(share, 0.0, 1.0), np.maximum(sizes - matched, 0.0), missing
 
 
 def supported(score: float) -> bool:

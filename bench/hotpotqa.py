@@ -43,12 +43,13 @@ sys.path.insert(0, str(REPO))
 
 from beir import open_index  # noqa: E402  (bench/beir.py: the shared index cache)
 
+from auditor.anchors import missing_anchors  # noqa: E402
 from auditor.audit import run_audit  # noqa: E402
 from auditor.cases import QueryCase, Ranking, Thresholds  # noqa: E402
 from auditor.config import AuditSettings  # noqa: E402
 from auditor.corpus_reader import read_corpus  # noqa: E402
 from auditor.diagnose import RULE_FUNCTIONS, Facts  # noqa: E402
-from auditor.sentences import content_words  # noqa: E402
+from auditor.sentences import TOKEN, content_words  # noqa: E402
 from auditor.store import Store  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -56,6 +57,7 @@ KS = [1, 2, 5, 10]
 DEPTH = 100
 TARGET = 0.90  # share of questions whose evidence scatter must be >= 2
 EXAMPLES = 8  # examples kept per failure kind
+LACKING_TARGET = 5  # foreign support pairs lacking a number or name (issue 15)
 
 
 class BenchError(Exception):
@@ -305,11 +307,17 @@ def explain_failures(failed: list[str], question: dict[str, dict[str, Any]],
 
 def foreign_support(traced: list[dict[str, Any]], texts: dict[str, str]) -> dict[str, Any]:
     """Support of a fact sentence by a paragraph it was not taken from: which of the
-    sentence's content words that paragraph lacks (a number, another word, or none)."""
+    sentence's content words that paragraph lacks (a number, a name: a word the sentence
+    writes capitalised, another word, or none) and, separately, which of its exact anchors
+    (``auditor.anchors``: numbers, dates, names after normalisation). The issue's target
+    counts pairs lacking a number or a name."""
     kinds: Counter = Counter()
+    anchor_kinds: Counter = Counter()
     examples: dict[str, list[dict[str, Any]]] = {}
     sentences = set()
     for s in traced:
+        capitalised = {w for token in TOKEN.findall(s["text"]) if token[:1].isupper()
+                       for w in content_words(token)}
         for doc, value in sorted(s["docs"].items()):
             if doc in s["titles"]:
                 continue
@@ -317,13 +325,21 @@ def foreign_support(traced: list[dict[str, Any]], texts: dict[str, str]) -> dict
             absent = sorted(set(content_words(s["text"])) - set(content_words(texts[doc])))
             kind = ("all_words_present" if not absent else
                     "lacks_a_number" if any(c.isdigit() for w in absent for c in w) else
-                    "lacks_a_word")
+                    "lacks_a_name" if capitalised & set(absent) else "lacks_another_word")
             kinds[kind] += 1
+            lacking = missing_anchors(s["text"], texts[doc])
+            anchor_kinds["lacks_an_anchor" if lacking else "holds_every_anchor"] += 1
             if len(examples.setdefault(kind, [])) < EXAMPLES:
                 examples[kind].append({"sentence": s["text"], "from": s["titles"], "doc": doc,
-                                       "score": round(value, 4), "absent": absent})
+                                       "score": round(value, 4), "absent": absent,
+                                       "anchors_lacking": [a.text for a in lacking]})
+    lacking_number_or_name = kinds["lacks_a_number"] + kinds["lacks_a_name"]
     return {"pairs": sum(kinds.values()), "sentences": len(sentences),
-            "kinds": dict(kinds.most_common()), "examples": examples}
+            "kinds": dict(kinds.most_common()), "anchors": dict(anchor_kinds.most_common()),
+            "lacking_number_or_name": lacking_number_or_name,
+            "target_lacking": LACKING_TARGET,
+            "target_lacking_met": lacking_number_or_name <= LACKING_TARGET,
+            "examples": examples}
 
 
 # output -----------------------------------------------------------------------------------
@@ -366,6 +382,10 @@ def print_table(result: dict[str, Any]) -> None:
     table.add_row("support by a paragraph the sentence is not from (pairs)",
                   f"{foreign['pairs']} over {foreign['sentences']} sentences: "
                   + ", ".join(f"{k} {v}" for k, v in foreign["kinds"].items()), "")
+    table.add_row("  of which lack a number or a name (content words)",
+                  str(foreign["lacking_number_or_name"]), f"<= {LACKING_TARGET}")
+    table.add_row("  of which lack an exact anchor (auditor.anchors)",
+                  str(foreign["anchors"].get("lacks_an_anchor", 0)), "")
     kinds = a["failures"]["kinds"]
     table.add_row("why evidence scatter < 2",
                   ", ".join(f"{k}: {v}" for k, v in kinds.items()) or "-", "")

@@ -37,6 +37,9 @@ def test_numbers_are_normalised(text: str, expected: list[str]) -> None:
         ("released in March 1999", ["1999-03"]),
         ("founded in 1987.", ["1987"]),
         ("popular in the mid-1980s", ["1980s"]),
+        ("born July 22 , 1947 in Ohio", ["1947-07-22"]),
+        ("a crash at 2:00 PM", ["T14:00"]),
+        ("a crash at 14:00", ["T14:00"]),
     ],
 )
 def test_dates_are_normalised(text: str, expected: list[str]) -> None:
@@ -50,6 +53,8 @@ def test_names_skip_function_words_and_a_lone_first_word() -> None:
     lead = "Cooking Light is an American monthly magazine. He met Quincy Jones in March."
     assert [a.text for a in anchors(lead) if a.kind == "name"] == [
         "Cooking", "Light", "American", "Quincy", "Jones"]
+    subject = "Shusett was executive producer. However, Vibe grew. Additionally it fell."
+    assert [a.text for a in anchors(subject) if a.kind == "name"] == ["Shusett", "Vibe"]
 
 
 def test_missing_anchors_after_normalisation() -> None:
@@ -61,6 +66,11 @@ def test_missing_anchors_after_normalisation() -> None:
     # a passage's full date holds its year; spelled-out numbers count for digits
     assert missing_anchors("It opened in 1999 with 3 stages.",
                            "It opened on 4 May 1999 with three stages.") == []
+    # a rounded figure, a year range's end, a spelled-out short form
+    assert missing_anchors("It spent over 1.5 million in the UK from 2007-2011.",
+                           "It spent 1,580,575 in Britain ( 2007 -- 11 ).") == []
+    assert [a.text for a in missing_anchors("It spent 1.5 million.", "It spent 1,680,575.")] == [
+        "1.5 million"]
 
 
 def test_conflicts_need_a_different_value_in_a_comparable_context() -> None:

@@ -201,6 +201,10 @@ def test_containment_and_absent_count_content_words() -> None:
 
 def test_score_rises_with_every_matched_word() -> None:
     """For one sentence, a passage holding more of its words never scores lower."""
+    lacking = evidence.SupportSignals(*(np.full((3, 1), v, dtype=np.float32)
+                                        for v in (0.6, 0.5, 0.9, 1.0)),
+                                      missing=np.array([[2.0], [1.0], [0.0]], np.float32))
+    assert (np.diff(evidence.blend(lacking)[:, 0]) > 0).all()  # fewer anchors lacking
     for size in range(1, 30):
         matched = np.arange(size + 1, dtype=np.float32)[:, None]
         signals = evidence.SupportSignals(
@@ -210,6 +214,40 @@ def test_score_rises_with_every_matched_word() -> None:
             absent=size - matched,
         )
         assert (np.diff(evidence.blend(signals)[:, 0]) > 0).all()
+
+
+def test_a_passage_lacking_an_anchor_cannot_support() -> None:
+    """The anchor gate: a passage holding every word but the sentence's number, date or name
+    scores under the threshold, below the passage that holds it, and keeps its order."""
+    scorer = SupportScorer(HashEncoder())
+    sentence = "As of the 2010 census, the county population was 9,984."
+    right = "As of the 2010 census, the county population was 9984."
+    wrong = "As of the 2010 census, the county population was 9,312."
+    other = "As of the 2000 census, the county population was 9,312."
+    scores = scorer.score_matrix([sentence], [right, wrong, other])[0]
+    assert supported(float(scores[0]))
+    assert not supported(float(scores[1])) and not supported(float(scores[2]))
+    assert scores[0] > scores[1] > scores[2]
+    pruned = SupportScorer(HashEncoder()).score_pruned([sentence], [right, wrong, other])[0]
+    assert (pruned >= SUPPORT_THRESHOLD).tolist() == (scores >= SUPPORT_THRESHOLD).tolist()
+    signals = scorer.signals([sentence], [right, wrong, other])
+    assert signals.missing is not None and signals.missing[0].tolist() == [0, 1, 2]
+    # even a perfect lexical and dense match stays under the threshold when gated
+    ones = np.ones((1, 1), dtype=np.float32)
+    gated = evidence.SupportSignals(ones, ones, ones, ones * 0, missing=ones)
+    assert float(evidence.blend(gated)[0, 0]) < SUPPORT_THRESHOLD
+
+
+def test_composite_support_counts_anchors_across_the_join() -> None:
+    scorer = SupportScorer(HashEncoder())
+    chunks = ["The Harbour Bridge in Sydney opened to traffic in 1932.",
+              "It carries 160,000 vehicles each day across the harbour.",
+              "Goldfish swim slowly in a glass bowl on the kitchen table."]
+    claim = "The Harbour Bridge opened in 1932 and carries 160,000 vehicles each day."
+    result = composite_support(scorer, claim, chunks)
+    assert result.composite and result.chunks == (0, 1) and supported(result.score)
+    wrong = "The Harbour Bridge opened in 1932 and carries 180,000 vehicles each day."
+    assert not supported(composite_support(scorer, wrong, chunks).score)
 
 
 def test_scores_are_deterministic() -> None:
