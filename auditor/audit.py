@@ -7,6 +7,7 @@ self-retrievability) runs once at the end, from what the store holds.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 from collections.abc import Callable, Iterable, Iterator
@@ -298,56 +299,59 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
     reason: str | None = None
     sample: Sample | None = None
     pending, written = Pending(), counts
-    try:
-        quarantined: list[QuarantineEntry] = []
-        stored = store.quarantined_lines(run_id) if resume else set()
-        sample, items = log_items(settings, load)  # sample None: the whole log
-        records = _accepted(items, quarantined, stored)
-        if executor is not None:  # it stores every batch; the run-level work stays here
-            executor(audit, run_id, records, counts, quarantined, progress)
-            records = iter(())
-        for batch in batched(itertools.islice(records, done, None), settings.batch_size):
-            result = audit.batch(counts.replayed, batch)
-            tables = batch_tables(run_id, result, settings)
-            tables["quarantine"] = quarantine_table(run_id, quarantined)
-            tables["embeddings"] = audit.new_embeddings()
-            after = _with_cache(counts.after(result), audit)
-            pending.add(tables)
-            counts = after
-            quarantined.clear()
-            # New vectors are written at once, so the next batch finds them in the store
-            if pending.due() or pending.has("embeddings"):
-                written = _flush(audit, pending, run_id, counts)
-            if progress:
-                progress(len(result.rows))
-        pending.add({"quarantine": quarantine_table(run_id, quarantined)})
-        written = _flush(audit, pending, run_id, counts)
-        counts.corpus = _corpus(audit, run_id, counts)
-        counts = _with_cache(counts, audit)  # the audit's lookups, not the gaps view's
-        if not audit.fault:
-            measure_gaps(store, run_id, audit.encoder, audit.backend, settings.seed)
-        store.append({"embeddings": audit.new_embeddings()})
-        status, reason = final_status(counts, audit.replayer.abort_reason or (
-            f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),
-            load)
-    except KeyboardInterrupt:
-        # Whole batches gathered since the last flush are kept: Ctrl-C costs no finished work
-        if pending.tables and counts.replayed > written.replayed:
+    with contextlib.ExitStack() as end:  # the run's end holds one connection
+        try:
+            quarantined: list[QuarantineEntry] = []
+            stored = store.quarantined_lines(run_id) if resume else set()
+            sample, items = log_items(settings, load)  # sample None: the whole log
+            records = _accepted(items, quarantined, stored)
+            if executor is not None:  # it stores every batch; the run-level work stays here
+                executor(audit, run_id, records, counts, quarantined, progress)
+                records = iter(())
+            for batch in batched(itertools.islice(records, done, None), settings.batch_size):
+                result = audit.batch(counts.replayed, batch)
+                tables = batch_tables(run_id, result, settings)
+                tables["quarantine"] = quarantine_table(run_id, quarantined)
+                tables["embeddings"] = audit.new_embeddings()
+                after = _with_cache(counts.after(result), audit)
+                pending.add(tables)
+                counts = after
+                quarantined.clear()
+                # New vectors are written at once, so the next batch finds them in the store
+                if pending.due() or pending.has("embeddings"):
+                    written = _flush(audit, pending, run_id, counts)
+                if progress:
+                    progress(len(result.rows))
+            pending.add({"quarantine": quarantine_table(run_id, quarantined)})
             written = _flush(audit, pending, run_id, counts)
-        counts, status, reason = written, "partial", "interrupted"
-        raise
-    except BaseException as exc:
-        counts = written  # the batches still pending are not stored: resume redoes them
-        status, reason = ("partial" if counts.replayed else "failed"), f"stopped by error: {exc}"
-        raise
-    finally:
-        counts.read, counts.accepted = load.read, load.accepted
-        counts.quarantined, counts.blank = load.quarantined, load.blank
-        counts.skipped = load.skipped
-        store.finish_run(run_id, status, reason, asdict(counts))
-        store.set_manifest(run_id, manifest(
-            settings, store, run_id, counts, thresholds=audit.thresholds,
-            model_id=audit.encoder.model_id if audit.encoder else None, sample=sample))
+            end.enter_context(store.held())
+            counts.corpus = _corpus(audit, run_id, counts)
+            counts = _with_cache(counts, audit)  # the audit's lookups, not the gaps view's
+            if not audit.fault:
+                measure_gaps(store, run_id, audit.encoder, audit.backend, settings.seed)
+            store.append({"embeddings": audit.new_embeddings()})
+            status, reason = final_status(counts, audit.replayer.abort_reason or (
+                f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),
+                load)
+        except KeyboardInterrupt:
+            # Whole batches gathered since the last flush are kept: Ctrl-C costs no finished work
+            if pending.tables and counts.replayed > written.replayed:
+                written = _flush(audit, pending, run_id, counts)
+            counts, status, reason = written, "partial", "interrupted"
+            raise
+        except BaseException as exc:
+            counts = written  # the batches still pending are not stored: resume redoes them
+            status = "partial" if counts.replayed else "failed"
+            reason = f"stopped by error: {exc}"
+            raise
+        finally:
+            counts.read, counts.accepted = load.read, load.accepted
+            counts.quarantined, counts.blank = load.quarantined, load.blank
+            counts.skipped = load.skipped
+            store.finish_run(run_id, status, reason, asdict(counts))
+            store.set_manifest(run_id, manifest(
+                settings, store, run_id, counts, thresholds=audit.thresholds,
+                model_id=audit.encoder.model_id if audit.encoder else None, sample=sample))
     return run_id, status
 
 

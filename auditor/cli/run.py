@@ -149,9 +149,10 @@ def run(
         )
     results = Store(settings.store)
     run_id = audit(settings, resume)
-    verdict = publish_verdict(results, run_id, settings, quiet=as_json)
-    print_run(results, run_id, as_json, verdict, verbose=verbose, k=settings.diagnose_k,
-              flags=flags(store, config))
+    with results.held():  # some 30 short reads and writes: one connection, not one each
+        verdict = publish_verdict(results, run_id, settings, quiet=as_json)
+        print_run(results, run_id, as_json, verdict, verbose=verbose, k=settings.diagnose_k,
+                  flags=flags(store, config))
     raise typer.Exit(verdict.exit_code)
 
 

@@ -99,6 +99,28 @@ def test_reader_does_not_block_on_a_closed_writer_and_missing_store_is_clear(
         assert second.execute("SELECT count(*) FROM runs").fetchone() == (1,)
 
 
+def test_a_held_store_serves_every_call_from_one_open_file(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """Inside ``held`` no call opens the file again (another Store on the same path
+    included); what was written is there after it, and the file is free again."""
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    _create(store, "r1")
+    with store.held():
+        opened: list[bool] = []
+        monkeypatch.setattr(Store, "_open", lambda self, read_only: opened.append(read_only))
+        with store.held():  # an inner hold changes nothing
+            store.finish_run("r1", "complete", None, {"replayed": 3})
+        assert Store(tmp_path / "." / "s.duckdb").run("r1")["status"] == "complete"
+        with store.connect(read_only=True) as first, store.connect() as second:
+            assert first.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+            assert second.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+        assert opened == []
+        monkeypatch.undo()
+    assert duckdb.connect(str(path), read_only=True).execute(
+        "SELECT counts FROM runs").fetchone() == ('{"replayed": 3}',)
+
+
 def test_busy_store_gives_a_clear_error(tmp_path: Path) -> None:
     """Another process holding the file read-write: a sentence, not a crash."""
     import subprocess
