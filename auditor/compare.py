@@ -119,7 +119,8 @@ def compare_runs(
         regressed=read.regressed, improved=read.improved,
         regressed_total=read.regressed_total, improved_total=read.improved_total,
         new_causes=read.new.listed, resolved_causes=read.resolved.listed,
-        cause_counts=read.cause_counts, drift=_drift(read, k),
+        cause_counts=read.cause_counts, drift=_drift(read, k, store.hits_pruned(
+            baseline_run_id) or store.hits_pruned(run_id)),
         new_causes_total=read.new.total, resolved_causes_total=read.resolved.total,
         new_cause_counts=read.new.per_cause, resolved_cause_counts=read.resolved.per_cause,
         sampled=_sampled(store, runs, names),
@@ -174,8 +175,14 @@ def _metric_deltas(
 
 
 # drift -----------------------------------------------------------------------------------
-def _drift(read: PairedReads, k: int) -> dict[str, Any]:
-    """Overlap@k and RBO of the two runs' top-k distinct documents, per shared query."""
+def _drift(read: PairedReads, k: int, pruned: bool = False) -> dict[str, Any]:
+    """Overlap@k and RBO of the two runs' top-k distinct documents, per shared query; not
+    evaluated when ``auditor prune`` dropped either run's hits (no lists to compare, which
+    is not "every list changed")."""
+    if pruned:
+        return {"k": k, "n": 0, "overlap": None, "rbo": None, "changed": 0, "worst": [],
+                "not_evaluated": "a run's hits were pruned (auditor prune --keep-hits-days): "
+                                 "its result lists are gone"}
     lists, common = read.lists, read.common
     overlap, rbo = overlap_and_rbo(
         np.asarray(lists["na"]), np.asarray(lists["nb"]), np.asarray(common["qi"]),

@@ -223,6 +223,8 @@ def print_comparison(comparison: Comparison) -> None:
             out.print(f"{label} causes ({total} query-cause pairs): "
                       + ", ".join(f"{c['cause']} ({c['queries']})" for c in counts))
     drift = comparison.drift
-    if drift.get("n"):
+    if drift.get("not_evaluated"):
+        out.print(f"result lists: not evaluated, {escape(drift['not_evaluated'])}")
+    elif drift.get("n"):
         out.print(f"result lists: overlap@{drift['k']} {fixed(drift['overlap'])}, RBO "
                   f"{fixed(drift['rbo'])}, {drift['changed']} of {drift['n']} changed")

@@ -98,6 +98,9 @@ def query_changes(rows: list, total: int, title: str, key: str, run_id: str) -> 
 def drift(result: Comparison) -> None:
     d = result.drift
     st.subheader("Drift of the result lists")
+    if d.get("not_evaluated"):
+        st.info(f"Not evaluated: {d['not_evaluated']}.")
+        return
     cols = st.columns(4)
     cols[0].metric(f"overlap@{d['k']}", widgets.number(d.get("overlap")), border=True)
     cols[1].metric("RBO", widgets.number(d.get("rbo")), border=True)

@@ -16,6 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from auditor.audit import run_audit
+from auditor.compare import compare_runs
 from auditor.config import load_settings
 from auditor.errors import ConfigError
 from auditor.store import Store
@@ -89,6 +90,22 @@ def test_pruned_run_pages_open_and_say_hits_pruned(pruned, nightly_store, monkey
     for fmt in ("md", "html", "json"):
         report = auditor("report", old, "--format", fmt, store=copy)
         assert report.returncode == 0, (fmt, report.stderr)
+
+
+def test_drift_against_a_pruned_run_is_not_evaluated(pruned, nightly_store):
+    """No lists to compare is not "every list changed": overlap and RBO are not evaluated,
+    while the metrics are still compared."""
+    copy, _, _ = pruned
+    compared = auditor("compare", nightly_store.baseline_run_id, nightly_store.run_id,
+                       store=copy)
+    assert compared.returncode == 0, compared.stderr
+    assert "result lists: not evaluated" in compared.stdout
+    whole = auditor("compare", nightly_store.baseline_run_id, nightly_store.run_id,
+                    store=nightly_store.path)
+    assert "result lists: overlap@" in whole.stdout
+    drift = compare_runs(Store(copy), nightly_store.baseline_run_id, nightly_store.run_id,
+                         resamples=200).drift
+    assert drift["n"] == 0 and drift["overlap"] is None and "pruned" in drift["not_evaluated"]
 
 
 def test_prune_without_a_store_is_one_sentence(tmp_path):
