@@ -12,6 +12,7 @@ depth is null.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any, Literal, get_args
 
 from auditor.config import AuditSettings
@@ -137,14 +138,18 @@ class Diagnosis:
 
 
 # rankings at the case's level ----------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ranking:
-    """A hit list at one level: ids in rank order, each with its rank, best score and chunk."""
+    """A hit list at one level: ids in rank order, each with its rank, best score and chunk.
+
+    ``score`` and ``chunk`` are built on first use: most cases never read them (only a few
+    rules and the ablations do), and building them for every case was a third of the cost
+    of a diagnosis (bench/scale.py)."""
 
     ids: list[str]
     ranks: dict[str, int]
-    score: dict[str, float]
-    chunk: dict[str, str]
+    hits: list[Hit] = field(repr=False)
+    keys: list[str] = field(repr=False)  # each hit's id at the level, in rank order
 
     @classmethod
     def of(cls, hits: list[Hit], level: str) -> Ranking:
@@ -153,10 +158,19 @@ class Ranking:
         keys = [hit.doc_id for hit in hits] if level == "doc" else \
             [hit.chunk_id for hit in hits]
         ids = list(dict.fromkeys(keys))
-        best = dict(zip(reversed(keys), reversed(hits), strict=True))  # the first one wins
-        return cls(ids, dict(zip(ids, range(1, len(ids) + 1), strict=True)),
-                   {item: best[item].score for item in ids},
-                   {item: best[item].chunk_id for item in ids})
+        return cls(ids, dict(zip(ids, range(1, len(ids) + 1), strict=True)), hits, keys)
+
+    @cached_property
+    def _best(self) -> dict[str, Hit]:
+        return dict(zip(reversed(self.keys), reversed(self.hits), strict=True))  # first wins
+
+    @cached_property
+    def score(self) -> dict[str, float]:
+        return {item: self._best[item].score for item in self.ids}
+
+    @cached_property
+    def chunk(self) -> dict[str, str]:
+        return {item: self._best[item].chunk_id for item in self.ids}
 
     def rank(self, item: str) -> int | None:
         return self.ranks.get(item)

@@ -18,10 +18,10 @@ import pyarrow as pa
 
 from auditor.cases import Diagnosis
 from auditor.config import AuditSettings
-from auditor.metrics.drift import overlap_at_k, rbo
+from auditor.metrics.drift import drift_many, overlap_at_k, rbo
 from auditor.metrics.ranking import Qrels, evaluate, metrics_for
 from auditor.metrics.registry import format_metric, metric_name
-from auditor.records import Hit, LogRecord, QuarantineEntry
+from auditor.records import Hit, LogRecord, QuarantineEntry, ServedItem
 from auditor.replay import Replayed
 from auditor.store import ABLATION_HITS
 from auditor.trace import AnswerTrace, coverage, index_coverage
@@ -66,13 +66,15 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
     every_id = [row.record.query_id for row in batch.rows]
     blocks: list[pa.Table] = []
     ranked = {q: ranked_ids(row, settings.level) for q, row in zip(query_ids, rows, strict=True)}
-    replay_values = _ranking(rows, batch.judgments, settings, ranked, collapse=False)
+    hit_q, hit_ids = _flat(query_ids, ranked)
+    replay_values = _ranking(query_ids, hit_q, hit_ids, batch.judgments, settings,
+                             collapse=False)
     _extend(blocks, query_ids, replay_values)
     served_rows = {q: ids for q, ids in batch.served.items() if ids}
     if served_rows:
         served_queries = [q for q in query_ids if q in served_rows]
-        served_values = _ranking([r for r in rows if r.record.query_id in served_rows],
-                                 batch.judgments, settings, served_rows, only="recall")
+        served_values = _ranking(served_queries, *_flat(served_queries, served_rows),
+                                 batch.judgments, settings, only="recall")
         position = np.fromiter((i for i, q in enumerate(query_ids) if q in served_rows),
                                np.int64, len(served_queries))
         for k in settings.k:
@@ -80,6 +82,7 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
             delta = replay_values[metric_name("recall", k)][position] - served
             _extend(blocks, served_queries, {metric_name("served_recall", k): served,
                                              metric_name("recall_delta", k): delta})
+    drift = _drift(query_ids, ranked, hit_ids, served_rows, settings.k)
     metric_rows: list[tuple[str, str, float | None]] = []
     overlap = {k: metric_name("overlap", k) for k in settings.k}
     scatter_judged, rank_biased = metric_name("scatter_judged"), metric_name("rbo")
@@ -88,12 +91,11 @@ def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> di
         relevant = sum(grade >= 1 for grade in batch.judgments.get(query_id, {}).values())
         if relevant:  # with judgments, scatter is the relevant documents the answer needs
             metric_rows.append((query_id, scatter_judged, float(relevant)))
-        served = batch.served.get(query_id)
-        if served:
-            replayed = ranked[query_id]
-            for k in settings.k:
-                metric_rows.append((query_id, overlap[k], overlap_at_k(served, replayed, k)))
-            metric_rows.append((query_id, rank_biased, rbo(served, replayed)))
+        if query_id in drift:
+            *overlaps, rank_biased_overlap = drift[query_id]
+            metric_rows.extend((query_id, overlap[k], value)
+                               for k, value in zip(settings.k, overlaps, strict=True))
+            metric_rows.append((query_id, rank_biased, rank_biased_overlap))
         trace = batch.traces.get(query_id)
         if trace is not None:
             metric_rows.extend((query_id, name, value)
@@ -136,14 +138,38 @@ def answer_metrics(trace: AnswerTrace, ks: Sequence[int]) -> dict[str, float | N
     return values
 
 
-def _ranking(rows: list[Replayed], judgments: dict[str, dict[str, int]],
-             settings: AuditSettings, ranked: dict[str, list[str]], only: str | None = None,
-             collapse: bool = True) -> dict[str, Any]:
-    query_ids = [row.record.query_id for row in rows]
-    hit_q, hit_ids = _flat(query_ids, ranked)
+def _ranking(query_ids: list[str], hit_q: pa.Array, hit_ids: pa.Array,
+             judgments: dict[str, dict[str, int]], settings: AuditSettings,
+             only: str | None = None, collapse: bool = True) -> dict[str, Any]:
     qrels = Qrels.from_rows([(q, d, g) for q in query_ids for d, g in judgments.get(q, {}).items()])
     metrics = metrics_for(settings.k, [only]) if only else metrics_for(settings.k)
     return evaluate(query_ids, hit_q, hit_ids, qrels, metrics, collapse=collapse)
+
+
+def _drift(query_ids: list[str], ranked: dict[str, list[str]], hit_ids: pa.Array,
+           served: dict[str, list[str]], ks: Sequence[int]
+           ) -> dict[str, list[float | None]]:
+    """overlap@k (each k) and rbo of every query with a served list, by query id.
+
+    Computed for the whole batch at once (``drift_many``, on the ranked ids already laid
+    out for the metric kernel); a served list that repeats an id is measured alone, by the
+    functions ``drift_many`` equals."""
+    out: dict[str, list[float | None]] = {}
+    chosen = [q for q in query_ids if q in served]
+    if chosen:
+        lengths = np.fromiter((len(ranked[q]) for q in query_ids), np.int64, len(query_ids))
+        has = np.fromiter((q in served for q in query_ids), bool, len(query_ids))
+        overlap, rank_biased, repeats = drift_many(
+            [served[q] for q in chosen], hit_ids.filter(pa.array(np.repeat(has, lengths))),
+            lengths[has], ks)
+        columns = [overlap[k].tolist() for k in ks] + [rank_biased.tolist()]
+        out = {q: list(values) for q, *values, repeated in
+               zip(chosen, *columns, repeats.tolist(), strict=True) if not repeated}
+    for q in query_ids:  # a list with repeats, one query at a time
+        if q in served and q not in out:
+            out[q] = [overlap_at_k(served[q], ranked[q], k) for k in ks] + \
+                [rbo(served[q], ranked[q])]
+    return out
 
 
 def _flat(query_ids: list[str], ranked: dict[str, list[str]]) -> tuple[pa.Array, pa.Array]:
@@ -211,7 +237,7 @@ def _query_results(run_id: str, batch: BatchResult) -> pa.Table:
         "took_ms": [row.took_ms for row in rows],
         "logged_at": [r.logged_at for r in records],
         "served_latency_ms": [r.served_latency_ms for r in records],
-        "served": [_json([i.model_dump() for i in r.served or []] or None) for r in records],
+        "served": [_served_json(r.served) for r in records],
         "answer": [r.answer for r in records],
         "cited": [_json(r.cited) for r in records],
         "metadata": [_json(r.metadata or None) for r in records],
@@ -299,6 +325,14 @@ def quarantine_table(run_id: str, entries: list[QuarantineEntry]) -> pa.Table:
                           ("line", pa.int64()), ("field", pa.string()),
                           ("reason", pa.string()), ("raw", pa.string())]),
     )
+
+
+def _served_json(items: list[ServedItem] | None) -> str | None:
+    """``json.dumps`` of the items' ``model_dump()``, with the dicts built by hand: pydantic's
+    dump per item cost half of the batch's query rows (bench/scale.py)."""
+    if not items:
+        return None
+    return json.dumps([{"id": i.id, "rank": i.rank, "score": i.score} for i in items])
 
 
 def _json(value: Any) -> str | None:
