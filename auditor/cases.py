@@ -11,12 +11,13 @@ depth is null.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, Literal, get_args
 
 from auditor.config import AuditSettings
-from auditor.records import Hit, Level
+from auditor.records import Hit, Level, hit_field
 
 Cause = Literal[
     "not_indexed",
@@ -91,7 +92,7 @@ class QueryCase:
     query_id: str
     query: str
     status: str  # ok | empty | error
-    hits: list[Hit]  # replayed ranking (mode of the run), to the probe depth
+    hits: Sequence[Hit]  # replayed ranking (mode of the run), to the probe depth
     depth: int
     mode: str
     level: Level
@@ -148,21 +149,20 @@ class Ranking:
 
     ids: list[str]
     ranks: dict[str, int]
-    hits: list[Hit] = field(repr=False)
+    hits: Sequence[Hit] = field(repr=False)
     keys: list[str] = field(repr=False)  # each hit's id at the level, in rank order
 
     @classmethod
-    def of(cls, hits: list[Hit], level: str) -> Ranking:
+    def of(cls, hits: Sequence[Hit], level: str) -> Ranking:
         """Hits in rank order: an id's first occurrence is its best. Built with dict
         constructors, not a loop with a branch per hit (it runs twice per query)."""
-        keys = [hit.doc_id for hit in hits] if level == "doc" else \
-            [hit.chunk_id for hit in hits]
+        keys = hit_field(hits, "doc_id" if level == "doc" else "chunk_id")
         ids = list(dict.fromkeys(keys))
         return cls(ids, dict(zip(ids, range(1, len(ids) + 1), strict=True)), hits, keys)
 
     @cached_property
     def _best(self) -> dict[str, Hit]:
-        return dict(zip(reversed(self.keys), reversed(self.hits), strict=True))  # first wins
+        return dict(zip(reversed(self.keys), reversed(list(self.hits)), strict=True))  # first wins
 
     @cached_property
     def score(self) -> dict[str, float]:

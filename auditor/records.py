@@ -6,10 +6,12 @@ values that flow through hot loops (hits).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
+import numpy as np
 from pydantic import (
     AliasChoices,
     AllowInfNan,
@@ -151,6 +153,61 @@ class Hit:
     doc_id: str
     rank: int
     score: float
+
+
+class HitList(Sequence[Hit]):
+    """A ranking held as columns: ids as object arrays, scores as float64, ranks 1..n.
+
+    Why: the embedded index answers 100 hits a query, and making a :class:`Hit` per hit
+    was ~40% of its bare search; every batch then read them back field by field to build
+    its tables (bench/scale.py). A ``HitList`` is three array slices; a ``Hit`` is made only
+    where one is asked for (iterating, indexing), so callers that want objects still get
+    them, and the batch's tables read the columns at once (:func:`hit_field`)."""
+
+    __slots__ = ("chunk_ids", "doc_ids", "scores")
+
+    def __init__(self, chunk_ids: np.ndarray, doc_ids: np.ndarray, scores: np.ndarray) -> None:
+        self.chunk_ids, self.doc_ids = chunk_ids, doc_ids
+        self.scores = np.asarray(scores, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @overload
+    def __getitem__(self, index: int) -> Hit: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Hit]: ...
+
+    def __getitem__(self, index: int | slice) -> Hit | Sequence[Hit]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if start or step != 1:  # ranks would no longer start at 1: plain hits
+                return list(self)[index]
+            return HitList(self.chunk_ids[:stop], self.doc_ids[:stop], self.scores[:stop])
+        row = range(len(self))[index]
+        return Hit(self.chunk_ids[row], self.doc_ids[row], row + 1, float(self.scores[row]))
+
+    def __iter__(self) -> Iterator[Hit]:
+        return map(Hit, self.chunk_ids.tolist(), self.doc_ids.tolist(),
+                   range(1, len(self) + 1), self.scores.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  (a list of hits is not hashable either)
+
+    def __repr__(self) -> str:
+        return f"HitList({list(self)!r})"
+
+
+def hit_field(hits: Sequence[Hit], name: Literal["chunk_id", "doc_id"]) -> list[str]:
+    """The hits' chunk ids or document ids in rank order (a ``HitList``'s column as is)."""
+    if isinstance(hits, HitList):
+        return (hits.chunk_ids if name == "chunk_id" else hits.doc_ids).tolist()
+    return [getattr(hit, name) for hit in hits]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ once: a batch's time divided by its size would give every query the same made-up
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Literal, TypeVar
@@ -29,7 +29,7 @@ T = TypeVar("T")
 class Replayed:
     record: LogRecord
     status: Status
-    hits: list[Hit]
+    hits: Sequence[Hit]
     replay_latency_ms: float | None
     took_ms: float | None = None
     error: str | None = None

@@ -28,7 +28,7 @@ from auditor.backends.fusion import fuse_rrf
 from auditor.backends.protocol import Fingerprint, SearchResult
 from auditor.embed import Encoder
 from auditor.errors import BackendError
-from auditor.records import Chunk, Hit, Level, Mode
+from auditor.records import Chunk, Hit, HitList, Level, Mode
 
 FORMAT = "auditor-embedded/1"
 BM25_PARAMS: dict[str, Any] = {"method": "lucene", "k1": 1.2, "b": 0.75}
@@ -101,6 +101,8 @@ class EmbeddedBackend:
         self._doc_chunks: dict[str, list[str]] | None = None
         ids = np.array([chunk.chunk_id for chunk in self.chunks], dtype=object)
         self.id_order = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
+        self._chunk_ids = ids  # by row, for the hit lists' columns
+        self._doc_ids = np.array([chunk.doc_id for chunk in self.chunks], dtype=object)
         self._encoder = encoder
         self._bm25: Any = None
         self._embeddings: np.ndarray | None = None
@@ -182,16 +184,15 @@ class EmbeddedBackend:
             )
         return [SearchResult(hits=hits) for hits in rankings]
 
-    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        return [
-            Hit(self.chunks[row].chunk_id, self.chunks[row].doc_id, rank, float(scores[row]))
-            for rank, row in enumerate(rows.tolist(), start=1)
-        ]
+    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> HitList:
+        """The ranked rows as columns (no object per hit: see :class:`HitList`)."""
+        return HitList(self._chunk_ids[rows], self._doc_ids[rows], scores[rows])
 
-    def _bm25_rankings(self, queries: Sequence[str], depth: int) -> list[list[Hit]]:
+    def _bm25_rankings(self, queries: Sequence[str], depth: int) -> list[Sequence[Hit]]:
         return [hits for hits, _ in self._bm25_timed(queries, depth)]
 
-    def _bm25_timed(self, queries: Sequence[str], depth: int) -> list[tuple[list[Hit], float]]:
+    def _bm25_timed(self, queries: Sequence[str], depth: int
+                    ) -> list[tuple[Sequence[Hit], float]]:
         """Each query's hits and the milliseconds it took to score and rank (tokenizing is
         done for the batch at once, and is a small part)."""
         retriever = self._load_bm25()
@@ -200,14 +201,14 @@ class EmbeddedBackend:
         for tokens in tokenized:
             started = time.perf_counter()
             ids = retriever.get_tokens_ids(tokens)
-            hits = []
+            hits: Sequence[Hit] = []
             if ids:
                 scores = retriever.get_scores_from_ids(ids)
                 hits = self._hits(top_k(scores, self.id_order, depth, floor=0.0), scores)
             rankings.append((hits, (time.perf_counter() - started) * 1000.0))
         return rankings
 
-    def _dense_rankings(self, queries: Sequence[str], depth: int) -> list[list[Hit]]:
+    def _dense_rankings(self, queries: Sequence[str], depth: int) -> list[Sequence[Hit]]:
         embeddings = self._load_embeddings()
         encoder = self._require_encoder()
         matrix = encoder.encode(list(queries)) @ embeddings.T

@@ -3,14 +3,14 @@ every backend."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from auditor.records import Hit
 
 RRF_K = 60
 
 
-def fuse_rrf(rankings: Iterable[list[Hit]], depth: int, k: int = RRF_K) -> list[Hit]:
+def fuse_rrf(rankings: Iterable[Sequence[Hit]], depth: int, k: int = RRF_K) -> list[Hit]:
     """Reciprocal rank fusion: score = sum over rankings of 1 / (k + rank).
 
     Ties break by chunk id ascending, as every ranking in this project does.

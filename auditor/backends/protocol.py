@@ -21,7 +21,7 @@ class SearchResult:
     batch is answered at once); ``took_ms`` is the server's figure (Elasticsearch ``took``).
     """
 
-    hits: list[Hit]
+    hits: Sequence[Hit]  # a list, or a HitList (columns) from the embedded index
     took_ms: float | None = None
     error: str | None = None
     latency_ms: float | None = field(default=None, compare=False)  # a timing, not the answer

@@ -21,7 +21,7 @@ from auditor.config import AuditSettings
 from auditor.metrics.drift import drift_many, overlap_at_k, rbo
 from auditor.metrics.ranking import Qrels, evaluate, metrics_for
 from auditor.metrics.registry import format_metric, metric_name
-from auditor.records import Hit, LogRecord, QuarantineEntry, ServedItem
+from auditor.records import Hit, HitList, LogRecord, QuarantineEntry, ServedItem, hit_field
 from auditor.replay import Replayed
 from auditor.store import ABLATION_HITS
 from auditor.trace import AnswerTrace, coverage, index_coverage
@@ -50,8 +50,7 @@ def judgments_for(record: LogRecord, from_file: dict[str, dict[str, int]]) -> di
 
 def ranked_ids(row: Replayed, level: str) -> list[str]:
     """Replayed ids at the level: chunk ids, or document ids by first occurrence."""
-    field = attrgetter("doc_id" if level == "doc" else "chunk_id")
-    return list(dict.fromkeys(map(field, row.hits)))
+    return list(dict.fromkeys(hit_field(row.hits, "doc_id" if level == "doc" else "chunk_id")))
 
 
 def batch_tables(run_id: str, batch: BatchResult, settings: AuditSettings) -> dict[str, pa.Table]:
@@ -265,19 +264,41 @@ def _hits(run_id: str, batch: BatchResult, keep: int) -> pa.Table:
     """The first ``keep`` hits of every query of the batch (``store_depth``), one column at
     a time: the metrics above saw every hit fetched, the store keeps the top of each list."""
     kept = [row.hits[:keep] for row in batch.rows]
-    hits = list(chain.from_iterable(kept))
     lengths = np.fromiter(map(len, kept), np.int64, len(kept))
     first = batch.first_seq
+    chunk_ids, doc_ids, ranks, scores = _hit_columns([hits for hits in kept if hits])
     return _with_run(run_id, pa.table({
         "seq": pa.array(np.repeat(np.arange(first, first + len(batch.rows), dtype=np.int64),
                                   lengths)),
         "query_id": _repeated(pa.array([row.record.query_id for row in batch.rows],
                                        pa.string()), lengths),
-        "rank": pa.array(list(map(attrgetter("rank"), hits)), pa.int64()),
-        "chunk_id": pa.array(list(map(attrgetter("chunk_id"), hits)), pa.string()),
-        "doc_id": pa.array(list(map(attrgetter("doc_id"), hits)), pa.string()),
-        "score": pa.array(list(map(attrgetter("score"), hits)), pa.float64()),
+        "rank": pa.array(ranks, pa.int64()),
+        "chunk_id": chunk_ids,
+        "doc_id": doc_ids,
+        "score": pa.array(scores, pa.float64()),
     }))
+
+
+def _hit_columns(lists: list[Sequence[Hit]]
+                 ) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray]:
+    """Chunk ids, document ids, ranks and scores of the lists' hits, laid end to end: array
+    concatenation when every list is a ``HitList``, else a pass per field over the hits."""
+    if all(isinstance(hits, HitList) for hits in lists):
+        columns: list[HitList] = lists  # type: ignore[assignment]
+        lengths = np.fromiter(map(len, columns), np.int64, len(columns))
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return (_strings([h.chunk_ids for h in columns]), _strings([h.doc_ids for h in columns]),
+                np.arange(int(lengths.sum()), dtype=np.int64) - starts + 1,
+                np.concatenate([h.scores for h in columns]) if columns else np.zeros(0))
+    hits = list(chain.from_iterable(lists))
+    return (pa.array(list(map(attrgetter("chunk_id"), hits)), pa.string()),
+            pa.array(list(map(attrgetter("doc_id"), hits)), pa.string()),
+            np.fromiter(map(attrgetter("rank"), hits), np.int64, len(hits)),
+            np.fromiter(map(attrgetter("score"), hits), np.float64, len(hits)))
+
+
+def _strings(parts: list[np.ndarray]) -> pa.Array:
+    return pa.array(np.concatenate(parts) if parts else [], pa.string())
 
 
 def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
 
 import numpy as np
@@ -10,8 +11,8 @@ import pyarrow as pa
 
 from auditor.cases import Ranking
 from auditor.metrics.drift import drift_many, overlap_at_k, rbo
-from auditor.metrics.per_query import _drift, _served_json
-from auditor.records import Hit, ServedItem
+from auditor.metrics.per_query import _drift, _hit_columns, _served_json
+from auditor.records import Hit, HitList, ServedItem, hit_field
 
 
 def test_served_json_is_the_json_of_each_items_model_dump() -> None:
@@ -66,3 +67,32 @@ def test_batch_drift_measures_a_served_list_with_repeats_alone() -> None:
     assert out == {q: [overlap_at_k(served[q], ranked[q], 2),
                        overlap_at_k(served[q], ranked[q], 10), rbo(served[q], ranked[q])]
                    for q in served}
+
+
+def _columns(hits: list[Hit]) -> HitList:
+    return HitList(np.array([h.chunk_id for h in hits], dtype=object),
+                   np.array([h.doc_id for h in hits], dtype=object),
+                   np.array([h.score for h in hits]))
+
+
+def test_a_hit_list_reads_as_the_hits_it_holds() -> None:
+    hits = [Hit("c2", "d1", 1, 9.5), Hit("c1", "d2", 2, 8.0), Hit("c3", "d1", 3, 7.25)]
+    held = _columns(hits)
+    assert list(held) == hits and held == hits and len(held) == 3
+    assert held[1] == hits[1] and held[-1] == hits[-1]
+    assert isinstance(held[:2], HitList) and held[:2] == hits[:2] and held[:10] == hits
+    assert held[1:] == hits[1:] and held[::2] == hits[::2]  # ranks kept: plain hits
+    assert not _columns([]) and held != hits[:2]
+    assert hit_field(held, "doc_id") == ["d1", "d2", "d1"] == hit_field(hits, "doc_id")
+    assert Ranking.of(held, "doc").score == Ranking.of(hits, "doc").score
+    assert pickle.loads(pickle.dumps(held)) == hits  # Ray ships batches pickled
+
+
+def test_hit_columns_are_the_same_from_hit_lists_and_from_hits() -> None:
+    lists = [[Hit("c2", "d1", 1, 9.5), Hit("c1", "d2", 2, 8.0)], [Hit("c9", "d9", 1, 0.5)],
+             [Hit("c3", "d1", 1, 7.25), Hit("c4", "d4", 2, 7.0), Hit("c5", "d4", 3, 1.0)]]
+    plain = _hit_columns(lists)
+    columnar = _hit_columns([_columns(hits) for hits in lists])
+    assert plain[0].equals(columnar[0]) and plain[1].equals(columnar[1])
+    assert plain[2].tolist() == columnar[2].tolist() == [1, 2, 1, 1, 2, 3]
+    assert plain[3].tolist() == columnar[3].tolist()
