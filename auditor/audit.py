@@ -20,7 +20,7 @@ import pyarrow as pa
 from auditor import __version__
 from auditor.ablations import gather
 from auditor.backends import Backend, BackendError, needs_vectors, open_backend
-from auditor.cases import QueryCase, SentenceSupport, Thresholds
+from auditor.cases import QueryCase, Thresholds
 from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import diagnose
 from auditor.embed import CachedEncoder, CacheStats
@@ -40,7 +40,7 @@ from auditor.run_record import resume_settings as resume_settings
 from auditor.sampled import log_items
 from auditor.sampling import Sample
 from auditor.store import Pending, RunStatus, Store
-from auditor.trace import AnswerTrace, Tracer
+from auditor.trace import GROUNDED, AnswerTrace, Tracer, sentence_support
 
 Progress = Callable[[int], None]
 # Runs the accepted records' batches somewhere else (auditor/distributed: on Ray actors) and
@@ -168,7 +168,7 @@ class Audit:
             elif trace is not None:
                 silver = (trace.evidence_docs() if level == "doc" else sorted(
                     {s.best_chunk_id for s in trace.sentences
-                     if s.status != "ungrounded" and s.best_chunk_id}))
+                     if s.status in GROUNDED and s.best_chunk_id}))
                 targets[query_id] = (silver, True)
             else:
                 targets[query_id] = ([], False)
@@ -186,27 +186,11 @@ class Audit:
                 targets=ids, silver=silver, missing_targets=[t for t in ids if not present[t]],
                 served=served.get(query_id), replay_latency_ms=row.replay_latency_ms,
                 served_latency_ms=row.record.served_latency_ms,
-                sentences=_sentence_support(trace),
+                sentences=sentence_support(trace),
                 scatter_docs=trace.doc_cover.size if trace else None,
                 scatter_chunks=trace.chunk_cover.size if trace else None,
             ))
         return cases
-
-
-def _sentence_support(trace: AnswerTrace | None) -> list[SentenceSupport]:
-    if trace is None:
-        return []
-    return [
-        SentenceSupport(
-            index=s.index, text=s.text,
-            supported_served=any(u.origin == "served" for u in s.supports),
-            replayed_rank=s.replayed_rank,
-            supported_index=s.status != "ungrounded" and not (s.composite and not s.supports),
-            composite_only=s.composite and not s.supports,
-            best_chunk_id=s.best_chunk_id, best_doc_id=s.best_doc_id, best_score=s.best_score,
-        )
-        for s in trace.sentences
-    ]
 
 
 def run_audit(

@@ -32,6 +32,7 @@ Cause = Literal[
     "chunk_split",
     "crowded_out",
     "unsupported_answer",
+    "conflicting_evidence",
     "drifted",
     "empty_result",
     "slow",
@@ -70,6 +71,24 @@ class Thresholds:
                       for f in fields(cls)})
 
 
+# an answer sentence's class (``auditor.trace`` says how each is decided), in report order
+SentenceStatus = Literal["supported", "retrievable_not_retrieved", "contradicted", "ungrounded"]
+SENTENCE_CLASSES: tuple[SentenceStatus, ...] = get_args(SentenceStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRef:
+    """A retrieved chunk that states another value where an answer sentence states one."""
+
+    chunk_id: str
+    doc_id: str
+    origin: Literal["served", "replayed"]
+    rank: int  # its rank in that list
+    kind: str  # "number" | "date" | "name"
+    answer: str  # the sentence's value as written, e.g. "9,984"
+    passage: str  # the passage's value as written, e.g. "9,312"
+
+
 @dataclass
 class SentenceSupport:
     """What the trace found for one factual answer sentence (see ``auditor.trace``)."""
@@ -83,6 +102,8 @@ class SentenceSupport:
     best_chunk_id: str | None
     best_doc_id: str | None
     best_score: float
+    # retrieved chunks stating another value (unsupported sentences only); see auditor.trace
+    conflicts: list[ConflictRef] = field(default_factory=list)
 
 
 @dataclass

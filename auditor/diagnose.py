@@ -299,6 +299,27 @@ def _unsupported_answer(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagno
                  share=len(alone) / len(case.sentences))]
 
 
+@rule(
+    "conflicting_evidence",
+    "an answer sentence retrieval did not support has a served or replayed chunk within rank "
+    "k that states another number, date or name in the same context",
+)
+def _conflicting_evidence(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
+    rows = []
+    for s in case.sentences:
+        within = [c for c in s.conflicts if c.rank <= t.k]
+        if within:
+            alone = not (s.supported_index or s.composite_only)  # no support anywhere
+            rows.append({"index": s.index, "text": s.text, "contradicted": alone,
+                         "conflicts": [{"chunk_id": c.chunk_id, "doc_id": c.doc_id,
+                                        "origin": c.origin, "rank": c.rank, "kind": c.kind,
+                                        "answer": c.answer, "passage": c.passage}
+                                       for c in within]})
+    if not rows:
+        return []
+    return [_row(case, "conflicting_evidence", None, k=t.k, sentences=rows)]
+
+
 @rule("drifted", "a served list is logged and overlap@k(served, replayed) is below drift_overlap")
 def _drifted(case: QueryCase, t: Thresholds, f: Facts) -> list[Diagnosis]:
     if case.served is None:

@@ -11,7 +11,15 @@ Sentence classes (``status``):
 - ``supported``: a served chunk supports it (or, without a served list, a replayed one);
 - ``retrievable_not_retrieved``: not supported by what was retrieved, but some chunk of the
   index supports it (its replayed rank, if any, is kept);
+- ``contradicted``: no chunk of the index supports it, and a retrieved chunk (served or
+  replayed) states a different number, date or name where the sentence states one
+  (``auditor.anchors.find_conflict``): the answer's figure is not merely unsupported, the
+  context it was given says otherwise ("the passage says 9,312, the answer says 9,984");
 - ``ungrounded``: no chunk of the index supports it, not even two adjacent chunks joined.
+
+Support anywhere in the index wins over a conflict: a correct figure whose chunk was not
+retrieved, next to another town's figure that was, is a retrieval miss, not a contradiction.
+Conflicts are kept (``SentenceTrace.conflicts``) on every sentence that is not supported.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from typing import Literal
 
 import numpy as np
 
+from auditor.anchors import conflict_matrix
 from auditor.backends import Backend, BackendError
+from auditor.cases import ConflictRef, SentenceStatus, SentenceSupport
 from auditor.evidence import (
     PrunedPlan,
     SupportScorer,
@@ -36,7 +46,8 @@ from auditor.replay import Replayed
 from auditor.sentences import is_factual, split_sentences
 
 Origin = Literal["served", "replayed", "index"]
-SentenceStatus = Literal["supported", "retrievable_not_retrieved", "ungrounded"]
+# classes whose sentence some chunk of the index supports (their best chunk is evidence)
+GROUNDED: tuple[SentenceStatus, ...] = ("supported", "retrievable_not_retrieved")
 EVIDENCE_DEPTH = 20  # deep-search hits per sentence and per lexical/dense mode
 
 
@@ -65,6 +76,7 @@ class SentenceTrace:
     best_score: float
     composite: bool = False  # supported only by adjacent chunks joined
     supports: list[Support] = field(default_factory=list)
+    conflicts: list[ConflictRef] = field(default_factory=list)  # only when not supported
 
 
 @dataclass
@@ -81,7 +93,7 @@ class AnswerTrace:
 
     def evidence_docs(self) -> list[str]:
         """Silver labels: the best-supporting document of each supported sentence."""
-        return sorted({s.best_doc_id for s in self.sentences if s.status != "ungrounded"
+        return sorted({s.best_doc_id for s in self.sentences if s.status in GROUNDED
                        and s.best_doc_id is not None})
 
 
@@ -132,6 +144,7 @@ class Tracer:
             trace = self._trace_one(row, group, served[row.record.query_id], candidates,
                                     self.scorer.score_plan(plan), entries)
             cited = {u.chunk_id for s in trace.sentences for u in s.supports}
+            cited |= {c.chunk_id for s in trace.sentences for c in s.conflicts}
             cited |= {s.best_chunk_id for s in trace.sentences if s.best_chunk_id}
             trace.passages = {cid: entries[cid] for cid in sorted(cited) if cid in entries}
             traces[row.record.query_id] = trace
@@ -182,9 +195,10 @@ class Tracer:
     ) -> AnswerTrace:
         replayed_rank = {hit.chunk_id: hit.rank for hit in row.hits[: self.top]}
         served_rank = {cid: rank for rank, cid in enumerate(served_chunks, start=1)}
+        conflicts = self._conflicts(group, candidates, entries, served_rank, replayed_rank)
         traced = [
             self._sentence(sentence, scores[i], candidates, entries, served_rank, replayed_rank,
-                           has_served=bool(row.record.served))
+                           has_served=bool(row.record.served), conflicts=conflicts[i])
             for i, sentence in enumerate(group)
         ]
         doc_support: dict[str, set[int]] = {}
@@ -193,15 +207,38 @@ class Tracer:
             for support in sentence.supports:
                 doc_support.setdefault(support.doc_id, set()).add(sentence.index)
                 chunk_support.setdefault(support.chunk_id, set()).add(sentence.index)
-        best = {s.index: s.best_doc_id for s in traced if s.status != "ungrounded"
+        best = {s.index: s.best_doc_id for s in traced if s.status in GROUNDED
                 and s.best_doc_id is not None}
         return AnswerTrace(row.record.query_id, bool(row.record.served), traced,
                            min_cover(doc_support),
                            min_cover(chunk_support), effective_sources(best))
 
+    @staticmethod
+    def _conflicts(group: list, candidates: list[str], entries: dict[str, dict[str, str]],
+                   served_rank: dict[str, int], replayed_rank: dict[str, int]
+                   ) -> list[list[ConflictRef]]:
+        """Per sentence, the retrieved chunks (served, then replayed) that conflict with it."""
+        refs: list[tuple[str, Literal["served", "replayed"], int]] = [
+            (cid, origin, ranks[cid]) for cid in candidates
+            for origin, ranks in (("served", served_rank), ("replayed", replayed_rank))
+            if cid in ranks]
+        if not refs:
+            return [[] for _ in group]
+        passages = {cid: _passage(entries[cid]) for cid, _, _ in refs}
+        ids = list(passages)
+        matrix = conflict_matrix([s.text for s in group], [passages[cid] for cid in ids])
+        found: list[list[ConflictRef]] = []
+        for row in matrix:
+            at = dict(zip(ids, row, strict=True))
+            found.append([ConflictRef(cid, entries[cid]["doc_id"], origin, rank,
+                                      c.kind, c.answer, c.passage)
+                          for cid, origin, rank in refs if (c := at[cid]) is not None])
+        return found
+
     def _sentence(self, sentence, row_scores: np.ndarray, candidates: list[str],
                   entries: dict[str, dict[str, str]], served_rank: dict[str, int],
-                  replayed_rank: dict[str, int], has_served: bool) -> SentenceTrace:
+                  replayed_rank: dict[str, int], has_served: bool,
+                  conflicts: list[ConflictRef]) -> SentenceTrace:
         supports: list[Support] = []
         for cid, score in zip(candidates, row_scores.tolist(), strict=True):
             if not supported(score):
@@ -226,6 +263,8 @@ class Tracer:
             status: SentenceStatus = "supported"
         elif supports or composite:
             status = "retrievable_not_retrieved"
+        elif conflicts:
+            status = "contradicted"
         else:
             status = "ungrounded"
         return SentenceTrace(
@@ -236,6 +275,7 @@ class Tracer:
             best_chunk_id=best_chunk,
             best_doc_id=entries[best_chunk]["doc_id"] if best_chunk else None,
             best_score=best_score, composite=composite, supports=supports,
+            conflicts=[] if status == "supported" else conflicts,
         )
 
     def _composite(self, sentence: str, doc_id: str) -> bool:
@@ -262,4 +302,22 @@ def coverage(trace: AnswerTrace, k: int | None) -> float | None:
 def index_coverage(trace: AnswerTrace) -> float | None:
     if not trace.sentences:
         return None
-    return sum(t.status != "ungrounded" for t in trace.sentences) / len(trace.sentences)
+    return sum(t.status in GROUNDED for t in trace.sentences) / len(trace.sentences)
+
+
+def sentence_support(trace: AnswerTrace | None) -> list[SentenceSupport]:
+    """The trace's sentences as the diagnosis rules see them."""
+    if trace is None:
+        return []
+    return [
+        SentenceSupport(
+            index=s.index, text=s.text,
+            supported_served=any(u.origin == "served" for u in s.supports),
+            replayed_rank=s.replayed_rank,
+            supported_index=s.status in GROUNDED and not (s.composite and not s.supports),
+            composite_only=s.composite and not s.supports,
+            best_chunk_id=s.best_chunk_id, best_doc_id=s.best_doc_id, best_score=s.best_score,
+            conflicts=list(s.conflicts),
+        )
+        for s in trace.sentences
+    ]

@@ -23,7 +23,7 @@ from auditor.metrics.ranking import Qrels, evaluate, metrics_for
 from auditor.metrics.registry import format_metric, metric_name
 from auditor.records import Hit, HitList, LogRecord, QuarantineEntry, ServedItem, hit_field
 from auditor.replay import Replayed
-from auditor.store import ABLATION_HITS
+from auditor.store import ABLATION_HITS, CONFLICTS
 from auditor.trace import AnswerTrace, coverage, index_coverage
 
 
@@ -302,7 +302,7 @@ def _strings(parts: list[np.ndarray]) -> pa.Array:
 
 
 def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:
-    sentences, support, scatter = [], [], []
+    sentences, support, scatter, conflicts = [], [], [], []
     passages: dict[str, dict[str, str | None]] = {}
     for query_id, trace in batch.traces.items():
         for chunk_id, entry in trace.passages.items():
@@ -321,6 +321,11 @@ def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:
                 "run_id": run_id, "query_id": query_id, "idx": s.index, "origin": u.origin,
                 "chunk_id": u.chunk_id, "doc_id": u.doc_id, "rank": u.rank, "score": u.score,
             } for u in s.supports)
+            conflicts.extend({
+                "run_id": run_id, "query_id": query_id, "idx": s.index, "origin": c.origin,
+                "rank": c.rank, "chunk_id": c.chunk_id, "doc_id": c.doc_id, "kind": c.kind,
+                "answer_value": c.answer, "passage_value": c.passage,
+            } for c in s.conflicts)
         for level, cover in (("doc", trace.doc_cover), ("chunk", trace.chunk_cover)):
             scatter.append({"run_id": run_id, "query_id": query_id, "level": level,
                             "size": cover.size, "approx": cover.approx,
@@ -330,7 +335,8 @@ def trace_tables(run_id: str, batch: BatchResult) -> dict[str, pa.Table]:
                  for d in batch.diagnoses]
     return {name: pa.Table.from_pylist(rows) for name, rows in (
         ("sentences", sentences), ("support", support), ("scatter", scatter),
-        ("diagnoses", diagnoses), ("passages", list(passages.values())))}
+        ("diagnoses", diagnoses), ("passages", list(passages.values())),
+        (CONFLICTS, conflicts))}
 
 
 def _with_run(run_id: str, table: pa.Table) -> pa.Table:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from auditor.cases import DRIFT
+from auditor.cases import DRIFT, SENTENCE_CLASSES
 from auditor.compare import compare_runs
 from auditor.metrics.registry import headline, lower_is_better
 from auditor.store import Store
@@ -30,6 +30,12 @@ QUARANTINE_SHOWN = 5
 def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     """The machine-readable summary of a run (what ``--json`` prints)."""
     return _summary(store, store.run(run_id), store.cause_counts(run_id))
+
+
+def sentence_classes(counts: dict[str, int]) -> dict[str, int]:
+    """Answer sentences per class, every class in its order (0 when none), so a report
+    says "contradicted 0" rather than leaving the class out."""
+    return {**{status: counts.get(status, 0) for status in SENTENCE_CLASSES}, **counts}
 
 
 def drift_sentence(queries: int) -> str:
@@ -67,7 +73,7 @@ def _summary(store: Store, run_row: dict[str, Any], causes: list[dict[str, Any]]
         "causes": {row["cause"]: {"queries": row["queries"], "share": row["share"]}
                    for row in causes},
         "drift": drift,
-        "sentences": store.sentence_counts(run_row["run_id"]),
+        "sentences": sentence_classes(store.sentence_counts(run_row["run_id"])),
         "corpus": (run_row["counts"] or {}).get("corpus", {}),
     }
     sampled = sampled_run(store, run_row["run_id"], run_row.get("manifest"))

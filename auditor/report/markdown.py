@@ -149,6 +149,10 @@ def _md_causes(report: Report) -> str:
                  "baseline)" if comparison is not None else "")
         text = f"**Causes in this run**{scope}: " + " · ".join(
             f"{md_escape(c['cause'])} {c['queries']} ({c['share']:.0%})" for c in causes)
+    sentences = report.summary["sentences"]
+    if sum(sentences.values()):
+        text += "\n\n**Answer sentences**: " + " · ".join(
+            f"{md_escape(status)} {n}" for status, n in sentences.items())
     if quarantined:
         text += (f"\n\n**Quarantine**: {quarantined} input record"
                  f"{'s' if quarantined > 1 else ''} set aside (see the full report).")

@@ -13,7 +13,15 @@ import pytest
 
 from auditor.ablations import gather
 from auditor.backends.embedded import EmbeddedBackend
-from auditor.cases import CAUSES, Cause, Diagnosis, QueryCase, SentenceSupport, Thresholds
+from auditor.cases import (
+    CAUSES,
+    Cause,
+    ConflictRef,
+    Diagnosis,
+    QueryCase,
+    SentenceSupport,
+    Thresholds,
+)
 from auditor.config import AuditSettings
 from auditor.diagnose import RULES, diagnose, duplicate_groups
 from auditor.embed import load_encoder
@@ -194,6 +202,29 @@ def test_chunk_split_and_unsupported_answer() -> None:
     assert row.evidence["share"] == pytest.approx(1 / 3)
     assert causes(case(sentences=[sentence(0), split])) == ["chunk_split"]
     assert causes(case(sentences=[sentence(0)])) == []
+
+
+def test_conflicting_evidence_names_the_passage_and_both_values() -> None:
+    wrong = ConflictRef("b#0", "b", "replayed", 2, "number", "9,984", "9,312")
+    deep = ConflictRef("e#0", "e", "replayed", 5, "date", "1999", "2001")
+    contradicted = sentence(1, supported_index=False, replayed_rank=None, conflicts=[wrong])
+    query = case(sentences=[sentence(0), contradicted])
+    (row,) = rows(query, "conflicting_evidence")
+    assert row.target_id is None and row.evidence["k"] == 3
+    (found,) = row.evidence["sentences"]
+    assert found["index"] == 1 and found["contradicted"] is True
+    assert found["conflicts"] == [{"chunk_id": "b#0", "doc_id": "b", "origin": "replayed",
+                                   "rank": 2, "kind": "number", "answer": "9,984",
+                                   "passage": "9,312"}]
+    # only the context at k counts: a conflicting chunk at rank 5 is not in it
+    beyond = sentence(1, supported_index=False, replayed_rank=None, conflicts=[deep])
+    assert "conflicting_evidence" not in causes(case(sentences=[sentence(0), beyond]))
+    assert rows(case(sentences=[sentence(0), beyond]), "conflicting_evidence",
+                replace(T, k=5))[0].evidence["sentences"][0]["conflicts"][0]["passage"] == "2001"
+    # support elsewhere in the index: the context still holds the other value
+    elsewhere = sentence(1, supported_index=True, replayed_rank=None, conflicts=[wrong])
+    (row,) = rows(case(sentences=[elsewhere]), "conflicting_evidence")
+    assert row.evidence["sentences"][0]["contradicted"] is False
 
 
 def test_crowded_out_by_one_document() -> None:

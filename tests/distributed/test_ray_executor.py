@@ -24,7 +24,8 @@ from tests.integration.test_nightly import big_log, replayed
 
 # every per-query table, every column but run_id
 TABLES = ("query_results", "hits", "judgments", "metrics", "sentences", "support",
-          "scatter", "diagnoses", "passages", "quarantine", "corpus_coverage", "ablation_hits")
+          "conflicts", "scatter", "diagnoses", "passages", "quarantine", "corpus_coverage",
+          "ablation_hits")
 
 
 def rows(path: Path, run_id: str) -> dict[str, list[tuple]]:

@@ -41,6 +41,7 @@ TABLES = {
     "metrics": ("query_id", "metric"),
     "sentences": ("query_id", "idx"),
     "support": ("query_id", "idx", "origin", "chunk_id"),
+    "conflicts": ("query_id", "idx", "origin", "chunk_id"),
     "diagnoses": ("query_id", "cause", "target_id"),
     "scatter": ("query_id", "level"),
     "hits": ("query_id", "rank"),

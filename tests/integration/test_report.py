@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from auditor.backends.embedded import EmbeddedBackend
-from auditor.cases import DRIFT
+from auditor.cases import DRIFT, SENTENCE_CLASSES
 from auditor.corpus_reader import read_corpus
 from auditor.embed import load_encoder
 from auditor.report import (
@@ -364,6 +364,16 @@ def test_html_escapes_logged_text(html: str, data: dict) -> None:
     assert escaped in html  # the quarantined record's raw text
     assert PLANTED_QUERY in {q["query_id"] for q in data["comparison"]["regressed"]}
     assert html.count(escaped) >= 3  # and the regressed and drifted query's text
+
+
+def test_reports_count_every_sentence_class(report: Report, data: dict, html: str) -> None:
+    counts = data["summary"]["sentences"]
+    assert list(counts)[:4] == list(SENTENCE_CLASSES) and sum(counts.values()) > 0
+    markdown = render_markdown(report)
+    assert "**Answer sentences**: supported " in markdown
+    assert f"contradicted {counts['contradicted']}" in markdown
+    table = html.split('<table id="sentence-classes">')[1].split("</table>")[0]
+    assert re.findall(r'class="cause">(\w+)<', table)[:4] == list(SENTENCE_CLASSES)
 
 
 def test_html_tables_show_failed_gate_first(html: str) -> None:

@@ -113,7 +113,8 @@ class Reader(Connection):
         return row[0]
 
     def query_trace(self, run_id: str, query_id: str) -> dict[str, Any]:
-        """Everything stored about one query of one run: result, sentences, support, causes."""
+        """Everything stored about one query of one run: result, sentences, support, conflicts,
+        causes."""
         with self.connect(read_only=True) as con:
             result = dicts(con.execute(
                 "SELECT * FROM query_results WHERE run_id = ? AND query_id = ?",
@@ -133,6 +134,10 @@ class Reader(Connection):
                     "SELECT idx, origin, chunk_id, doc_id, rank, score FROM support "
                     "WHERE run_id = ? AND query_id = ? "
                     "ORDER BY idx, origin DESC, score DESC", args)),
+                "conflicts": dicts(con.execute(
+                    "SELECT idx, origin, rank, chunk_id, doc_id, kind, answer_value, "
+                    "passage_value FROM conflicts WHERE run_id = ? AND query_id = ? "
+                    "ORDER BY idx, origin DESC, rank", args)),
                 "diagnoses": dicts(con.execute(
                     "SELECT cause, target_id, evidence FROM diagnoses WHERE run_id = ? AND "
                     "query_id = ? ORDER BY cause, target_id", args)),

@@ -127,7 +127,8 @@ def targets(path: Path | str, run_id: str, query_id: str, level: str) -> pd.Data
         silver AS (SELECT DISTINCT {"best_doc_id" if level == "doc" else "best_chunk_id"} AS id,
                           NULL::INTEGER AS grade, TRUE AS silver
                    FROM sentences WHERE run_id = $run AND query_id = $q
-                     AND status <> 'ungrounded' AND best_doc_id IS NOT NULL),
+                     AND status IN ('supported', 'retrievable_not_retrieved')
+                     AND best_doc_id IS NOT NULL),
         t AS (SELECT * FROM judged UNION ALL
               SELECT * FROM silver WHERE NOT EXISTS (SELECT 1 FROM judged))
         SELECT t.id, t.grade, t.silver, r.rank, r.score, r.chunk_id

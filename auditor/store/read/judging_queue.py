@@ -71,7 +71,8 @@ WITH me AS (
     FROM ranked WHERE rank <= $k GROUP BY query_id, id
 ), silver AS (
     SELECT DISTINCT s.query_id, s.best_{column} AS id FROM sentences s JOIN asked USING (query_id)
-    WHERE s.run_id = $run AND s.status <> 'ungrounded' AND s.best_{column} IS NOT NULL
+    WHERE s.run_id = $run AND s.status IN ('supported', 'retrievable_not_retrieved')
+      AND s.best_{column} IS NOT NULL
 ), gate_metrics AS (
     SELECT DISTINCT metric, kind, threshold FROM gates WHERE run_id = $run
 ), pressure AS (
