@@ -39,7 +39,7 @@ _SPACE = re.compile(r"\s+")
 _AUTOLINK = re.compile(r"://|(?i:www)\.|@(?=[\w-]+\.\w)")  # GFM autolink starts
 _JOINER = re.compile(r"[ \t]+|-|/")
 SUPPORT_COLOUR = {"supported": "green", "retrievable_not_retrieved": "orange",
-                  "ungrounded": "red"}
+                  "contradicted": "violet", "ungrounded": "red"}
 
 
 # escaping --------------------------------------------------------------------------------
@@ -49,6 +49,16 @@ def escape_md(text: str) -> str:
     bare link."""
     text = _AUTOLINK.sub("\\g<0>\u200b", _SPACE.sub(" ", str(text)))
     return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def conflict_md(row: dict[str, Any]) -> str:
+    """A stored conflict as markdown: where the passage is, then both values side by side,
+    every logged value escaped (a value such as "<b>" or "[bold]" shows as written)."""
+    rank = f"rank {int(row['rank'])}" if row.get("rank") is not None else "not ranked"
+    return (f":violet-badge[conflict] {escape_md(row['origin'])} {rank} · chunk "
+            f"{escape_md(row['chunk_id'])} · document {escape_md(row['doc_id'])}: the passage "
+            f"says **{escape_md(row['passage_value'])}**, the answer says "
+            f"**{escape_md(row['answer_value'])}**")
 
 
 def highlight(text: str, words: set[str], colour: str = "green") -> str:

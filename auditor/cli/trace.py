@@ -19,7 +19,7 @@ from auditor.sentences import TOKEN, content_words
 from auditor.store import Store
 
 STATUS_STYLE = {"supported": "green", "retrievable_not_retrieved": "yellow",
-                "ungrounded": "red"}
+                "contradicted": "magenta", "ungrounded": "red"}
 JSON_COLUMNS = ("served", "cited", "metadata")  # stored as JSON text: decoded once for --json
 
 
@@ -92,6 +92,9 @@ def print_trace(out: Console, run_id: str, data: dict[str, Any]) -> None:
     support: dict[int, list[dict[str, Any]]] = {}
     for row in data["support"]:
         support.setdefault(row["idx"], []).append(row)
+    conflicts: dict[int, list[dict[str, Any]]] = {}
+    for row in data.get("conflicts") or []:  # a trace read from an older store has none
+        conflicts.setdefault(row["idx"], []).append(row)
     if not data["sentences"]:
         say(Text("no answer logged (or no factual sentence in it)", style="dim"))
     for sentence in data["sentences"]:
@@ -100,6 +103,9 @@ def print_trace(out: Console, run_id: str, data: dict[str, Any]) -> None:
             highlight=False)
         for line in _support_lines(sentence, support.get(sentence["idx"], [])):
             say(Text("    " + line), highlight=False)
+        for row in conflicts.get(sentence["idx"], [])[:3]:
+            say(Text.assemble("    ", ("conflict", "magenta"), f" {conflict_line(row)}"),
+                highlight=False)
     causes = data["diagnoses"]
     say(Text("\ncauses", style="bold") if causes else Text("\nno failure cause", style="green"))
     for row in causes:
@@ -121,6 +127,21 @@ def _support_lines(sentence: dict[str, Any], rows: list[dict[str, Any]]) -> list
             f"{where}" if best else "none")
             + (" (adjacent chunks joined)" if sentence["composite"] else ""))
     return lines
+
+
+def conflict_line(row: dict[str, Any]) -> str:
+    """Both values side by side, where the passage is: plain text (callers wrap it in
+    ``Text``, so a value such as "[bold]" is printed as written, never read as markup)."""
+    return (f"{row['origin']} {rank(row['rank'])}: {_unit(row['chunk_id'], row['doc_id'])}: "
+            f"the passage says {row['passage_value']}, the answer says {row['answer_value']}")
+
+
+def _conflicts(e: dict[str, Any]) -> str:
+    rows = [(s, c) for s in e.get("sentences") or [] for c in s["conflicts"]]
+    shown = [f"{c['origin']} {rank(c['rank'])} ({_unit(c['chunk_id'], c['doc_id'])}) says "
+             f"{c['passage']} where the answer says {c['answer']}" for _, c in rows[:2]]
+    more = f" and {len(rows) - 2} more" if len(rows) > 2 else ""
+    return "; ".join(shown) + more
 
 
 def _unit(chunk_id: str, doc_id: str | None) -> str:
@@ -210,6 +231,8 @@ EXPLAIN: dict[str, Explain] = {
         f"pushing out {', '.join(e.get('missed') or []) or 'answer evidence'}"),
     "unsupported_answer": lambda t, e, q: (
         f"no chunk of the index supports {_sentences(e)}"),
+    "conflicting_evidence": lambda t, e, q: (
+        f"in the top {e['k']}, {_conflicts(e)}"),
     "drifted": lambda t, e, q: (
         f"production served different results than the index returns today: "
         f"{num(100 * e['overlap'])}% of the top {e['k']} in common, RBO {num(e['rbo'])} "

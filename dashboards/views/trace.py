@@ -18,6 +18,7 @@ from dashboards.widgets import SUPPORT_COLOUR, escape_md
 STATUS_TEXT = {
     "supported": "supported by what was served (or replayed, when nothing was logged)",
     "retrievable_not_retrieved": "support exists in the index, but retrieval did not bring it",
+    "contradicted": "supported nowhere, and a retrieved chunk states another value",
     "ungrounded": "supported by no chunk anywhere in the index",
 }
 CHUNKS_PER_ORIGIN = 3
@@ -40,7 +41,7 @@ def pick_query(src: Source, run_id: str) -> str | None:
     widgets.query_links(df, run_id, lambda r: (
         f"{r['sentences']} sentences · {r['supported']} supported · "
         f"{r['retrievable_not_retrieved']} retrievable, not retrieved · "
-        f"{r['ungrounded']} ungrounded"))
+        f"{r['contradicted']} contradicted · {r['ungrounded']} ungrounded"))
     return None
 
 
@@ -96,6 +97,9 @@ def why_line(sentence: dict[str, Any], cut: float, k: int) -> str:
             where = f"production did not serve it, though replay now ranks it at {rank}"
         joined = " Supported only by adjacent chunks joined." if sentence["composite"] else ""
         return f"**retrievable_not_retrieved**: {where}; {best}.{joined}"
+    if sentence["status"] == "contradicted":
+        return (f"**contradicted**: {best}, below the support threshold {cut:.4f}; a retrieved "
+                "chunk states another value (below).")
     return (f"**ungrounded**: {best}, below the support threshold {cut:.4f}: no chunk of "
             "the index supports it.")
 
@@ -161,6 +165,17 @@ def sentence_panel(src: Source, run: dict[str, Any], trace: dict[str, Any],
     template = doc_url_template(src, run["run_id"])
     for row in shown:
         chunk_card(row, texts, titles, words, template)
+    conflicts = [r for r in trace.get("conflicts") or [] if r["idx"] == sentence["idx"]]
+    if conflicts:
+        st.markdown("**Retrieved chunks that state another value**")
+    passages = query_data.chunk_texts(src, run["run_id"],
+                                      tuple(r["chunk_id"] for r in conflicts))
+    for row in conflicts[:CHUNKS_PER_ORIGIN]:
+        with st.container(border=True):
+            st.markdown(widgets.conflict_md(row))
+            text = passages.get(row["chunk_id"], {}).get("text")
+            if text:
+                st.markdown(widgets.highlight(text, words))
 
 
 def main() -> None:

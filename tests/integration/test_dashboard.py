@@ -277,7 +277,7 @@ def test_trace_colours_sentences_and_highlights_support(app, nightly_store):
     at = app("trace", query="133")
     text = markdown(at)
     colours = {"supported": "green", "retrievable_not_retrieved": "orange",
-               "ungrounded": "red"}
+               "contradicted": "violet", "ungrounded": "red"}
     for status in statuses:
         assert f":{colours[status]}-background[" in "\n".join(m.value for m in at.markdown)
     pills = at.button_group(key="sentence_133")

@@ -196,6 +196,7 @@ def traced_queries(path: Path | str, run_id: str, limit: int = 20) -> pd.DataFra
                count(*) FILTER (WHERE s.status = 'supported') AS supported,
                count(*) FILTER (WHERE s.status = 'retrievable_not_retrieved')
                    AS retrievable_not_retrieved,
+               count(*) FILTER (WHERE s.status = 'contradicted') AS contradicted,
                count(*) FILTER (WHERE s.status = 'ungrounded') AS ungrounded
         FROM sentences s JOIN query_results q ON q.run_id = s.run_id AND q.query_id = s.query_id
         WHERE s.run_id = $run GROUP BY s.query_id
