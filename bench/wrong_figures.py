@@ -6,9 +6,11 @@
 In the fixture answers (``fixtures/<dataset>/log.jsonl``), every factual sentence with an
 exact anchor (``auditor.anchors``: number, date, name) gets one anchor changed, chosen with
 ``--seed``: a number or a time has one digit changed, a date its year moved by 1-3 years (a
-date without a year: its day), a name replaced by a capitalised word of the fixture corpus
-that the sentence does not hold. Every sentence is then classed at the evidence level, as
-the trace classes it before retrieval questions come in:
+date without a year: its day), a name replaced by a name of the fixture corpus (a
+capitalised word it never writes in lower case) that the sentence does not hold. A change
+the corpus itself states between the same two words is true, not wrong ("4 to 16 months"
+-> "4 to 10 months", which the source also says): it is drawn again. Every sentence is
+then classed at the evidence level, as the trace classes it before retrieval questions come in:
 
 - ``supported``: some chunk of the whole fixture corpus (the trace's index-wide search)
   scores at or above ``SUPPORT_THRESHOLD`` (``SupportScorer.score_pruned``);
@@ -47,7 +49,16 @@ from auditor.sentences import is_factual, split_sentences  # noqa: E402
 MIN_PLANTED = 40
 TARGET_NOT_SUPPORTED = 0.95
 TARGET_UNTOUCHED_CHANGE = 0.02
+TRIES = 5  # draws of a planted value before a sentence is left untouched
 _NAME = re.compile(r"\b[A-Z][a-z]{3,}\b")
+
+
+def proper_names(corpus: list[str]) -> list[str]:
+    """Capitalised words the corpus never writes in lower case ("Glanville", not "Online"
+    or "Either", which a sentence start capitalises): a planted name is another name."""
+    lower = {w for text in corpus for w in re.findall(r"\b[a-z]{4,}\b", text)}
+    return sorted({n for text in corpus for n in _NAME.findall(text)}
+                  - {w.capitalize() for w in lower})
 
 
 def change(anchor: Anchor, rng: random.Random, names: list[str]) -> str:
@@ -65,22 +76,42 @@ def change(anchor: Anchor, rng: random.Random, names: list[str]) -> str:
     return text[:at] + str(digit) + text[at + 1 :]
 
 
-def plant(sentence: str, rng: random.Random, names: list[str]) -> tuple[str, Anchor] | None:
+def stated(planted: str, start: int, end: int, corpus: str) -> bool:
+    """The corpus writes the planted value between the same two words: the change happens
+    to be true ("in the 4 to 16 months" -> "4 to 10 months", which the source also says)."""
+    before = re.findall(r"\w+", planted[:start])[-1:]
+    after = re.findall(r"\w+", planted[end:])[:1]
+    words = [*before, planted[start:end], *after]
+    return re.search(r"(?i)\b" + r"\W+".join(map(re.escape, words)) + r"\b", corpus) is not None
+
+
+def plant(sentence: str, rng: random.Random, names: list[str], corpus: str = ""
+          ) -> tuple[str, Anchor] | None:
     """The sentence with one anchor changed (None when it has none, or the change is a
-    no-op after normalisation)."""
+    no-op after normalisation); a change the corpus states (see :func:`stated`) is drawn
+    again, up to ``TRIES`` times."""
     found = anchors(sentence)
     if not found:
         return None
     anchor = rng.choice(found)
-    planted = sentence[: anchor.start] + change(anchor, rng, names) + sentence[anchor.end :]
-    return (planted, anchor) if missing_anchors(planted, sentence) else None
+    for _ in range(TRIES):
+        new = change(anchor, rng, names)
+        planted = sentence[: anchor.start] + new + sentence[anchor.end :]
+        if not missing_anchors(planted, sentence):
+            return None
+        if not stated(planted, anchor.start, anchor.start + len(new), corpus):
+            return planted, anchor
+    return None
 
 
 def classify(scorer: SupportScorer, sentences: list[str], corpus: list[str],
-             served: list[list[str]]) -> list[str]:
+             served: list[list[str]], best: list[int] | None = None) -> list[str]:
+    """Each sentence's class; ``best`` (when given) receives each one's best chunk."""
     scores = scorer.score_pruned(sentences, corpus)
     classes = []
     for row, sentence in enumerate(sentences):
+        if best is not None:
+            best.append(int(scores[row].argmax()) if len(corpus) else -1)
         if supported(float(scores[row].max())):
             classes.append("supported")
         elif any(find_conflict(sentence, p) for p in served[row]):
@@ -95,7 +126,8 @@ def run(dataset: str, seed: int, scorer: SupportScorer) -> dict[str, Any]:
     chunks = list(read_corpus(folder / "corpus.jsonl"))
     text = {c.doc_id: support_passage(c.title, c.text) for c in chunks}
     corpus = list(text.values())
-    names = sorted({n for c in chunks for n in _NAME.findall(c.title + " " + c.text)})
+    whole = "\n".join(corpus)
+    names = proper_names(corpus)
     rng = random.Random(f"{seed}:{dataset}")
     original, planted, served, kinds, examples = [], [], [], Counter(), []
     untouched: list[str] = []
@@ -106,7 +138,7 @@ def run(dataset: str, seed: int, scorer: SupportScorer) -> dict[str, Any]:
         for sentence in split_sentences(record.get("answer") or ""):
             if not is_factual(sentence):
                 continue
-            changed = plant(sentence.text, rng, names)
+            changed = plant(sentence.text, rng, names, whole)
             if changed is None:
                 untouched.append(sentence.text)
                 untouched_served.append(passages)
@@ -118,7 +150,8 @@ def run(dataset: str, seed: int, scorer: SupportScorer) -> dict[str, Any]:
             if len(examples) < 6:
                 examples.append({"original": sentence.text, "planted": changed[0]})
     before = classify(scorer, original, corpus, served)
-    after = classify(scorer, planted, corpus, served)
+    best: list[int] = []
+    after = classify(scorer, planted, corpus, served, best)
     kept_before = classify(scorer, untouched, corpus, untouched_served)
     kept_after = classify(scorer, untouched, corpus, untouched_served)
     was = [i for i, c in enumerate(before) if c == "supported"]
@@ -130,6 +163,9 @@ def run(dataset: str, seed: int, scorer: SupportScorer) -> dict[str, Any]:
         "still_supported": sum(c == "supported" for c in after),
         "untouched": len(untouched), "untouched_changed": moved,
         "examples": examples,
+        "still_supported_examples": [
+            {"original": original[i], "planted": planted[i], "by": corpus[best[i]][:300]}
+            for i, c in enumerate(after) if c == "supported"],
     }
 
 
