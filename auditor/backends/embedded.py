@@ -211,10 +211,12 @@ class EmbeddedBackend:
     def _dense_rankings(self, queries: Sequence[str], depth: int) -> list[Sequence[Hit]]:
         embeddings = self._load_embeddings()
         encoder = self._require_encoder()
-        matrix = encoder.encode(list(queries)) @ embeddings.T
-        return [
-            self._hits(top_k(row, self.id_order, depth, floor=None), row) for row in matrix
-        ]
+        # One matrix-vector product per query, not one product for the batch: a product's
+        # rounding depends on its shape, so a query's scores (and every score-derived
+        # evidence) would change in the last bit with the company it is batched in, and a
+        # Ray shard would not reproduce the local run
+        rows = [embeddings @ vector for vector in encoder.encode(list(queries))]
+        return [self._hits(top_k(row, self.id_order, depth, floor=None), row) for row in rows]
 
     def _load_bm25(self) -> Any:
         if self._bm25 is None:

@@ -56,7 +56,7 @@ def run_level(path: Path, run_id: str) -> dict:
 def auditor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "auditor.cli", *args], cwd=cwd,
                           env={**ray_env(), "COLUMNS": "120"}, text=True,
-                          capture_output=True, timeout=600)
+                          capture_output=True, timeout=1200)
 
 
 @pytest.fixture(scope="module")
