@@ -210,22 +210,15 @@ def anchors(text: str) -> list[Anchor]:
     """The numbers, dates and names of ``text`` in order of appearance."""
     found: list[Anchor] = []
     taken: list[tuple[int, int]] = []
-    for match in _TIME.finditer(text):
-        found.append(Anchor("date", _time_key(match), match.group(), match.start(),
-                            match.end()))
-        taken.append(match.span())
-    for match in _DATE.finditer(text):
-        if any(a <= match.start() < b for a, b in taken):
-            continue
-        found.append(Anchor("date", _date_key(match), match.group(), match.start(),
-                            match.end()))
-        taken.append(match.span())
-    for match in NUMBER.finditer(text):
-        if any(a <= match.start() < b for a, b in taken):
-            continue
-        found.append(Anchor("number", _number_key(match), match.group().strip(),
-                            match.start(), match.end()))
-        taken.append(match.span())
+    # times first, then dates, then numbers: a span one kind took is not read again
+    for kind, pattern, key in (("date", _TIME, _time_key), ("date", _DATE, _date_key),
+                               ("number", NUMBER, _number_key)):
+        for match in pattern.finditer(text):
+            if any(a <= match.start() < b for a, b in taken):
+                continue
+            found.append(Anchor(kind, key(match), match.group().strip(), match.start(),
+                                match.end()))
+            taken.append(match.span())
     for part in split_sentences(text):
         inside = [(a - part.start, b - part.start) for a, b in taken]
         found.extend(_shifted(a, part.start) for a in _names(part.text, inside))
