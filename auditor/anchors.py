@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from auditor.anchor_extraction import (
@@ -74,10 +74,20 @@ class _Held:
     spans: dict[tuple[str, str], list[tuple[int, int]]]
     words: tuple[tuple[int, int, str], ...]  # (start, end, stem) of each content word
     starts: tuple[int, ...]
+    text: str
+    # the conflict context of found[i], filled when first asked: most passages are never
+    # compared for conflicts, and those that are, are compared with many sentences
+    contexts: dict[int, set[str]] = field(default_factory=dict)
 
     def context(self, start: int, end: int) -> set[str]:
         """Content words within ``HELD_CONTEXT`` words either side of ``text[start:end]``."""
         return _near(self.words, self.starts, start, end)
+
+    def anchor_context(self, i: int) -> set[str]:
+        """``_context`` of the passage's ``i``-th anchor, computed once."""
+        if i not in self.contexts:
+            self.contexts[i] = _context(self.text, self.found[i])
+        return self.contexts[i]
 
 
 def _near(words: tuple[tuple[int, int, str], ...], starts: tuple[int, ...], start: int,
@@ -139,7 +149,7 @@ def _held(passage: str) -> _Held:
         if kind == "date" and key.isdigit():
             spans.setdefault(("number", key), []).extend(where)
     words = _word_stems(passage)
-    return _Held(found, frozenset(spans), spans, words, tuple(w[0] for w in words))
+    return _Held(found, frozenset(spans), spans, words, tuple(w[0] for w in words), passage)
 
 
 def _holds(anchor: Anchor, held: _Held, around: set[str] | None = None) -> bool:
@@ -202,20 +212,33 @@ def _context(text: str, anchor: Anchor) -> set[str]:
     return set(before) | set(after)
 
 
-def _conflict(sentence: str, found: Sequence[Anchor], passage: str,
-              held: _Held) -> Conflict | None:
-    ours = {(a.kind, a.key) for a in found}
-    theirs = held.found
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """A sentence's anchor with the words a passage must say near it (``_around``) and the
+    words that make a different value comparable (``_context``), computed once per sentence
+    rather than once per passage."""
+
+    anchor: Anchor
+    around: set[str]
+    context: set[str]
+
+
+def _wanted_all(sentence: str, found: Sequence[Anchor]) -> list[_Wanted]:
+    return [_Wanted(a, _around(sentence, a), _context(sentence, a)) for a in found]
+
+
+def _conflict(wanted: Sequence[_Wanted], held: _Held) -> Conflict | None:
+    ours = {(w.anchor.kind, w.anchor.key) for w in wanted}
     best: tuple[int, Conflict] | None = None
-    for anchor in found:
-        if _holds(anchor, held, _around(sentence, anchor)):
+    for w in wanted:
+        anchor = w.anchor
+        if _holds(anchor, held, w.around):
             continue
-        around = _context(sentence, anchor)
-        need = min(MIN_SHARED, len(around))
-        for other in theirs:
+        need = min(MIN_SHARED, len(w.context))
+        for i, other in enumerate(held.found):
             if other.kind != anchor.kind or (other.kind, other.key) in ours:
                 continue
-            shared = len(around & _context(passage, other))
+            shared = len(w.context & held.anchor_context(i))
             if shared and shared >= need and (best is None or shared > best[0]):
                 best = (shared, Conflict(anchor.kind, anchor.text, other.text))
     return None if best is None else best[1]
@@ -227,14 +250,12 @@ def find_conflict(sentence: str, passage: str) -> Conflict | None:
     found = anchors(sentence)
     if not found:
         return None
-    return _conflict(sentence, found, passage, _held(passage))
+    return _conflict(_wanted_all(sentence, found), _held(passage))
 
 
 def conflict_matrix(sentences: Sequence[str], passages: Sequence[str]
                     ) -> list[list[Conflict | None]]:
-    """S×P conflicts; each text's anchors are extracted once."""
-    found = [anchors(s) for s in sentences]
+    """S×P conflicts; each text's anchors and their contexts are read once."""
+    wanted = [_wanted_all(s, anchors(s)) for s in sentences]
     held = [_held(p) for p in passages]
-    return [[_conflict(s, f, p, h) if f else None
-             for p, h in zip(passages, held, strict=True)]
-            for s, f in zip(sentences, found, strict=True)]
+    return [[_conflict(w, h) if w else None for h in held] for w in wanted]
