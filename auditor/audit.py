@@ -282,7 +282,7 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
     status: RunStatus = "failed"
     reason: str | None = None
     sample: Sample | None = None
-    pending, written = Pending(), counts
+    pending, written = Pending(seconds=settings.flush_seconds), counts
     with contextlib.ExitStack() as end:  # the run's end holds one connection
         try:
             quarantined: list[QuarantineEntry] = []

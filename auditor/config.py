@@ -106,6 +106,8 @@ class AuditSettings(BaseSettings):
         default=None, ge=1, description="hits stored per query (default: depth; >= diagnose_k)")
     level: Level = "doc"
     batch_size: int = Field(default=128, ge=1, le=10_000)
+    flush_seconds: float = Field(
+        default=10.0, ge=0, description="longest the stored rows lag a running audit")
     # where the per-query work runs: this process, or a pool of Ray actors
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = Field(default=None, description="Ray cluster (host:port)")

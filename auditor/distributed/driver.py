@@ -137,9 +137,9 @@ def run_shards(audit: Audit, run_id: str, records: Iterator[LogRecord], counts: 
     model = audit.encoder.model_id if audit.encoder is not None else ""
     pool = Pool(settings, ray.put(audit.store.embedding_snapshot(model)))
     # Shards' tables are gathered and written as a local run's batches are (every
-    # FLUSH_ROWS rows or FLUSH_SECONDS): a file open, checkpoint and close per shard was
+    # FLUSH_ROWS rows or flush_seconds): a file open, checkpoint and close per shard was
     # two thirds of the driver's CPU on a 20k-query night
-    pending = Pending()
+    pending = Pending(seconds=settings.flush_seconds)
     abort: str | None = None
     try:
         for shard in shards(records, stored, settings.batch_size, settings.workers,

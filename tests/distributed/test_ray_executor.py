@@ -129,7 +129,9 @@ def test_a_killed_driver_resumes(fixture_run, ray_address: str) -> None:
     driver = subprocess.Popen(
         [sys.executable, "-m", "auditor.cli", "run", "--executor", "ray", "--ray-address",
          ray_address, "--workers", "1", "--store", str(path)],
-        cwd=directory, env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # every shard written at once: the run is killed between two writes, not before one
+        cwd=directory, env={**ray_env(), "AUDITOR_FLUSH_SECONDS": "0"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
         while replayed(path) < 20 and driver.poll() is None:
