@@ -14,7 +14,10 @@ Brookings Institution apart. A passage's full date also holds its month and year
 year; number words ("three") hold the number, so a paraphrase that spells a figure out is
 not rejected; a name is held by the same word in any case, or by a capitalised word of the
 same stem ("Americans"), but not by a common word of the same stem ("Industries" is not
-"industry", "Consultancy" not "consultant").
+"industry", "Consultancy" not "consultant"). The words of one name written together in the
+sentence ("New York Industries") must be written together in the passage too (within
+``NAME_GAP`` characters, either order): "New York City" and "Super Cassettes Industries" do
+not hold it.
 
 A passage *lacks* an anchor when it does not hold it; it *conflicts* with the sentence when
 it lacks one and states a different anchor of that kind in a comparable context: two of the
@@ -53,6 +56,7 @@ __all__ = ["Anchor", "Conflict", "anchors", "conflict_matrix", "find_conflict",
 CONTEXT = 3  # content words on each side of an anchor that make its context
 MIN_SHARED = 2  # context words two anchors must share to be comparable (fewer if fewer)
 HELD_CONTEXT = 8  # content words either side of a value, in sentence and passage, that must meet
+NAME_GAP = 24  # characters between two words of one name in a passage ("Barack Hussein Obama")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,25 +187,71 @@ def _around(sentence: str, anchor: Anchor) -> set[str]:
     return _near(words, tuple(w[0] for w in words), anchor.start, anchor.end)
 
 
-def _wanted(sentence: str) -> list[tuple[Anchor, set[str]]]:
-    """A sentence's distinct anchors, each with the content words around it."""
-    distinct = {(a.kind, a.key): a for a in anchors(sentence)}
-    return [(a, _around(sentence, a)) for a in distinct.values()]
+def _partners(sentence: str, found: Sequence[Anchor], anchor: Anchor) -> tuple[Anchor, ...]:
+    """The names written next to a name, only spaces between: the other words of one
+    multi-word name ("New York Industries"), which a passage must state together."""
+    if anchor.kind != "name":
+        return ()
+    return tuple(other for other in found if other.kind == "name" and other is not anchor and (
+        (other.start >= anchor.end and not sentence[anchor.end:other.start].strip())
+        or (other.end <= anchor.start and not sentence[other.end:anchor.start].strip())))
+
+
+def _name_spans(anchor: Anchor, held: _Held) -> list[tuple[int, int]]:
+    return held.spans.get((anchor.kind, anchor.key), []) + held.spans.get(
+        ("word", fold(anchor.text)), [])
+
+
+def _together(anchor: Anchor, partner: Anchor, held: _Held) -> bool:
+    """The passage states the two words of a name within ``NAME_GAP`` characters of each
+    other, in either order ("Barack Hussein Obama" holds "Barack Obama"): "New York City"
+    and, a sentence later, "Super Cassettes Industries" do not hold "New York Industries"."""
+    theirs = _name_spans(partner, held)
+    return any(0 <= b0 - a1 <= NAME_GAP or 0 <= a0 - b1 <= NAME_GAP
+               for a0, a1 in _name_spans(anchor, held) for b0, b1 in theirs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """A sentence's anchor with the words a passage must say near it (``_around``), the
+    other words of its name (``_partners``) and the words that make a different value
+    comparable (``_context``), computed once per sentence rather than once per passage."""
+
+    anchor: Anchor
+    around: set[str]
+    partners: tuple[Anchor, ...]
+    context: set[str]
+
+    def held_by(self, held: _Held) -> bool:
+        return _holds(self.anchor, held, self.around) and all(
+            _together(self.anchor, partner, held) for partner in self.partners)
+
+
+def _wanted_all(sentence: str, found: Sequence[Anchor]) -> list[_Wanted]:
+    return [_Wanted(a, _around(sentence, a), _partners(sentence, found, a),
+                    _context(sentence, a)) for a in found]
+
+
+def _wanted(sentence: str) -> list[_Wanted]:
+    """A sentence's distinct anchors (the last of each key), as :func:`_wanted_all`."""
+    found = anchors(sentence)
+    distinct = {(w.anchor.kind, w.anchor.key): w for w in _wanted_all(sentence, found)}
+    return list(distinct.values())
 
 
 def missing_anchors(sentence: str, passage: str) -> list[Anchor]:
-    """The sentence's anchors that the passage does not hold (after normalisation), or
-    holds only about something else (see :func:`_holds`)."""
+    """The sentence's anchors that the passage does not hold (after normalisation), holds
+    only about something else (see :func:`_holds`), or holds apart from the rest of its
+    name (see :func:`_together`)."""
     held = _held(passage)
-    return [a for a in anchors(sentence) if not _holds(a, held, _around(sentence, a))]
+    return [w.anchor for w in _wanted_all(sentence, anchors(sentence)) if not w.held_by(held)]
 
 
 def missing_counts(sentences: Sequence[str], passages: Sequence[str]) -> list[list[int]]:
     """S×P: how many of each sentence's distinct anchors each passage lacks."""
     wanted = [_wanted(s) for s in sentences]
     held = [_held(p) for p in passages]
-    return [[sum(not _holds(a, h, around) for a, around in found) for h in held]
-            for found in wanted]
+    return [[sum(not w.held_by(h) for w in found) for h in held] for found in wanted]
 
 
 # conflicts -------------------------------------------------------------------------------
@@ -212,27 +262,12 @@ def _context(text: str, anchor: Anchor) -> set[str]:
     return set(before) | set(after)
 
 
-@dataclass(frozen=True, slots=True)
-class _Wanted:
-    """A sentence's anchor with the words a passage must say near it (``_around``) and the
-    words that make a different value comparable (``_context``), computed once per sentence
-    rather than once per passage."""
-
-    anchor: Anchor
-    around: set[str]
-    context: set[str]
-
-
-def _wanted_all(sentence: str, found: Sequence[Anchor]) -> list[_Wanted]:
-    return [_Wanted(a, _around(sentence, a), _context(sentence, a)) for a in found]
-
-
 def _conflict(wanted: Sequence[_Wanted], held: _Held) -> Conflict | None:
     ours = {(w.anchor.kind, w.anchor.key) for w in wanted}
     best: tuple[int, Conflict] | None = None
     for w in wanted:
         anchor = w.anchor
-        if _holds(anchor, held, w.around):
+        if w.held_by(held):
             continue
         need = min(MIN_SHARED, len(w.context))
         for i, other in enumerate(held.found):
