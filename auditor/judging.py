@@ -172,25 +172,39 @@ def read_labels(path: Path, source: str) -> tuple[pa.Table, dict[str, Any], int,
     number of repeated pairs and the quarantined lines."""
     counts = LoadCounts()
     bad: list[QuarantineEntry] = []
-    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    # Columns, not a dict per label: a night's qrels hold millions of labels, and two
+    # Python dicts per label put a 1M-query Ray night's driver over 2 GB (bench/distributed.py)
+    at: dict[tuple[str, str], int] = {}  # (query, doc) -> its first position
+    query_ids: list[str] = []
+    doc_ids: list[str] = []
+    grades: list[int] = []
+    iterations: list[str | None] = []
     repeated = 0
     for item in read_qrels(path, counts):
         if isinstance(item, QuarantineEntry):
             bad.append(item)
             continue
         key = (item.query_id, item.doc_id)
-        if key in pairs:
+        if key in at:
             repeated += 1
-            pairs[key]["grade"] = item.grade
+            grades[at[key]] = item.grade
         else:
-            pairs[key] = {"query_id": item.query_id, "doc_id": item.doc_id,
-                          "grade": item.grade, "iteration": item.iteration}
-    now = datetime.now(UTC)
-    rows = [{**row, "position": i, "source": source, "labeled_at": now, "query_hash": None,
-             "chunk_id": None, "text_hash": None, "note": None}
-            for i, row in enumerate(pairs.values())]
-    return (pa.Table.from_pylist(rows, schema=LABEL_SCHEMA), _layout(path, counts),
-            repeated, bad)
+            at[key] = len(query_ids)
+            query_ids.append(item.query_id)
+            doc_ids.append(item.doc_id)
+            grades.append(item.grade)
+            iterations.append(item.iteration)
+    n = len(query_ids)
+    empty = pa.nulls(n, pa.string())
+    table = pa.table({
+        "position": pa.array(range(n), pa.int32()), "query_id": query_ids,
+        "query_hash": empty, "doc_id": doc_ids, "chunk_id": empty, "text_hash": empty,
+        "grade": pa.array(grades, pa.int32()), "source": pa.repeat(source, n),
+        "labeled_at": pa.repeat(pa.scalar(datetime.now(UTC), LABEL_SCHEMA.field(
+            "labeled_at").type), n),
+        "note": empty, "iteration": pa.array(iterations, pa.string()),
+    }, schema=LABEL_SCHEMA)
+    return table, _layout(path, counts), repeated, bad
 
 
 def _layout(path: Path, counts: LoadCounts) -> dict[str, Any]:
@@ -206,11 +220,14 @@ def _layout(path: Path, counts: LoadCounts) -> dict[str, Any]:
 
 
 def digest(labels: pa.Table) -> str:
-    """Identity of a version's labels (not of when they were stored)."""
+    """Identity of a version's labels (not of when they were stored). Read in slices: the
+    same bytes as row by row over the whole table, without a dict per label in memory."""
     hasher = hashlib.sha256()
-    for row in labels.select(["query_id", "doc_id", "grade", "source", "iteration",
-                              "chunk_id", "query_hash", "text_hash", "note"]).to_pylist():
-        hasher.update(repr(tuple(row.values())).encode("utf-8"))
+    columns = ["query_id", "doc_id", "grade", "source", "iteration", "chunk_id", "query_hash",
+               "text_hash", "note"]
+    for batch in labels.select(columns).to_batches(max_chunksize=65_536):
+        for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+            hasher.update(repr(row).encode("utf-8"))
     return hasher.hexdigest()
 
 
