@@ -205,7 +205,7 @@ def _name_spans(anchor: Anchor, held: _Held) -> list[tuple[int, int]]:
 def _together(anchor: Anchor, partner: Anchor, held: _Held) -> bool:
     """The passage states the two words of a name within ``NAME_GAP`` characters of each
     other, in either order ("Barack Hussein Obama" holds "Barack Obama"): "New York City"
-    and, a sentence later, "Super Cassettes Industries" do not hold "New York Industries"."""
+    and, a sentence apart, "Super Cassettes Industries" do not hold "New York Industries"."""
     theirs = _name_spans(partner, held)
     return any(0 <= b0 - a1 <= NAME_GAP or 0 <= a0 - b1 <= NAME_GAP
                for a0, a1 in _name_spans(anchor, held) for b0, b1 in theirs)
