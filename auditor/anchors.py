@@ -161,9 +161,8 @@ def _holds(anchor: Anchor, held: _Held, around: set[str] | None = None) -> bool:
     around the sentence's anchor (``around``; None or empty: anywhere) is also near it. A
     rounded figure ("1.5 million", "over 60 million") is held by any figure within one
     unit of its last digit ("1,580,575")."""
-    where = held.spans.get((anchor.kind, anchor.key), [])
-    if anchor.kind == "name":
-        where = where + held.spans.get(("word", fold(anchor.text)), [])
+    where = (_name_spans(anchor, held) if anchor.kind == "name"
+             else held.spans.get((anchor.kind, anchor.key), []))
     if where:
         return not around or any(around & held.context(a, b) for a, b in where)
     scale = NUMBER.fullmatch(anchor.text)
@@ -180,13 +179,6 @@ def _is_float(text: str) -> bool:
     return bool(re.fullmatch(r"\d+(?:\.\d+)?", text))
 
 
-def _around(sentence: str, anchor: Anchor) -> set[str]:
-    """The sentence's content words near the anchor: a passage must say one of them near
-    its value to hold it."""
-    words = _word_stems(sentence)
-    return _near(words, tuple(w[0] for w in words), anchor.start, anchor.end)
-
-
 def _partners(sentence: str, found: Sequence[Anchor], anchor: Anchor) -> tuple[Anchor, ...]:
     """The names written next to a name, only spaces between: the other words of one
     multi-word name ("New York Industries"), which a passage must state together."""
@@ -198,6 +190,7 @@ def _partners(sentence: str, found: Sequence[Anchor], anchor: Anchor) -> tuple[A
 
 
 def _name_spans(anchor: Anchor, held: _Held) -> list[tuple[int, int]]:
+    """Where the passage states a name: as a name, or as the same word in lower case."""
     return held.spans.get((anchor.kind, anchor.key), []) + held.spans.get(
         ("word", fold(anchor.text)), [])
 
@@ -213,7 +206,7 @@ def _together(anchor: Anchor, partner: Anchor, held: _Held) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Wanted:
-    """A sentence's anchor with the words a passage must say near it (``_around``), the
+    """A sentence's anchor with the words a passage must say near it (``around``), the
     other words of its name (``_partners``) and the words that make a different value
     comparable (``_context``), computed once per sentence rather than once per passage."""
 
@@ -228,7 +221,11 @@ class _Wanted:
 
 
 def _wanted_all(sentence: str, found: Sequence[Anchor]) -> list[_Wanted]:
-    return [_Wanted(a, _around(sentence, a), _partners(sentence, found, a),
+    """Each anchor with ``around``: the sentence's content words near it, one of which a
+    passage must say near its value to hold it (the sentence is tokenised once)."""
+    words = _word_stems(sentence)
+    starts = tuple(w[0] for w in words)
+    return [_Wanted(a, _near(words, starts, a.start, a.end), _partners(sentence, found, a),
                     _context(sentence, a)) for a in found]
 
 
