@@ -1,6 +1,6 @@
 """The audit on Ray next to the local executor: speedup, Ray's overhead, and a large night.
 
-    .venv/bin/python bench/distributed.py [--data ../shared/data] [--limit N]
+    .venv/bin/python bench/distributed.py [--data ../shared/data] [--limit N] [--batch-size 128]
                                           [--night 1000000] [--skip-hotpotqa] [--out bench/results]
 
 **HotpotQA** (the full pipeline of bench/hotpotqa.py: MiniLM, hybrid, answers traced, ablations
@@ -162,7 +162,8 @@ def measured(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess
 
 
 # HotpotQA: local vs Ray with 1 and 2 workers ------------------------------------------------
-def hotpotqa(data: Path, limit: int | None, out: Path, work: Path) -> dict[str, Any]:
+def hotpotqa(data: Path, limit: int | None, out: Path, work: Path, batch_size: int = 128
+             ) -> dict[str, Any]:
     from beir import open_index  # bench/beir.py: the shared index cache
     from hotpotqa import DEPTH, KS, load_questions, write_inputs
 
@@ -184,7 +185,8 @@ def hotpotqa(data: Path, limit: int | None, out: Path, work: Path) -> dict[str, 
                     "backend": "embedded", "mode": "hybrid", "k": KS, "depth": DEPTH,
                     "level": "doc", "diagnose_k": 1, "ablations": True, "self_probe": False,
                     "index": str(index.directory), "encoder": "minilm", "baseline": "none",
-                    "reports": None, "executor": executor, "workers": workers}
+                    "reports": None, "executor": executor, "workers": workers,
+                    "batch_size": batch_size}
         print(f"hotpotqa: {len(questions)} questions, {name} ...", flush=True)
         done, numbers = measured([sys.executable, __file__, "--child", json.dumps(settings)],
                                  work)
@@ -200,7 +202,8 @@ def hotpotqa(data: Path, limit: int | None, out: Path, work: Path) -> dict[str, 
                                         "sentences": round(sentences / busy, 2)}
         runs[name] = numbers
         print(json.dumps({k: v for k, v in numbers.items() if k != "metric_means"}), flush=True)
-    return {"questions": len(questions), "limit": limit, "runs": runs, **_ratios(runs)}
+    return {"questions": len(questions), "limit": limit, "batch_size": batch_size, "runs": runs,
+            **_ratios(runs)}
 
 
 def warm_store(chunks: list[Any], path: Path) -> Path:
@@ -296,6 +299,8 @@ def main() -> int:
                         help=f"folder holding hotpotqa/ (default {DEFAULT_DATA})")
     parser.add_argument("--limit", type=int, default=None,
                         help="audit the first N HotpotQA questions (default all 169)")
+    parser.add_argument("--batch-size", type=int, default=128,
+                        help="HotpotQA: queries per batch, and so per Ray shard (default 128)")
     parser.add_argument("--night", type=int, default=1_000_000,
                         help="queries of the simulated night (0: skip it)")
     parser.add_argument("--night-workers", type=int, default=2)
@@ -315,7 +320,8 @@ def main() -> int:
     path = args.out / "distributed.json"
     with tempfile.TemporaryDirectory(prefix="distributed-bench-") as tmp:
         if not args.skip_hotpotqa:
-            result["hotpotqa"] = hotpotqa(args.data, args.limit, args.out, Path(tmp))
+            result["hotpotqa"] = hotpotqa(args.data, args.limit, args.out, Path(tmp),
+                                          args.batch_size)
             path.write_text(json.dumps(result, indent=2) + "\n")
             print(json.dumps({k: v for k, v in result["hotpotqa"].items() if k != "runs"}))
         if args.night:

@@ -47,11 +47,12 @@ def synthetic_log(directory: Path, queries: int) -> tuple[Path, Path]:
     return log, judged
 
 
-def build_index(directory: Path) -> None:
-    """The fixture corpus as an embedded index (hash encoder) in ``directory / "index"``."""
+def build_index(directory: Path, corpus: Path = SCIFACT / "corpus.jsonl") -> None:
+    """``corpus`` (default the fixture's) as an embedded index (hash encoder) in
+    ``directory / "index"``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     subprocess.run([sys.executable, "-m", "auditor.cli", "index", "build", "--corpus",
-                    str(SCIFACT / "corpus.jsonl"), "--index", str(directory / "index"),
+                    str(corpus.resolve()), "--index", str(directory / "index"),
                     "--encoder", "hash"], check=True, env=env, cwd=directory,
                    capture_output=True)
 

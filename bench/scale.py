@@ -1,6 +1,7 @@
 """Throughput of `auditor run` at production volume, next to the bare search it wraps.
 
-    .venv/bin/python bench/scale.py [--sizes 10000,100000] [--million] [--out bench/results]
+    .venv/bin/python bench/scale.py [--sizes 10000,100000] [--million] [--corpus PATH]
+                                    [--out bench/results]
 
 Each size is a synthetic log from the SciFact fixture (its 50 records repeated under new
 query ids, served lists and judgments kept, answers dropped), audited with the embedded
@@ -15,8 +16,11 @@ Both are CPU time (``time.process_time``: every thread of the process, DuckDB's 
 since wall time moves with the other load on the machine. Targets (issue 12): run ≤ 2x
 search_many; store ≤ 10% of the run (cProfile of the first size: time inside
 ``auditor.store`` from outside it); CPU per query within ±15% from the smallest size to the
-largest. ``--million`` also audits a 1M-line log in a child process and reads its peak RSS
-(``resource.getrusage(RUSAGE_CHILDREN)``; target < 2 GB). Results: ``<out>/scale.json``.
+largest. ``--corpus`` indexes another corpus holding the fixture's documents (the full
+SciFact corpus: the bare search then costs what a larger index costs, while the audit's own
+work per query stays the same). ``--million`` also audits a 1M-line log in a child process
+and reads its peak RSS (``resource.getrusage(RUSAGE_CHILDREN)``; target < 2 GB). Results:
+``<out>/scale.json``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import build_index, synthetic_log  # noqa: E402 (a sibling script, not a package)
+from memory import SCIFACT, build_index, synthetic_log  # noqa: E402 (a sibling script, not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
 MILLION = 1_000_000
@@ -244,6 +248,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--million", action="store_true", help="also a 1M-line log (slow)")
+    parser.add_argument("--corpus", type=Path, default=SCIFACT / "corpus.jsonl",
+                        help="the index's corpus (default the fixture's 300 documents; "
+                             "../shared/data/scifact holds all 5,183 the queries come from)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -251,7 +258,7 @@ def main() -> None:
     os.environ.pop("AUDITOR_ES_URL", None)
     with tempfile.TemporaryDirectory(prefix="auditor-scale-") as tmp:
         directory = Path(tmp)
-        build_index(directory)
+        build_index(directory, args.corpus)
         index = directory / "index"
         configs = {size: write_config(directory / f"n{size}", index, size) for size in sizes}
         auditor_run(write_config(directory / "warm", index, 500))  # imports, templates
@@ -270,7 +277,7 @@ def main() -> None:
         print(f"{name:<{width}}  {value:>8}  target {target:<10} {'met' if met else 'NOT met'}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(
-        {"results": results, "profile": profile, "million": big,
+        {"corpus": str(args.corpus), "results": results, "profile": profile, "million": big,
          "targets": [{"ratio": n, "value": v, "target": t, "met": m} for n, v, t, m in rows]},
         indent=2) + "\n")
 
