@@ -1,7 +1,7 @@
 """Throughput of `auditor run` at production volume, next to the bare search it wraps.
 
     .venv/bin/python bench/scale.py [--sizes 10000,100000] [--million] [--corpus PATH]
-                                    [--out bench/results]
+                                    [--backend embedded|elasticsearch] [--out bench/results]
 
 Each size is a synthetic log from the SciFact fixture (its 50 records repeated under new
 query ids, served lists and judgments kept, answers dropped), audited with the embedded
@@ -18,7 +18,9 @@ search_many; store ≤ 10% of the run (cProfile of the first size: time inside
 ``auditor.store`` from outside it); CPU per query within ±15% from the smallest size to the
 largest. ``--corpus`` indexes another corpus holding the fixture's documents (the full
 SciFact corpus: the bare search then costs what a larger index costs, while the audit's own
-work per query stays the same). ``--million`` also audits a 1M-line log in a child process
+work per query stays the same). ``--backend elasticsearch`` runs both on the node at
+``AUDITOR_ES_URL`` (index ``auditor-scale``; only this process's CPU is counted, the client's,
+not the node's). ``--million`` also audits a 1M-line log in a child process
 and reads its peak RSS (``resource.getrusage(RUSAGE_CHILDREN)``; target < 2 GB). Results:
 ``<out>/scale.json``.
 """
@@ -41,7 +43,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a script, this folder comes first on sys.path, where bench/elasticsearch.py would
+# shadow the elasticsearch client: it goes last instead (as in bench/elasticsearch.py)
+BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 from memory import SCIFACT, build_index, synthetic_log  # noqa: E402 (a sibling script, not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,17 +63,28 @@ GROUPS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
-def write_config(work: Path, index: Path, queries: int) -> Path:
-    """The run's audit.toml over a fresh synthetic log of ``queries``."""
+def write_config(work: Path, index: Path, queries: int, es_index: str | None = None) -> Path:
+    """The run's audit.toml over a fresh synthetic log of ``queries``: on the embedded
+    ``index``, or on Elasticsearch index ``es_index`` (at ``AUDITOR_ES_URL``) when given."""
     work.mkdir(parents=True, exist_ok=True)
     log, qrels = synthetic_log(work, queries)
     config = work / "audit.toml"
+    where = ['backend = "elasticsearch"', f'es_index = "{es_index}"'] if es_index else [
+        f'index = "{index}"']
     config.write_text("\n".join([
         f'log = "{log}"', f'qrels = "{qrels}"', f'store = "{work / "audit.duckdb"}"',
-        f'index = "{index}"', 'encoder = "hash"', 'mode = "bm25"', "trace = false",
+        *where, 'encoder = "hash"', 'mode = "bm25"', "trace = false",
         "ablations = false", 'baseline = "none"', f'reports = "{work / "reports"}"',
     ]) + "\n")
     return config
+
+
+def build_es_index(corpus: Path, es_index: str) -> None:
+    """``corpus`` into Elasticsearch index ``es_index`` (BM25 only) by ``auditor index build``."""
+    env = {**os.environ, "AUDITOR_ES_INDEX": es_index}
+    subprocess.run([sys.executable, "-m", "auditor.cli", "index", "build", "--backend",
+                    "elasticsearch", "--corpus", str(corpus.resolve()), "--encoder", "hash",
+                    "--no-vectors"], check=True, env=env, capture_output=True)
 
 
 def cpu(action: Callable[[], Any]) -> float:
@@ -251,17 +267,29 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=SCIFACT / "corpus.jsonl",
                         help="the index's corpus (default the fixture's 300 documents; "
                              "../shared/data/scifact holds all 5,183 the queries come from)")
+    parser.add_argument("--backend", choices=["embedded", "elasticsearch"], default="embedded",
+                        help="elasticsearch: the node at AUDITOR_ES_URL (`make es-start` starts "
+                             "one); the search's CPU counted is this process's (the client)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.pop("AUDITOR_ES_URL", None)
+    es_index = None
+    if args.backend == "elasticsearch":
+        if args.million or not os.environ.get("AUDITOR_ES_URL"):
+            parser.error("--backend elasticsearch needs AUDITOR_ES_URL, and not --million")
+        es_index = "auditor-scale"
+        build_es_index(args.corpus, es_index)
+    else:
+        os.environ.pop("AUDITOR_ES_URL", None)
     with tempfile.TemporaryDirectory(prefix="auditor-scale-") as tmp:
         directory = Path(tmp)
-        build_index(directory, args.corpus)
         index = directory / "index"
-        configs = {size: write_config(directory / f"n{size}", index, size) for size in sizes}
-        auditor_run(write_config(directory / "warm", index, 500))  # imports, templates
+        if es_index is None:
+            build_index(directory, args.corpus)
+        configs = {size: write_config(directory / f"n{size}", index, size, es_index)
+                   for size in sizes}
+        auditor_run(write_config(directory / "warm", index, 500, es_index))  # imports, templates
         results = []
         for size in sizes:
             results.append(measure(configs[size]))
@@ -277,7 +305,8 @@ def main() -> None:
         print(f"{name:<{width}}  {value:>8}  target {target:<10} {'met' if met else 'NOT met'}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(
-        {"corpus": str(args.corpus), "results": results, "profile": profile, "million": big,
+        {"backend": args.backend, "corpus": str(args.corpus), "results": results,
+         "profile": profile, "million": big,
          "targets": [{"ratio": n, "value": v, "target": t, "met": m} for n, v, t, m in rows]},
         indent=2) + "\n")
 
