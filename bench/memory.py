@@ -47,14 +47,19 @@ def synthetic_log(directory: Path, queries: int) -> tuple[Path, Path]:
     return log, judged
 
 
-def build_index(directory: Path, corpus: Path = SCIFACT / "corpus.jsonl") -> None:
-    """``corpus`` (default the fixture's) as an embedded index (hash encoder) in
-    ``directory / "index"``."""
+def build_index(directory: Path, corpus: Path = SCIFACT / "corpus.jsonl",
+                es_index: str | None = None) -> None:
+    """``corpus`` (default the fixture's) by ``auditor index build`` (hash encoder): an
+    embedded index in ``directory / "index"``, or with ``es_index`` that Elasticsearch index
+    at ``AUDITOR_ES_URL`` (BM25 only)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    where = ["--index", str(directory / "index")]
+    if es_index is not None:
+        env["AUDITOR_ES_INDEX"] = es_index
+        where = ["--backend", "elasticsearch", "--no-vectors"]
     subprocess.run([sys.executable, "-m", "auditor.cli", "index", "build", "--corpus",
-                    str(corpus.resolve()), "--index", str(directory / "index"),
-                    "--encoder", "hash"], check=True, env=env, cwd=directory,
-                   capture_output=True)
+                    str(corpus.resolve()), *where, "--encoder", "hash"], check=True, env=env,
+                   cwd=directory, capture_output=True)
 
 
 def measure(directory: Path, queries: int) -> dict[str, float | int]:

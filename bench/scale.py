@@ -20,8 +20,8 @@ largest. ``--corpus`` indexes another corpus holding the fixture's documents (th
 SciFact corpus: the bare search then costs what a larger index costs, while the audit's own
 work per query stays the same). ``--backend elasticsearch`` runs both on the node at
 ``AUDITOR_ES_URL`` (index ``auditor-scale``; only this process's CPU is counted, the client's,
-not the node's). ``--million`` also audits a 1M-line log in a child process
-and reads its peak RSS (``resource.getrusage(RUSAGE_CHILDREN)``; target < 2 GB). Results:
+not the node's). ``--million`` also audits a 1M-line log in a child process and reads its
+peak RSS (``resource.getrusage(RUSAGE_CHILDREN)``; target < 2 GB). Results:
 ``<out>/scale.json``.
 """
 
@@ -49,7 +49,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 from memory import SCIFACT, build_index, synthetic_log  # noqa: E402 (a sibling script, not a package)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = BENCH.parent
 MILLION = 1_000_000
 # Profile groups: (label, path fragment, function name or None for every function there).
 GROUPS: tuple[tuple[str, str, str | None], ...] = (
@@ -77,14 +77,6 @@ def write_config(work: Path, index: Path, queries: int, es_index: str | None = N
         "ablations = false", 'baseline = "none"', f'reports = "{work / "reports"}"',
     ]) + "\n")
     return config
-
-
-def build_es_index(corpus: Path, es_index: str) -> None:
-    """``corpus`` into Elasticsearch index ``es_index`` (BM25 only) by ``auditor index build``."""
-    env = {**os.environ, "AUDITOR_ES_INDEX": es_index}
-    subprocess.run([sys.executable, "-m", "auditor.cli", "index", "build", "--backend",
-                    "elasticsearch", "--corpus", str(corpus.resolve()), "--encoder", "hash",
-                    "--no-vectors"], check=True, env=env, capture_output=True)
 
 
 def cpu(action: Callable[[], Any]) -> float:
@@ -279,14 +271,12 @@ def main() -> None:
         if args.million or not os.environ.get("AUDITOR_ES_URL"):
             parser.error("--backend elasticsearch needs AUDITOR_ES_URL, and not --million")
         es_index = "auditor-scale"
-        build_es_index(args.corpus, es_index)
     else:
         os.environ.pop("AUDITOR_ES_URL", None)
     with tempfile.TemporaryDirectory(prefix="auditor-scale-") as tmp:
         directory = Path(tmp)
         index = directory / "index"
-        if es_index is None:
-            build_index(directory, args.corpus)
+        build_index(directory, args.corpus, es_index)
         configs = {size: write_config(directory / f"n{size}", index, size, es_index)
                    for size in sizes}
         auditor_run(write_config(directory / "warm", index, 500, es_index))  # imports, templates
