@@ -25,7 +25,7 @@ from auditor.config import AuditSettings, ConfigError
 from auditor.diagnose import diagnose
 from auditor.embed import CachedEncoder, CacheStats
 from auditor.gaps import measure_gaps
-from auditor.judgments import read_qrels
+from auditor.judging import Labels, judged_by_query, run_labels
 from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult, batch_tables, judgments_for, quarantine_table
 from auditor.records import Hit, LogRecord, QuarantineEntry
@@ -54,20 +54,6 @@ def thresholds(settings: AuditSettings) -> Thresholds:
     return Thresholds.from_settings(settings)
 
 
-def load_judgments(settings: AuditSettings) -> tuple[dict[str, dict[str, int]], list]:
-    """Judgments by query from the qrels file, and its quarantined lines."""
-    by_query: dict[str, dict[str, int]] = {}
-    bad: list[QuarantineEntry] = []
-    if settings.qrels is None:
-        return by_query, bad
-    for item in read_qrels(settings.qrels):
-        if isinstance(item, QuarantineEntry):
-            bad.append(item)
-        else:
-            by_query.setdefault(item.query_id, {})[item.doc_id] = item.grade
-    return by_query, bad
-
-
 class Audit:
     """The pieces one run needs, built once."""
 
@@ -78,7 +64,10 @@ class Audit:
             raise ConfigError("no query log given: set `log` in audit.toml or pass --log")
         self.settings = settings
         self.store = Store(settings.store)
-        self.judgments, self.bad_qrels = load_judgments(settings)
+        # the qrels, read once: the judgments, the quarantined lines, the manifest's version
+        self.labels: Labels | None = run_labels(settings.qrels) if settings.qrels else None
+        self.judgments = judged_by_query(self.labels[0]) if self.labels else {}
+        self.bad_qrels: list[QuarantineEntry] = self.labels[3] if self.labels else []
         self.encoder = self._encoder(backend, cache or self.store)
         self.backend = backend or open_backend(settings, self.encoder)
         self.replayer = Replayer(self.backend, settings.mode, settings.depth)
@@ -335,7 +324,8 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             store.finish_run(run_id, status, reason, asdict(counts))
             store.set_manifest(run_id, manifest(
                 settings, store, run_id, counts, thresholds=audit.thresholds,
-                model_id=audit.encoder.model_id if audit.encoder else None, sample=sample))
+                model_id=audit.encoder.model_id if audit.encoder else None, sample=sample,
+                labels=audit.labels))
     return run_id, status
 
 

@@ -10,8 +10,8 @@ store. The time per query of that batch, times the number of queries, plus the s
 the largest ``--sample`` that fits.
 
 With ``--sample``/``--sample-rate`` the dry run draws the sample the run would draw (the same
-seed, strata and accepted records): texts, calibration and expected time are the sample's,
-and it says "sampled: n of N".
+seed, strata and first-pass checks: ``auditor.sampled``): texts, calibration and expected
+time are the sample's, and it says "sampled: n of N".
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from auditor.backends import needs_vectors
 from auditor.config import AuditSettings
 from auditor.embed import HashEncoder, MiniLMEncoder, embedding_key
 from auditor.errors import ConfigError
-from auditor.logs import LoadCounts, read_log
+from auditor.logs import LoadCounts
 from auditor.records import LogRecord, QuarantineEntry
-from auditor.sampled import design
-from auditor.sampling import sample_log
+from auditor.sampled import log_items
 from auditor.sentences import is_factual, split_sentences
 from auditor.store import Store
 
@@ -110,14 +109,10 @@ def dry_run(settings: AuditSettings, budget_s: float | None = None,
         raise ConfigError("no query log given: set `log` in audit.toml or pass --log")
     started = time.perf_counter()
     load = LoadCounts()
-    records = [item for item in read_log(settings.log, load)
-               if not isinstance(item, QuarantineEntry)]
+    sample, items = log_items(settings, load)  # the run's own read: with a sample, its draw
+    records = [item for item in items if not isinstance(item, QuarantineEntry)]
     read_s = time.perf_counter() - started
-    chosen = design(settings)
-    sample = sample_log(records, chosen) if chosen is not None and records else None
-    everything = records
-    if sample is not None:
-        records = [record for record, keep in zip(records, sample.picked, strict=True) if keep]
+    population = sample.population if sample is not None else len(records)
     sentences = {r.query_id: _sentences(r) for r in records} if settings.trace else {}
     texts = _texts(records, sentences, settings)
     missing = len(texts) - _cached(Store(settings.store), list(texts))
@@ -134,7 +129,7 @@ def dry_run(settings: AuditSettings, budget_s: float | None = None,
         expected_embeddings=missing + round(extra * len(records)),
         budget_s=budget_s,
         suggested_sample=None if budget_s is None else suggest_sample(
-            budget_s, read_s + setup, per_query, len(everything)),
+            budget_s, read_s + setup, per_query, population),
         sampled=None if sample is None else sample.describe(), queries=len(records),
     )
 

@@ -29,11 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditor.errors import InputError
-from auditor.judgments import read_qrels
+from auditor.judgments import QrelRow, qrel_rows
 from auditor.logs import LoadCounts
 from auditor.records import QuarantineEntry
 from auditor.store import Store, StoreError
@@ -172,39 +173,45 @@ def read_labels(path: Path, source: str) -> tuple[pa.Table, dict[str, Any], int,
     number of repeated pairs and the quarantined lines."""
     counts = LoadCounts()
     bad: list[QuarantineEntry] = []
-    # Columns, not a dict per label: a night's qrels hold millions of labels, and two
-    # Python dicts per label put a 1M-query Ray night's driver over 2 GB (bench/distributed.py)
-    at: dict[tuple[str, str], int] = {}  # (query, doc) -> its first position
-    query_ids: list[str] = []
-    doc_ids: list[str] = []
-    grades: list[int] = []
-    iterations: list[str | None] = []
-    repeated = 0
-    for item in read_qrels(path, counts):
+    rows: list[QrelRow] = []
+    for item in qrel_rows(path, counts):
         if isinstance(item, QuarantineEntry):
             bad.append(item)
-            continue
-        key = (item.query_id, item.doc_id)
-        if key in at:
-            repeated += 1
-            grades[at[key]] = item.grade
         else:
-            at[key] = len(query_ids)
-            query_ids.append(item.query_id)
-            doc_ids.append(item.doc_id)
-            grades.append(item.grade)
-            iterations.append(item.iteration)
-    n = len(query_ids)
+            rows.append(item)
+    pairs, repeated = _pairs(rows)
+    n = pairs.num_rows
     empty = pa.nulls(n, pa.string())
     table = pa.table({
-        "position": pa.array(range(n), pa.int32()), "query_id": query_ids,
-        "query_hash": empty, "doc_id": doc_ids, "chunk_id": empty, "text_hash": empty,
-        "grade": pa.array(grades, pa.int32()), "source": pa.repeat(source, n),
+        "position": pa.array(np.arange(n, dtype=np.int32)), "query_id": pairs["query_id"],
+        "query_hash": empty, "doc_id": pairs["doc_id"], "chunk_id": empty, "text_hash": empty,
+        "grade": pairs["grade"], "source": pa.repeat(source, n),
         "labeled_at": pa.repeat(pa.scalar(datetime.now(UTC), LABEL_SCHEMA.field(
             "labeled_at").type), n),
-        "note": empty, "iteration": pa.array(iterations, pa.string()),
+        "note": empty, "iteration": pairs["iteration"],
     }, schema=LABEL_SCHEMA)
     return table, _layout(path, counts), repeated, bad
+
+
+def _pairs(rows: list[QrelRow]) -> tuple[pa.Table, int]:
+    """Each (query, document) pair once, in the order of its first line, with its last
+    grade (as trec_eval reads a repeated pair), and how many lines repeated a pair.
+    Columns and Arrow's group-by, not a dict per label: a night's qrels hold millions of
+    labels (two Python dicts per label put a 1M-query Ray night's driver over 2 GB)."""
+    query_ids, doc_ids, grades, iterations = zip(*rows, strict=True) if rows else ((),) * 4
+    read = pa.table({"query_id": pa.array(query_ids, pa.string()),
+                     "doc_id": pa.array(doc_ids, pa.string()),
+                     "grade": pa.array(grades, pa.int32()),
+                     "iteration": pa.array(iterations, pa.string()),
+                     "row": pa.array(np.arange(len(rows), dtype=np.int64))})
+    grouped = read.group_by(["query_id", "doc_id"], use_threads=False).aggregate(
+        [("row", "min"), ("row", "max")])
+    if grouped.num_rows == read.num_rows:  # no pair repeated: the file's own order
+        return read, 0
+    order = pc.sort_indices(grouped, [("row_min", "ascending")])
+    first, last = grouped["row_min"].take(order), grouped["row_max"].take(order)
+    pairs = read.take(first).set_column(2, "grade", read["grade"].take(last))
+    return pairs, read.num_rows - grouped.num_rows
 
 
 def _layout(path: Path, counts: LoadCounts) -> dict[str, Any]:
@@ -328,13 +335,34 @@ def _at(pair: Pair) -> int:
     return pair.position
 
 
-def record_run_list(store: Store, path: Path | None) -> dict[str, Any] | None:
+Labels = tuple[pa.Table, dict[str, Any], int, list[QuarantineEntry]]  # as read_labels reads
+
+
+def run_labels(path: Path) -> Labels:
+    """A run's qrels file as labels: read once per run, for its judgments and for the list
+    version its manifest names."""
+    return read_labels(path, f"imported:{path.name}")
+
+
+def judged_by_query(labels: pa.Table) -> dict[str, dict[str, int]]:
+    """Grades by query and document, in the file's order."""
+    judged: dict[str, dict[str, int]] = {}
+    for query_id, doc_id, grade in zip(labels["query_id"].to_pylist(),
+                                       labels["doc_id"].to_pylist(),
+                                       labels["grade"].to_pylist(), strict=True):
+        judged.setdefault(query_id, {})[doc_id] = grade
+    return judged
+
+
+def record_run_list(store: Store, path: Path | None, read: Labels | None = None
+                    ) -> dict[str, Any] | None:
     """The list version a run's qrels file is (imported once per distinct content: a
-    version with the same labels is reused), for the run's manifest."""
+    version with the same labels is reused), for the run's manifest. ``read``: the labels
+    the run read at its start (else the file is read now)."""
     if path is None:
         return None
     try:
-        labels, layout, _, _ = read_labels(path, f"imported:{path.name}")
+        labels, layout, _, _ = read if read is not None else run_labels(path)
     except InputError as exc:  # the file went away during the run: say so, keep the run
         return {"list": None, "path": str(path), "error": str(exc)}
     if not labels.num_rows:

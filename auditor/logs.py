@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from auditor import decode
 from auditor.decode import RAW_LIMIT, Defect, Skipped
 from auditor.errors import InputError
-from auditor.records import OLD_LOG_FIELDS, LogRecord, QuarantineEntry
+from auditor.records import OLD_LOG_FIELDS, LogKey, LogRecord, QuarantineEntry
 from auditor.spans import read_spans
 
 KNOWN_FIELDS = set(LogRecord.model_fields) | set(OLD_LOG_FIELDS)
@@ -69,9 +69,13 @@ def read_picked(path: Path, lines: frozenset[int]) -> Iterator[LogRecord | Quara
             yield _validate(str(path), line, raw, payload, seen)
 
 
-def read_numbered(path: Path, counts: LoadCounts | None = None
-                  ) -> Iterator[tuple[int, LogRecord | QuarantineEntry]]:
-    """:func:`read_log` with each item's line (a Parquet file's row, a span's position)."""
+def read_numbered(path: Path, counts: LoadCounts | None = None,
+                  keys: type[LogKey] | None = None
+                  ) -> Iterator[tuple[int, LogRecord | LogKey | QuarantineEntry]]:
+    """:func:`read_log` with each item's line (a Parquet file's row, a span's position).
+
+    With ``keys`` a JSONL log's lines are checked as ``keys`` only (:func:`_key`); other
+    formats are read in full whatever ``keys`` says."""
     counts = counts if counts is not None else LoadCounts()
     seen: set[str] = set()
     for line, raw, payload in _raw_records(path):
@@ -83,7 +87,9 @@ def read_numbered(path: Path, counts: LoadCounts | None = None
             counts.skipped += 1
             continue
         if isinstance(payload, QuarantineEntry):  # a reader that rejected the record itself
-            item: LogRecord | QuarantineEntry = payload
+            item: LogRecord | LogKey | QuarantineEntry = payload
+        elif keys is not None and payload is UNPARSED:
+            item = _key(str(path), line, raw, keys, seen)
         else:
             item = _validate(str(path), line, raw, payload, seen)
         if isinstance(item, QuarantineEntry):
@@ -302,6 +308,21 @@ def _validate(
         return bad("query_id", f"duplicate query_id {record.query_id!r}")
     seen.add(record.query_id)
     return record
+
+
+def _key(source: str, line: int, raw: str, keys: type[LogKey], seen: set[str]
+         ) -> LogKey | LogRecord | QuarantineEntry:
+    """A line's id and stratum fields, checked alone. A line they do not settle (invalid
+    JSON, no usable id, a repeated id) takes the whole record's path, so it is quarantined
+    with the entry a whole-log read writes; a defect elsewhere in the line is not seen."""
+    try:
+        key = keys.model_validate_json(raw)
+    except ValidationError:
+        return _validate(source, line, raw, UNPARSED, seen)
+    if key.query_id in seen:
+        return _validate(source, line, raw, UNPARSED, seen)
+    seen.add(key.query_id)
+    return key
 
 
 def _parsed_and_checked(raw: str) -> LogRecord | None:

@@ -15,7 +15,7 @@ from auditor import __version__
 from auditor.cases import Thresholds
 from auditor.config import AuditSettings
 from auditor.evidence import SUPPORT_THRESHOLD
-from auditor.judging import record_run_list
+from auditor.judging import Labels, record_run_list
 from auditor.logs import LoadCounts
 from auditor.metrics.per_query import BatchResult
 from auditor.sampled import manifest_entry
@@ -70,7 +70,7 @@ def resume_settings(store: Store, run_id: str) -> dict[str, Any]:
 
 def manifest(settings: AuditSettings, store: Store, run_id: str, counts: RunCounts, *,
              model_id: str | None, thresholds: Thresholds,
-             sample: Sample | None = None) -> dict[str, Any]:
+             sample: Sample | None = None, labels: Labels | None = None) -> dict[str, Any]:
     """What every stored number of the run can be traced to; a sampled run adds ``sample``
     (n, N, rate, seed, stratify_by, strata as [n_h, N_h]), a run over the whole log nothing."""
     config = settings.snapshot()
@@ -91,7 +91,7 @@ def manifest(settings: AuditSettings, store: Store, run_id: str, counts: RunCoun
     }
     if sample is not None:
         recorded["sample"] = manifest_entry(sample)
-    recorded["judgments"] = record_run_list(store, settings.qrels)
+    recorded["judgments"] = record_run_list(store, settings.qrels, labels)
     return recorded
 
 

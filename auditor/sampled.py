@@ -1,26 +1,44 @@
 """A sampled run: which accepted log records it replays, and what its manifest records.
 
-What a sampled run checks: every line of the log, in full, once. The first pass validates
-each record exactly as a run over the whole log does (so the same lines are quarantined, the
-counts are the same, and N is the number of accepted records) but keeps only one 64-bit
-digest, one stratum label and the line number per accepted record, and the quarantine
-entries. The sample is drawn from those; the second pass reads only the picked lines (a
-JSONL log's other lines are not parsed again) and replays them. Selection is by a hash of
-(seed, ``query_id``) (:mod:`auditor.sampling`), so consecutive nights pick the same query
-ids where the log repeats them and paired comparisons keep working on the overlap.
+What a sampled run checks. The first pass reads every line of the log once. In a JSONL log
+it checks of each line only what the draw needs: valid JSON, a usable ``query_id`` not seen
+before, a query, and the fields of the stratum (``LogKey``), at about a third of the CPU of
+a whole record. A line failing that is quarantined exactly as a run over the whole log quarantines
+it. It keeps one 64-bit digest, one stratum label and the line number per record.
+The sample is drawn from those. The second pass reads only the picked lines (the others are
+not parsed again), checks them in full and replays them. A picked line failing there is
+quarantined then and stops counting as accepted: the estimator treats it as a record
+outside the domain, as it treats a metric undefined for a query. So N counts the lines with
+a usable id and query. A defect elsewhere in a line the sample did not pick is not seen; a
+run over the whole log finds it. Parquet, CSV and span logs are checked in full on the
+first pass.
+
+Selection is by a hash of (seed, ``query_id``) (:mod:`auditor.sampling`), so consecutive
+nights pick the same query ids where the log repeats them and paired comparisons keep
+working on the overlap.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field, create_model
 
-from auditor.logs import LoadCounts, read_log, read_numbered, read_picked
-from auditor.records import LogRecord, QuarantineEntry
-from auditor.sampling import Design, Sample, id_digest, select, stratum_of, unit_values
+from auditor.logs import KNOWN_FIELDS, LoadCounts, read_log, read_numbered, read_picked
+from auditor.records import LogKey, LogRecord, QuarantineEntry
+from auditor.sampling import (
+    TIME_STRATA,
+    Design,
+    Sample,
+    id_digest,
+    select,
+    stratum_of,
+    unit_values,
+)
 
 if TYPE_CHECKING:
     from auditor.config import AuditSettings
@@ -45,7 +63,19 @@ def log_items(settings: AuditSettings, counts: LoadCounts
         return None, read_log(settings.log, counts)
     sample, lines, quarantined = drawn
     picked = frozenset(lines[sample.picked].tolist())
-    return sample, itertools.chain(quarantined, read_picked(settings.log, picked))
+    return sample, itertools.chain(quarantined, _checked(read_picked(settings.log, picked),
+                                                         counts))
+
+
+def _checked(items: Iterator[LogRecord | QuarantineEntry], counts: LoadCounts
+             ) -> Iterator[LogRecord | QuarantineEntry]:
+    """The picked lines, checked in full: one that fails is quarantined now and no longer
+    counts as accepted."""
+    for item in items:
+        if isinstance(item, QuarantineEntry):
+            counts.accepted -= 1
+            counts.quarantine(item)
+        yield item
 
 
 def draw(settings: AuditSettings) -> Sample | None:
@@ -64,15 +94,34 @@ def _drawn(settings: AuditSettings, counts: LoadCounts
     labels: list[str] = []
     lines: list[int] = []
     quarantined: list[QuarantineEntry] = []
-    for line, item in read_numbered(settings.log, counts):
-        if isinstance(item, LogRecord):
-            digests.append(id_digest(item.query_id))
-            labels.append(stratum_of(item.logged_at, item.metadata, chosen.stratify_by))
-            lines.append(line)
-        else:
+    keys = log_key(chosen.stratify_by)
+    for line, item in read_numbered(settings.log, counts, keys):
+        if isinstance(item, QuarantineEntry):
             quarantined.append(item)
+            continue
+        digests.append(id_digest(item.query_id))
+        labels.append(stratum_of(item.logged_at, _metadata(item, chosen.stratify_by),
+                                 chosen.stratify_by))
+        lines.append(line)
     values = unit_values(np.array(digests, dtype=np.uint64), chosen.seed)
     return select(values, labels, chosen), np.array(lines, dtype=np.int64), quarantined
+
+
+@functools.cache
+def log_key(stratify_by: str | None) -> type[LogKey]:
+    """What the first pass reads of a line: ``LogKey``, and the top-level field named by
+    ``stratify_by`` when it names one (a field beyond the known ones is metadata)."""
+    if stratify_by is None or stratify_by in TIME_STRATA or stratify_by in KNOWN_FIELDS:
+        return LogKey
+    return create_model("LogKeyBy", __base__=LogKey, top_level=(Any, Field(
+        default=None, validation_alias=stratify_by)))
+
+
+def _metadata(item: LogRecord | LogKey, stratify_by: str | None) -> dict[str, Any]:
+    """The record's metadata as a whole read merges it: top-level extras under it."""
+    if isinstance(item, LogKey) and "top_level" in item.model_fields_set:
+        return {stratify_by: item.top_level, **item.metadata}
+    return item.metadata
 
 
 def only_sampled(records: Iterable[LogRecord], sample: Sample | None) -> Iterator[LogRecord]:

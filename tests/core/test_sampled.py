@@ -63,39 +63,72 @@ def test_the_sample_is_drawn_from_accepted_records_only(tmp_path: Path) -> None:
     assert list(only_sampled(iter(records), None)) == records
 
 
-def test_a_sampled_read_checks_every_line_but_parses_the_picked_twice(
+def test_a_sampled_read_checks_every_id_and_the_picked_lines_in_full(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sampled read quarantines and counts exactly what a whole-log read does (bad
-    lines, a duplicate id, a bad field outside the sample), yields the records the sample
-    picked, and on its second pass parses only their lines."""
+    """The first pass quarantines and counts what a whole-log read does for every line
+    without a usable id (invalid JSON, a duplicate id); a bad field elsewhere in a line is
+    found only when the sample picks the line; the second pass parses the picked lines only."""
     from auditor import decode
 
     log = write_log(tmp_path / "log.jsonl", [f"q{i}" for i in range(300)], bad_lines=3)
     with log.open("a") as out:
         out.write('{"query_id": "q5", "query": "again"}\n\n')  # a duplicate, a blank line
-        out.write('{"query_id": "late", "query": "x", "served_latency_ms": -4}\n')
-    settings = load_settings(None, log=log, sample=40, stratify_by="tier", seed=2)
-    whole, sampled = LoadCounts(), LoadCounts()
+        out.write('{"query_id": "late", "query": "x", "served_latency_ms": -4, '
+                  '"metadata": {"tier": "free"}}\n')
+    whole = LoadCounts()
     everything = list(read_log(log, whole))
+    bad = [i for i in everything if isinstance(i, QuarantineEntry)]
+    assert len(bad) == 5 and bad[-1].field == "served_latency_ms"
     parsed: list[str] = []
     parse, validate = decode.parse_json, LogRecord.model_validate_json
     monkeypatch.setattr(decode, "parse_json", lambda text: parsed.append(text) or parse(text))
     monkeypatch.setattr(LogRecord, "model_validate_json",  # a valid line's one-step parse
                         lambda text: parsed.append(text) or validate(text))
+
+    sampled = LoadCounts()
+    settings = load_settings(None, log=log, sample=40, stratify_by="tier", seed=2)
     sample, items = log_items(settings, sampled)
-    assert sample is not None and sampled == whole  # counted before the replay starts
+    assert sample is not None and sample.population == sampled.accepted == 301
     first_pass = len(parsed)
     got = list(items)
     # the second pass parsed the picked lines, and the first line (a span file or a log?)
     assert len(parsed) - first_pass == 40 + 1
-    bad = [i for i in everything if isinstance(i, QuarantineEntry)]
-    assert [i for i in got if isinstance(i, QuarantineEntry)] == bad and len(bad) == 5
-    accepted = [i for i in everything if isinstance(i, LogRecord)]
     records = [i for i in got if isinstance(i, LogRecord)]
-    assert records == list(only_sampled(iter(accepted), sample)) and len(records) == 40
-    assert sample.population == whole.accepted == 300
+    assert "late" not in {r.query_id for r in records} and len(records) == 40
+    assert [i for i in got if isinstance(i, QuarantineEntry)] == bad[:4]  # not "late"
+    assert sampled.quarantined == 4 and sampled.read == whole.read
+    accepted = [i for i in everything if isinstance(i, LogRecord)]
+    ids = {r.query_id for r in records}
+    assert [r for r in accepted if r.query_id in ids] == records  # in log order
+
+    census, counted = log_items(load_settings(None, log=log, sample_rate=1.0), sampled := (
+        LoadCounts()))
+    assert census is not None and census.population == 301
+    got = list(counted)  # "late" is picked now: quarantined by the second pass
+    assert sampled == whole
+    assert sorted((q.line, q.field) for q in got if isinstance(q, QuarantineEntry)) == sorted(
+        (q.line, q.field) for q in bad)
+    assert [i for i in got if isinstance(i, LogRecord)] == accepted
     none, items = log_items(load_settings(None, log=log), LoadCounts())
     assert none is None and list(items) == everything
+
+
+def test_a_stratum_may_be_a_top_level_field_or_the_time(tmp_path: Path) -> None:
+    """The first pass reads a stratum from a field beyond the known ones (metadata to a
+    whole read, which gives ``metadata`` precedence) and from ``timestamp``."""
+    log = tmp_path / "log.jsonl"
+    rows = [{"query_id": f"q{i}", "query": "x", "region": "eu" if i % 3 else "us",
+             "timestamp": f"2026-12-0{1 + i % 2}T10:00:00Z"} for i in range(60)]
+    rows[0]["metadata"] = {"region": "apac"}
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    records = [i for i in read_log(log) if isinstance(i, LogRecord)]
+    for by in ("region", "day"):
+        sample = draw(load_settings(None, log=log, sample=30, stratify_by=by))
+        direct = sample_log(records, Design(seed=0, size=30, stratify_by=by))
+        assert sample is not None and sample.strata == direct.strata
+        assert (sample.picked == direct.picked).all()
+    assert set(draw(load_settings(None, log=log, sample=30, stratify_by="region")).strata) \
+        == {"eu", "us", "apac"}
 
 
 def test_the_manifest_records_n_N_and_the_strata() -> None:
