@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,10 @@ class Skipped:
     kind: str
 
 
-def lines(path: Path) -> Iterator[tuple[int, str, Defect | None]]:
-    """(line number, text, defect) for each line, decoded as UTF-8 one line at a time.
+def lines(path: Path, wanted: Callable[[int], bool] | None = None
+          ) -> Iterator[tuple[int, str, Defect | None]]:
+    """(line number, text, defect) for each line (each ``wanted`` one), decoded as UTF-8 one
+    line at a time.
 
     A UTF-8 byte order mark opening the file is dropped. A line that is not valid UTF-8
     comes with a ``Defect`` saying where, and its text with the bad bytes replaced (for
@@ -54,12 +56,18 @@ def lines(path: Path) -> Iterator[tuple[int, str, Defect | None]]:
         raise InputError(f"{path} cannot be read: {exc.strerror or exc}") from None
     with handle:
         for number, data in enumerate(handle, start=1):
-            if number == 1 and data.startswith(BOM):
-                data = data[len(BOM):]
-            try:
-                yield number, data.decode("utf-8"), None
-            except UnicodeDecodeError as exc:
-                yield number, data.decode("utf-8", "replace"), invalid_utf8(exc, exc.start)
+            if wanted is None or wanted(number):  # the others are not even decoded
+                yield number, *line(number, data)
+
+
+def line(number: int, data: bytes) -> tuple[str, Defect | None]:
+    """One line of :func:`lines`: its text and its defect."""
+    if number == 1 and data.startswith(BOM):
+        data = data[len(BOM):]
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", "replace"), invalid_utf8(exc, exc.start)
 
 
 def invalid_utf8(exc: UnicodeDecodeError, column: int) -> Defect:

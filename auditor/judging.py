@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditor.errors import InputError
-from auditor.judgments import QrelRow, qrel_rows
+from auditor.judgments import QREL_COLUMNS, QrelRow, qrel_rows, qrel_table
 from auditor.logs import LoadCounts
 from auditor.records import QuarantineEntry
 from auditor.store import Store, StoreError
@@ -173,13 +173,19 @@ def read_labels(path: Path, source: str) -> tuple[pa.Table, dict[str, Any], int,
     number of repeated pairs and the quarantined lines."""
     counts = LoadCounts()
     bad: list[QuarantineEntry] = []
-    rows: list[QrelRow] = []
-    for item in qrel_rows(path, counts):
-        if isinstance(item, QuarantineEntry):
-            bad.append(item)
-        else:
-            rows.append(item)
-    pairs, repeated = _pairs(rows)
+    clean = qrel_table(path)
+    if clean is not None:
+        read, header = clean
+        counts.skipped = int(header)
+    else:
+        rows: list[QrelRow] = []
+        for item in qrel_rows(path, counts):
+            if isinstance(item, QuarantineEntry):
+                bad.append(item)
+            else:
+                rows.append(item)
+        read = _columns(rows)
+    pairs, repeated = _pairs(read)
     n = pairs.num_rows
     empty = pa.nulls(n, pa.string())
     table = pa.table({
@@ -193,17 +199,19 @@ def read_labels(path: Path, source: str) -> tuple[pa.Table, dict[str, Any], int,
     return table, _layout(path, counts), repeated, bad
 
 
-def _pairs(rows: list[QrelRow]) -> tuple[pa.Table, int]:
+def _columns(rows: list[QrelRow]) -> pa.Table:
+    query_ids, doc_ids, grades, iterations = zip(*rows, strict=True) if rows else ((),) * 4
+    return pa.table([pa.array(query_ids, pa.string()), pa.array(doc_ids, pa.string()),
+                     pa.array(grades, pa.int32()), pa.array(iterations, pa.string())],
+                    names=list(QREL_COLUMNS))
+
+
+def _pairs(read: pa.Table) -> tuple[pa.Table, int]:
     """Each (query, document) pair once, in the order of its first line, with its last
     grade (as trec_eval reads a repeated pair), and how many lines repeated a pair.
     Columns and Arrow's group-by, not a dict per label: a night's qrels hold millions of
     labels (two Python dicts per label put a 1M-query Ray night's driver over 2 GB)."""
-    query_ids, doc_ids, grades, iterations = zip(*rows, strict=True) if rows else ((),) * 4
-    read = pa.table({"query_id": pa.array(query_ids, pa.string()),
-                     "doc_id": pa.array(doc_ids, pa.string()),
-                     "grade": pa.array(grades, pa.int32()),
-                     "iteration": pa.array(iterations, pa.string()),
-                     "row": pa.array(np.arange(len(rows), dtype=np.int64))})
+    read = read.append_column("row", pa.array(np.arange(read.num_rows, dtype=np.int64)))
     grouped = read.group_by(["query_id", "doc_id"], use_threads=False).aggregate(
         [("row", "min"), ("row", "max")])
     if grouped.num_rows == read.num_rows:  # no pair repeated: the file's own order

@@ -32,6 +32,7 @@ UNPARSED = object()  # a JSONL line's payload before _validate parses it
 # CSV cells holding JSON text (under today's names or those before issue 11)
 JSON_COLUMNS = ("served", "retrieved", "cited", "judgments", "relevant", "metadata")
 CSV_REQUIRED = ("query_id", "query")
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
 @dataclass
@@ -69,34 +70,69 @@ def read_picked(path: Path, lines: frozenset[int]) -> Iterator[LogRecord | Quara
             yield _validate(str(path), line, raw, payload, seen)
 
 
-def read_numbered(path: Path, counts: LoadCounts | None = None,
-                  keys: type[LogKey] | None = None
-                  ) -> Iterator[tuple[int, LogRecord | LogKey | QuarantineEntry]]:
-    """:func:`read_log` with each item's line (a Parquet file's row, a span's position).
-
-    With ``keys`` a JSONL log's lines are checked as ``keys`` only (:func:`_key`); other
-    formats are read in full whatever ``keys`` says."""
+def read_numbered(path: Path, counts: LoadCounts | None = None
+                  ) -> Iterator[tuple[int, LogRecord | QuarantineEntry]]:
+    """:func:`read_log` with each item's line (a Parquet file's row, a span's position)."""
     counts = counts if counts is not None else LoadCounts()
     seen: set[str] = set()
     for line, raw, payload in _raw_records(path):
-        counts.read += 1
-        if payload is None and not raw.strip():
-            counts.blank += 1
-            continue
-        if isinstance(payload, Skipped):
-            counts.skipped += 1
-            continue
-        if isinstance(payload, QuarantineEntry):  # a reader that rejected the record itself
-            item: LogRecord | LogKey | QuarantineEntry = payload
-        elif keys is not None and payload is UNPARSED:
-            item = _key(str(path), line, raw, keys, seen)
-        else:
-            item = _validate(str(path), line, raw, payload, seen)
-        if isinstance(item, QuarantineEntry):
-            counts.quarantine(item)
-        else:
-            counts.accepted += 1
-        yield line, item
+        item = _counted(str(path), line, raw, payload, seen, counts)
+        if item is not None:
+            yield line, item
+
+
+def read_keys(path: Path, counts: LoadCounts, keys: type[LogKey]
+              ) -> Iterator[tuple[int, LogKey | LogRecord | QuarantineEntry]]:
+    """A sampled run's first pass: :func:`read_numbered`, but each line of a JSONL log is
+    checked as ``keys`` only, its bytes straight to pydantic (at this size, every line of a
+    night's log, the generic reader's layers of generators cost as much as the check). A
+    line ``keys`` does not settle (invalid JSON or UTF-8, no usable id or query, a repeated
+    id, a blank line) takes the whole record's path, so it is quarantined or counted as a
+    whole-log read does it; a defect elsewhere in the line is not seen. Other formats are
+    read in full."""
+    if path.is_dir() or path.suffix.lower() not in JSONL_SUFFIXES or not path.is_file() \
+            or read_spans(path) is not None:
+        yield from read_numbered(path, counts)
+        return
+    seen: set[str] = set()
+    source, validate = str(path), keys.model_validate_json
+    with path.open("rb") as handle:
+        for line, data in enumerate(handle, start=1):
+            try:
+                key = validate(data)  # invalid UTF-8, a BOM, a blank line: ValidationError
+            except ValidationError:
+                key = None
+            if key is not None and key.query_id not in seen:
+                seen.add(key.query_id)
+                counts.read += 1
+                counts.accepted += 1
+                yield line, key
+                continue
+            raw, defect = decode.line(line, data)
+            item = _counted(source, line, raw, _jsonl_payload(raw, defect), seen, counts)
+            if item is not None:
+                yield line, item
+
+
+def _counted(source: str, line: int, raw: str, payload: Any, seen: set[str],
+             counts: LoadCounts) -> LogRecord | QuarantineEntry | None:
+    """One record read, checked and counted; None for a blank line or a skipped span."""
+    counts.read += 1
+    if payload is None and not raw.strip():
+        counts.blank += 1
+        return None
+    if isinstance(payload, Skipped):
+        counts.skipped += 1
+        return None
+    if isinstance(payload, QuarantineEntry):  # a reader that rejected the record itself
+        item = payload
+    else:
+        item = _validate(source, line, raw, payload, seen)
+    if isinstance(item, QuarantineEntry):
+        counts.quarantine(item)
+    else:
+        counts.accepted += 1
+    return item
 
 
 def _raw_records(path: Path, wanted: Callable[[int], bool] | None = None
@@ -116,7 +152,7 @@ def _raw_records(path: Path, wanted: Callable[[int], bool] | None = None
     if not path.is_file():
         raise InputError(f"log file {path} does not exist")
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
+    if suffix in JSONL_SUFFIXES:
         spans = read_spans(path)
         yield from spans if spans is not None else _jsonl(path, wanted=wanted)
     elif suffix == ".parquet":
@@ -129,22 +165,24 @@ def _raw_records(path: Path, wanted: Callable[[int], bool] | None = None
 
 def _jsonl(path: Path, aliases: dict[str, str] | None = None,
            wanted: Callable[[int], bool] | None = None) -> Iterator[tuple[int, str, Any]]:
-    for number, raw, defect in decode.lines(path):
-        if wanted is not None and not wanted(number):
-            continue
-        if defect is not None:
-            yield number, raw, Defect(_holding_replacement(raw), defect.reason)
-            continue
-        if not raw.strip():
-            yield number, raw, None
-            continue
-        if not aliases:
-            yield number, raw, UNPARSED  # parsed and checked at once by _validate
-            continue
-        payload = decode.parse_json(raw)
-        if isinstance(payload, dict):
-            payload = {aliases.get(key, key): value for key, value in payload.items()}
-        yield number, raw, payload
+    for number, raw, defect in decode.lines(path, wanted):
+        yield number, raw, _jsonl_payload(raw, defect, aliases)
+
+
+def _jsonl_payload(raw: str, defect: Defect | None, aliases: dict[str, str] | None = None
+                   ) -> Any:
+    """A JSONL line's payload: its defect, None when blank, UNPARSED (parsed and checked at
+    once by :func:`_validate`), or with ``aliases`` the object under today's names."""
+    if defect is not None:
+        return Defect(_holding_replacement(raw), defect.reason)
+    if not raw.strip():
+        return None
+    if not aliases:
+        return UNPARSED
+    payload = decode.parse_json(raw)
+    if isinstance(payload, dict):
+        payload = {aliases.get(key, key): value for key, value in payload.items()}
+    return payload
 
 
 def _holding_replacement(text: str) -> str:
@@ -308,21 +346,6 @@ def _validate(
         return bad("query_id", f"duplicate query_id {record.query_id!r}")
     seen.add(record.query_id)
     return record
-
-
-def _key(source: str, line: int, raw: str, keys: type[LogKey], seen: set[str]
-         ) -> LogKey | LogRecord | QuarantineEntry:
-    """A line's id and stratum fields, checked alone. A line they do not settle (invalid
-    JSON, no usable id, a repeated id) takes the whole record's path, so it is quarantined
-    with the entry a whole-log read writes; a defect elsewhere in the line is not seen."""
-    try:
-        key = keys.model_validate_json(raw)
-    except ValidationError:
-        return _validate(source, line, raw, UNPARSED, seen)
-    if key.query_id in seen:
-        return _validate(source, line, raw, UNPARSED, seen)
-    seen.add(key.query_id)
-    return key
 
 
 def _parsed_and_checked(raw: str) -> LogRecord | None:

@@ -1,17 +1,17 @@
 """A sampled run: which accepted log records it replays, and what its manifest records.
 
-What a sampled run checks. The first pass reads every line of the log once. In a JSONL log
-it checks of each line only what the draw needs: valid JSON, a usable ``query_id`` not seen
-before, a query, and the fields of the stratum (``LogKey``), at about a third of the CPU of
-a whole record. A line failing that is quarantined exactly as a run over the whole log quarantines
-it. It keeps one 64-bit digest, one stratum label and the line number per record.
-The sample is drawn from those. The second pass reads only the picked lines (the others are
-not parsed again), checks them in full and replays them. A picked line failing there is
-quarantined then and stops counting as accepted: the estimator treats it as a record
-outside the domain, as it treats a metric undefined for a query. So N counts the lines with
-a usable id and query. A defect elsewhere in a line the sample did not pick is not seen; a
-run over the whole log finds it. Parquet, CSV and span logs are checked in full on the
-first pass.
+What a sampled run checks. The first pass reads every line of the log once. Of a JSONL log
+it checks only what the draw needs (``LogKey``, through :func:`auditor.logs.read_keys`):
+valid JSON, a usable ``query_id`` not seen before, a query, and the stratum's fields, at
+about a third of the CPU of a whole record. A line failing that is quarantined and counted
+exactly as a run over the whole log does it. The pass keeps one 64-bit digest, one stratum
+label and the line number per record, and the sample is drawn from those. The second pass
+reads only the picked lines (the others are not parsed again), checks them in full and
+replays them. A picked line failing there is quarantined then and stops counting as
+accepted: the estimator leaves it out, as it leaves out a query whose metric is undefined.
+So N counts the lines with a usable id and query. A defect elsewhere in a line the sample
+did not pick is not seen; a run over the whole log finds it. Parquet, CSV and span logs are
+checked in full on the first pass.
 
 Selection is by a hash of (seed, ``query_id``) (:mod:`auditor.sampling`), so consecutive
 nights pick the same query ids where the log repeats them and paired comparisons keep
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field, create_model
 
-from auditor.logs import KNOWN_FIELDS, LoadCounts, read_log, read_numbered, read_picked
+from auditor.logs import KNOWN_FIELDS, LoadCounts, read_keys, read_log, read_picked
 from auditor.records import LogKey, LogRecord, QuarantineEntry
 from auditor.sampling import (
     TIME_STRATA,
@@ -95,7 +95,7 @@ def _drawn(settings: AuditSettings, counts: LoadCounts
     lines: list[int] = []
     quarantined: list[QuarantineEntry] = []
     keys = log_key(chosen.stratify_by)
-    for line, item in read_numbered(settings.log, counts, keys):
+    for line, item in read_keys(settings.log, counts, keys):
         if isinstance(item, QuarantineEntry):
             quarantined.append(item)
             continue

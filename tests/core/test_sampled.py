@@ -113,6 +113,36 @@ def test_a_sampled_read_checks_every_id_and_the_picked_lines_in_full(
     assert none is None and list(items) == everything
 
 
+def test_a_census_reads_a_messy_log_as_a_whole_read_does(tmp_path: Path) -> None:
+    """A sample of every record quarantines and counts what a whole-log read does, whatever
+    the first pass's quick check let through or not: a byte order mark, invalid UTF-8, a
+    line of spaces, an integer id, an older field name beside its new one, a repeated id."""
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\xef\xbb\xbf" + b"\n".join([
+        b'{"query_id": "a", "query": "x"}',
+        b'{"query_id": "b", "query": "caf\xff"}',
+        b"   ",
+        b'{"query_id": 7, "query": "seven"}',
+        b'{"query_id": "c", "query": "x", "timestamp": "2026-12-01T00:00:00Z", '
+        b'"logged_at": "2026-12-01T00:00:00Z"}',
+        b'{"query_id": "a", "query": "again"}',
+        b'{"query_id": "d", "query": " "}',
+        b'{"query_id": "e", "query": "x", "metadata": {"n": NaN}}',
+    ]) + b"\n")
+    whole = LoadCounts()
+    everything = list(read_log(log, whole))
+    census, counted = log_items(load_settings(None, log=log, sample_rate=1.0), sampled := (
+        LoadCounts()))
+    got = list(counted)
+    assert sampled == whole and census is not None
+    assert sorted((q.line, q.field, q.reason) for q in got if isinstance(q, QuarantineEntry)) \
+        == sorted((q.line, q.field, q.reason) for q in everything
+                  if isinstance(q, QuarantineEntry))
+    assert [r for r in got if isinstance(r, LogRecord)] == [
+        r for r in everything if isinstance(r, LogRecord)]
+    assert [r.query_id for r in got if isinstance(r, LogRecord)] == ["a", "7"]
+
+
 def test_a_stratum_may_be_a_top_level_field_or_the_time(tmp_path: Path) -> None:
     """The first pass reads a stratum from a field beyond the known ones (metadata to a
     whole read, which gives ``metadata`` precedence) and from ``timestamp``."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditor.metrics.registry import bounded
 from auditor.sampling import Estimate, estimate_mean, stratum_of
@@ -94,21 +96,25 @@ def query_strata(store: Connection, run_id: str, stratify_by: str | None) -> dic
 
 def _per_query(store: Connection, run_id: str, stratify_by: str | None,
                metrics: list[str] | None) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Stratum labels in stored order, and each metric's value per query (NaN: undefined)."""
+    """Stratum labels in stored order, and each metric's value per query (NaN: undefined).
+    Arrow columns, not a Python tuple per stored value: a sample of a few thousand queries
+    holds some 50 values each, and reading them one by one cost as much as auditing them."""
     strata = query_strata(store, run_id, stratify_by)
-    position = {query_id: i for i, query_id in enumerate(strata)}
     with store.connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT metric, query_id, value FROM metrics WHERE run_id = ? "
-            "AND (? IS NULL OR list_contains(?, metric))", [run_id, metrics, metrics],
-        ).fetchall()
+        rows = con.sql(
+            "SELECT metric, query_id, value FROM metrics WHERE run_id = $1 "
+            "AND ($2 IS NULL OR list_contains($2, metric))", params=[run_id, metrics],
+        ).to_arrow_table()
+    where = pc.index_in(rows["query_id"], value_set=pa.array(list(strata), pa.string()))
+    at = where.fill_null(-1).to_numpy()
+    values = rows["value"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # null: NaN
+    names = rows["metric"].combine_chunks().dictionary_encode()
+    codes = names.indices.to_numpy(zero_copy_only=False)
     columns: dict[str, np.ndarray] = {}
-    for metric, query_id, value in rows:
-        column = columns.get(metric)
-        if column is None:
-            column = columns[metric] = np.full(len(position), np.nan)
-        if query_id in position:
-            column[position[query_id]] = np.nan if value is None else value
+    for code, metric in enumerate(names.dictionary.to_pylist()):
+        mine = (codes == code) & (at >= 0)
+        column = columns[metric] = np.full(len(strata), np.nan)
+        column[at[mine]] = values[mine]
     return list(strata.values()), columns
 
 
