@@ -70,6 +70,19 @@ def test_the_manifest_holds_the_sample(workdir: Path) -> None:
     assert data["counts"]["replayed"] == 12 and data["counts"]["accepted"] == 45
 
 
+def test_a_sample_whose_lines_all_fail_their_full_check_fails(workdir: Path) -> None:
+    """The first pass checks ids and queries only: lines with a bad field elsewhere enter the
+    draw, are quarantined when picked, and a run that replayed none of them fails."""
+    bad = [json.dumps({**json.loads(line), "latency_ms": -1}) for line in LINES[:6]]
+    (workdir / "bad-latency.jsonl").write_text("\n".join(bad) + "\n")
+    code, data, stderr = run_json("run", "--log", "bad-latency.jsonl", "--baseline", "none",
+                                  "--sample", "3", cwd=workdir)
+    assert code != 0 and data["status"] == "failed", stderr
+    assert "every line the sample picked was quarantined" in data["status_reason"]
+    assert data["counts"]["replayed"] == 0 and data["counts"]["quarantined"] == 3
+    assert data["counts"]["accepted"] == 3  # the three lines it did not pick
+
+
 def test_a_whole_log_run_records_no_sample(workdir: Path) -> None:
     data, picked = sampled(workdir, "monday.jsonl")
     assert "sample" not in Store(workdir / "audit.duckdb").run(data["run_id"])["manifest"]
