@@ -305,7 +305,7 @@ def _run(audit: Audit, settings: AuditSettings, progress: Progress | None,
             store.append({"embeddings": audit.new_embeddings()})
             status, reason = final_status(counts, audit.replayer.abort_reason or (
                 f"the corpus pass failed: {audit.corpus_fault}" if audit.corpus_fault else None),
-                load)
+                load, sampled=sample is not None)
         except KeyboardInterrupt:
             # Whole batches gathered since the last flush are kept: Ctrl-C costs no finished work
             if pending.tables and counts.replayed > written.replayed:

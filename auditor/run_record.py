@@ -131,17 +131,16 @@ def code_version() -> str:
     return f"{__version__}+g{commit}"
 
 
-def final_status(counts: RunCounts, abort_reason: str | None, load: LoadCounts | None = None
-                  ) -> tuple[RunStatus, str | None]:
+def final_status(counts: RunCounts, abort_reason: str | None, load: LoadCounts | None = None,
+                 sampled: bool = False) -> tuple[RunStatus, str | None]:
     """A run that accepted no query checked nothing: it fails, so a nightly job whose log
     export broke does not stay green. So does a sampled run whose picked lines all failed
     their full check (the lines it did not pick still count as accepted)."""
     if load is not None and not load.accepted:
         return "failed", nothing_accepted(load)
-    if load is not None and not counts.replayed:
-        return "failed", (f"no query replayed of {load.accepted} accepted: every line the "
-                          "sample picked was quarantined (see `auditor runs` and the "
-                          "quarantine)")
+    if sampled and not counts.replayed:
+        return "failed", ("no query replayed: every line the sample picked was quarantined "
+                          "(see `auditor runs` and the quarantine)")
     errors = counts.by_status["error"]
     if counts.replayed and errors == counts.replayed:
         return "failed", abort_reason or "every query failed"
