@@ -362,17 +362,14 @@ def judged_by_query(labels: pa.Table) -> dict[str, dict[str, int]]:
     return judged
 
 
-def record_run_list(store: Store, path: Path | None, read: Labels | None = None
+def record_run_list(store: Store, path: Path | None, read: Labels | None
                     ) -> dict[str, Any] | None:
     """The list version a run's qrels file is (imported once per distinct content: a
     version with the same labels is reused), for the run's manifest. ``read``: the labels
-    the run read at its start (else the file is read now)."""
-    if path is None:
+    the run read from ``path`` at its start."""
+    if path is None or read is None:
         return None
-    try:
-        labels, layout, _, _ = read if read is not None else run_labels(path)
-    except InputError as exc:  # the file went away during the run: say so, keep the run
-        return {"list": None, "path": str(path), "error": str(exc)}
+    labels, layout, _, _ = read
     if not labels.num_rows:
         return None
     label_digest = digest(labels)

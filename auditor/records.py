@@ -95,6 +95,7 @@ def id_as_text(value: Any) -> Any:
 # The fields a log record and a sampled run's first pass (LogKey) check alike
 QueryId = Annotated[str, BeforeValidator(id_as_text), Field(min_length=1)]
 QueryText = Annotated[str, Field(min_length=1), AfterValidator(query_not_blank)]
+LoggedAt = Annotated[datetime | None, Field(validation_alias=_also("logged_at", "timestamp"))]
 
 
 class LogRecord(BaseModel):
@@ -108,8 +109,7 @@ class LogRecord(BaseModel):
 
     query_id: QueryId
     query: QueryText
-    logged_at: datetime | None = Field(default=None, validation_alias=_also(
-        "logged_at", "timestamp"))
+    logged_at: LoggedAt = None
     served: list[ServedItem] | None = Field(default=None, validation_alias=_also(
         "served", "retrieved"))
     answer: str | None = None
@@ -138,8 +138,7 @@ class LogKey(BaseModel):
 
     query_id: QueryId
     query: QueryText
-    logged_at: datetime | None = Field(default=None, validation_alias=_also(
-        "logged_at", "timestamp"))
+    logged_at: LoggedAt = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
