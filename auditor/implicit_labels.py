@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from auditor.errors import InputError
-from auditor.judging import digest, text_hash
+from auditor.judging import text_hash
+from auditor.label_digest import digest
 from auditor.store import Store
 from auditor.store.judgment_lists import LABEL_SCHEMA, ListVersion, LoggedAnswer
 

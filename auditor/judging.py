@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from auditor.errors import InputError
 from auditor.judgments import QREL_COLUMNS, QrelRow, qrel_rows, qrel_table
+from auditor.label_digest import digest
 from auditor.logs import LoadCounts
 from auditor.records import QuarantineEntry
 from auditor.store import Store, StoreError
@@ -232,18 +233,6 @@ def _layout(path: Path, counts: LoadCounts) -> dict[str, Any]:
     columns = len(data.split("\t") if sep == "\t" else data.split())
     return {"format": "beir" if header is not None or columns == 3 else "trec",
             "separator": sep, "header": header}
-
-
-def digest(labels: pa.Table) -> str:
-    """Identity of a version's labels (not of when they were stored). Read in slices: the
-    same bytes as row by row over the whole table, without a dict per label in memory."""
-    hasher = hashlib.sha256()
-    columns = ["query_id", "doc_id", "grade", "source", "iteration", "chunk_id", "query_hash",
-               "text_hash", "note"]
-    for batch in labels.select(columns).to_batches(max_chunksize=65_536):
-        for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-            hasher.update(repr(row).encode("utf-8"))
-    return hasher.hexdigest()
 
 
 def import_qrels(store: Store, path: Path, *, name: str | None = None,

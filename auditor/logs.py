@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from auditor import decode
 from auditor.decode import RAW_LIMIT, Defect, Skipped
 from auditor.errors import InputError
+from auditor.line_keys import Keyed, key_reader
 from auditor.records import OLD_LOG_FIELDS, LogKey, LogRecord, QuarantineEntry
 from auditor.spans import read_spans
 
@@ -82,26 +83,23 @@ def read_numbered(path: Path, counts: LoadCounts | None = None
 
 
 def read_keys(path: Path, counts: LoadCounts, keys: type[LogKey]
-              ) -> Iterator[tuple[int, LogKey | LogRecord | QuarantineEntry]]:
+              ) -> Iterator[tuple[int, Keyed | LogRecord | QuarantineEntry]]:
     """A sampled run's first pass: :func:`read_numbered`, but each line of a JSONL log is
-    checked as ``keys`` only, its bytes straight to pydantic (at this size, every line of a
-    night's log, the generic reader's layers of generators cost as much as the check). A
-    line ``keys`` does not settle (invalid JSON or UTF-8, no usable id or query, a repeated
-    id, a blank line) takes the whole record's path, so it is quarantined or counted as a
-    whole-log read does it; a defect elsewhere in the line is not seen. Other formats are
-    read in full."""
+    checked as ``keys`` only (:func:`auditor.line_keys.key_reader`), its bytes straight to
+    the reader (at this size, every line of a night's log, the generic reader's layers of
+    generators cost as much as the check). A line the quick check does not settle (invalid
+    JSON or UTF-8, no usable id or query, a repeated id, a blank line) takes the whole
+    record's path, so it is quarantined or counted as a whole-log read does it; a defect
+    elsewhere in the line is not seen. Other formats are read in full."""
     if path.is_dir() or path.suffix.lower() not in JSONL_SUFFIXES or not path.is_file() \
             or read_spans(path) is not None:
         yield from read_numbered(path, counts)
         return
     seen: set[str] = set()
-    source, validate = str(path), keys.model_validate_json
+    source, read = str(path), key_reader(keys)
     with path.open("rb") as handle:
         for line, data in enumerate(handle, start=1):
-            try:
-                key = validate(data)  # invalid UTF-8, a BOM, a blank line: ValidationError
-            except ValidationError:
-                key = None
+            key = read(data)
             if key is not None and key.query_id not in seen:
                 seen.add(key.query_id)
                 counts.read += 1

@@ -129,17 +129,15 @@ class LogRecord(BaseModel):
 
 
 class LogKey(BaseModel):
-    """What a sampled run's first pass checks of a JSONL log line: the id it samples by, a
-    query to replay, and the fields a stratum is made of. The rest of the line is checked
-    only when the sample picks it (``auditor.sampled``): about a third of the CPU of a whole
-    record."""
+    """What a sampled run's first pass checks of every JSONL log line: the id it samples by
+    and a query to replay (``auditor.sampled.log_key`` adds the fields a stratum is made
+    of). The rest of the line is checked only when the sample picks it: parsing a line's
+    served list, metadata and timestamp into objects costs more than the line's check."""
 
     model_config = ConfigDict(extra="ignore")
 
     query_id: QueryId
     query: QueryText
-    logged_at: LoggedAt = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class Chunk(BaseModel):

@@ -2,10 +2,11 @@
 
 What a sampled run checks. The first pass reads every line of the log once. Of a JSONL log
 it checks only what the draw needs (``LogKey``, through :func:`auditor.logs.read_keys`):
-valid JSON, a usable ``query_id`` not seen before, a query, and the stratum's fields, at
-about a third of the CPU of a whole record. A line failing that is quarantined and counted
-exactly as a run over the whole log does it. The pass keeps one 64-bit digest, one stratum
-label and the line number per record, and the sample is drawn from those. The second pass
+valid JSON, a usable ``query_id`` not seen before, a query, and the stratum's fields (none
+without ``stratify_by``: not the timestamp, not the metadata), at about a tenth of the CPU
+of a whole record. A line failing that is quarantined and counted exactly as a run over
+the whole log does it. The pass keeps each record's id, stratum label and line number, and
+the sample is drawn from their digests (:func:`auditor.sampling.id_digests`). The second pass
 reads only the picked lines (the others are not parsed again), checks them in full and
 replays them. A picked line failing there is quarantined then and stops counting as
 accepted: the estimator leaves it out, as it leaves out a query whose metric is undefined.
@@ -26,15 +27,17 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field, create_model
+from pydantic import ConfigDict, Field, create_model
 
+from auditor.line_keys import Keyed
 from auditor.logs import KNOWN_FIELDS, LoadCounts, read_keys, read_log, read_picked
-from auditor.records import LogKey, LogRecord, QuarantineEntry
+from auditor.records import LoggedAt, LogKey, LogRecord, QuarantineEntry
 from auditor.sampling import (
+    NO_STRATUM,
     TIME_STRATA,
     Design,
     Sample,
-    id_digest,
+    id_digests,
     select,
     stratum_of,
     unit_values,
@@ -90,38 +93,56 @@ def _drawn(settings: AuditSettings, counts: LoadCounts
     chosen = design(settings)
     if chosen is None or settings.log is None:
         return None
-    digests: list[int] = []
+    by = chosen.stratify_by
+    ids: list[str] = []
     labels: list[str] = []
     lines: list[int] = []
     quarantined: list[QuarantineEntry] = []
-    keys = log_key(chosen.stratify_by)
-    for line, item in read_keys(settings.log, counts, keys):
+    for line, item in read_keys(settings.log, counts, log_key(by)):
         if isinstance(item, QuarantineEntry):
             quarantined.append(item)
             continue
-        digests.append(id_digest(item.query_id))
-        labels.append(stratum_of(item.logged_at, _metadata(item, chosen.stratify_by),
-                                 chosen.stratify_by))
+        ids.append(item.query_id)
+        if by is not None:
+            labels.append(_stratum(item, by))
         lines.append(line)
-    values = unit_values(np.array(digests, dtype=np.uint64), chosen.seed)
-    return select(values, labels, chosen), np.array(lines, dtype=np.int64), quarantined
+    values = unit_values(id_digests(ids), chosen.seed)
+    strata = labels if by is not None else np.full(len(ids), NO_STRATUM)
+    return select(values, strata, chosen), np.array(lines, dtype=np.int64), quarantined
 
 
 @functools.cache
 def log_key(stratify_by: str | None) -> type[LogKey]:
-    """What the first pass reads of a line: ``LogKey``, and the top-level field named by
-    ``stratify_by`` when it names one (a field beyond the known ones is metadata)."""
-    if stratify_by is None or stratify_by in TIME_STRATA or stratify_by in KNOWN_FIELDS:
+    """What the first pass reads of a line: ``LogKey``, and the fields a stratum is made of.
+    That is ``logged_at`` for a time stratum; for any other key, that key of the metadata,
+    and a top-level field of that name (a whole read merges a field beyond the known ones
+    into the metadata). The metadata's other keys are not parsed."""
+    if stratify_by is None:
         return LogKey
-    return create_model("LogKeyBy", __base__=LogKey, top_level=(Any, Field(
-        default=None, validation_alias=stratify_by)))
+    if stratify_by in TIME_STRATA:
+        return create_model("LogKeyAt", __base__=LogKey, logged_at=(LoggedAt, None))
+    value = (Any, Field(default=None, validation_alias=stratify_by))
+    keyed = create_model("MetadataKey", __config__=ConfigDict(extra="ignore"), value=value)
+    fields: dict[str, Any] = {"metadata": (keyed, Field(default_factory=keyed))}
+    if stratify_by not in KNOWN_FIELDS:
+        fields["top_level"] = value
+    return create_model("LogKeyBy", __base__=LogKey, **fields)
 
 
-def _metadata(item: LogRecord | LogKey, stratify_by: str | None) -> dict[str, Any]:
-    """The record's metadata as a whole read merges it: top-level extras under it."""
-    if isinstance(item, LogKey) and "top_level" in item.model_fields_set:
-        return {stratify_by: item.top_level, **item.metadata}
-    return item.metadata
+def _stratum(item: Keyed | LogRecord, by: str) -> str:
+    """The stratum of a record read whole or of a line read as ``log_key(by)``; the same for
+    both, as a whole read merges a top-level extra into the metadata, the metadata's own
+    key first."""
+    if isinstance(item, LogRecord):
+        return stratum_of(item.logged_at, item.metadata, by)
+    key = item.key
+    assert key is not None, "a line read for a stratum keeps its fields"
+    if by in TIME_STRATA:
+        return stratum_of(key.logged_at, None, by)
+    value = key.metadata.value
+    if "value" not in key.metadata.model_fields_set and "top_level" in key.model_fields_set:
+        value = key.top_level
+    return stratum_of(None, {by: value}, by)
 
 
 def only_sampled(records: Iterable[LogRecord], sample: Sample | None) -> Iterator[LogRecord]:

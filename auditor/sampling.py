@@ -111,13 +111,11 @@ class Estimate:
 
 
 def id_digests(query_ids: Iterable[str]) -> np.ndarray:
-    """One 64-bit BLAKE2b digest per id (seed-free, so it is computed once per log)."""
-    return np.fromiter((id_digest(q) for q in query_ids), dtype=np.uint64)
-
-
-def id_digest(query_id: str) -> int:
-    """The seed-free 64-bit digest of one id (a log read record by record keeps these)."""
-    return int.from_bytes(hashlib.blake2b(query_id.encode(), digest_size=8).digest(), "little")
+    """One 64-bit BLAKE2b digest per id (seed-free, so it is computed once per log): each
+    id's 8-byte digest read as a little-endian word."""
+    blake2b = hashlib.blake2b
+    joined = b"".join([blake2b(q.encode(), digest_size=8).digest() for q in query_ids])
+    return np.frombuffer(joined, dtype="<u8").astype(np.uint64)
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from auditor.config import ConfigError, load_settings
-from auditor.logs import LoadCounts, read_log
+from auditor.logs import LoadCounts, read_keys, read_log, read_numbered
 from auditor.records import LogRecord, QuarantineEntry
-from auditor.sampled import design, draw, log_items, manifest_entry, only_sampled
+from auditor.sampled import design, draw, log_items, log_key, manifest_entry, only_sampled
 from auditor.sampling import Design, sample_log, stratum_of
 
 
@@ -141,6 +141,52 @@ def test_a_census_reads_a_messy_log_as_a_whole_read_does(tmp_path: Path) -> None
     assert [r for r in got if isinstance(r, LogRecord)] == [
         r for r in everything if isinstance(r, LogRecord)]
     assert [r.query_id for r in got if isinstance(r, LogRecord)] == ["a", "7"]
+
+
+# Lines whose defects, if any, are in what the first pass checks: the line as UTF-8 and
+# JSON, its id, its query. msgspec parses them; pydantic decides the whole record.
+FIRST_PASS_LINES = [
+    b'{"query_id": "a", "query": "x", "served": [{"id": "caf\xff"}]}',  # bad UTF-8, skipped
+    b'{"query_id": "b", "query": "x", "served": [{"id": "d", "score": NaN}]}',
+    b'{"query_id": "c", "query": "x", "served": [{"id": "d", "score": Infinity}]}',
+    b'{"query_id": 1.0, "query": "x"}',
+    b'{"query_id": 1e2, "query": "x"}',
+    b'{"query_id": true, "query": "x"}',
+    b'{"query_id": 123456789012345678901234567890, "query": "big"}',
+    b'{"query_id": -0, "query": "zero"}',
+    b'{"query_id": "d", "query": "x", "query": " "}',  # a repeated key: the last one counts
+    b'{"query_id": "e", "query": "x\\ud800"}',
+    b'{"query_id": "f", "query": "x", "m": "\\udc00"}',
+    b'{"query_id": "g", "query": "x", "m": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    b'{"query_id": "h", "query": "\\u00e9t\\u00e9", "m": 1e300}',
+    b'{"query\\u005fid": "i", "query": "escaped key"}',
+    b'{"query_id": "", "query": "x"}',
+    b'{"query_id": "j", "query": "\\u2003"}',
+    b'["k", "x"]',
+    b'{"query_id": "l", "query": "x"} trailing',
+    b'{"query_id": "m", "query": "caf\xc3\xa9"}',
+    b'{"query_id": "m", "query": "again"}',
+]
+
+
+def test_the_first_pass_accepts_only_what_a_whole_read_accepts(tmp_path: Path) -> None:
+    """The first pass reads lines with msgspec; a line it would take that pydantic would not
+    (invalid UTF-8 where msgspec skips, an id pydantic does not convert, a repeated key
+    whose last value is blank) is settled by the whole record's path, line for line."""
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join(FIRST_PASS_LINES) + b"\n")
+    whole = LoadCounts()
+    everything = list(read_numbered(log, whole))
+    first = LoadCounts()
+    keyed = list(read_keys(log, first, log_key(None)))
+    assert first == whole and 0 < whole.accepted < whole.read
+    assert [(line, isinstance(item, QuarantineEntry)) for line, item in keyed] == [
+        (line, isinstance(item, QuarantineEntry)) for line, item in everything]
+    assert [item.query_id for _, item in keyed if not isinstance(item, QuarantineEntry)] == [
+        item.query_id for _, item in everything if isinstance(item, LogRecord)]
+    for by in ("day", "tier"):  # a stratum's fields are read by pydantic as well
+        first = LoadCounts()
+        assert len(list(read_keys(log, first, log_key(by)))) == len(keyed) and first == whole
 
 
 def test_a_stratum_may_be_a_top_level_field_or_the_time(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ proportional strata, finite-population correction, and the coverage of the 95% i
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import numpy as np
@@ -55,6 +56,15 @@ def test_fixed_size_samples_are_nested_across_nights() -> None:
     shared = set(monday) & set(tuesday)
     small, large = sorted((night1 & shared, night2 & shared), key=len)
     assert small <= large and len(small) > 50
+
+
+def test_id_digests_are_each_ids_blake2b_word() -> None:
+    """The digest behind every night's selection; another would pick other queries than the
+    nights before it."""
+    ids = ["q1", "é-7", "", "x" * 300]
+    expected = [int.from_bytes(hashlib.blake2b(q.encode(), digest_size=8).digest(), "little")
+                for q in ids]
+    assert id_digests(ids).tolist() == expected and id_digests([]).size == 0
 
 
 def test_unit_values_are_uniform_and_seeded() -> None:
