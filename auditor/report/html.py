@@ -5,6 +5,7 @@ chart carries it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from auditor.report.text import (
 )
 
 if TYPE_CHECKING:
+    import jinja2
+
     from auditor.report.gather import Report
 
 ASSETS = "assets"  # beside the run folders: one plotly.js for every report
@@ -46,16 +49,25 @@ def plotly_asset(directory: Path) -> Path:
     return asset
 
 
-def render_html(report: Report, plotly_src: str | None = None) -> str:
-    """The HTML page. ``plotly_src``: a relative URL of the shared plotly.js (small page
-    beside the asset); None inlines plotly.js (one standalone page, ≈4.7 MB)."""
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """One per process: it keeps the compiled template, which a long-lived scheduler (or a
+    test session) would otherwise compile again for every report."""
     import jinja2
-    from markupsafe import Markup
-    from plotly.offline import get_plotlyjs
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("auditor", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters.update(num=num, p=p_value, ci=ci, truncate_text=truncate, mean=mean_cell)
+    return env
+
+
+def render_html(report: Report, plotly_src: str | None = None) -> str:
+    """The HTML page. ``plotly_src``: a relative URL of the shared plotly.js (small page
+    beside the asset); None inlines plotly.js (one standalone page, ≈4.7 MB)."""
+    from markupsafe import Markup
+    from plotly.offline import get_plotlyjs
+
+    env = _environment()
     # Only library code and chart markup built from numbers and metric names are marked safe.
     charts = [{**chart, "html": Markup(chart["html"])} for chart in _charts(report)]
     manifest = report.manifest or {"code_version": report.run["code_version"],
