@@ -252,6 +252,18 @@ def verdicts(results: list[dict[str, Any]], profile: dict[str, Any],
     return out
 
 
+def chosen_backend(parser: argparse.ArgumentParser, backend: str) -> str | None:
+    """The Elasticsearch index to search at ``AUDITOR_ES_URL``, or None for the embedded
+    backend (the variable is then dropped, so nothing reaches a node by accident)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if backend != "elasticsearch":
+        os.environ.pop("AUDITOR_ES_URL", None)
+        return None
+    if not os.environ.get("AUDITOR_ES_URL"):
+        parser.error("--backend elasticsearch needs AUDITOR_ES_URL (`make es-start` starts one)")
+    return "auditor-scale"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
@@ -265,14 +277,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    es_index = None
-    if args.backend == "elasticsearch":
-        if args.million or not os.environ.get("AUDITOR_ES_URL"):
-            parser.error("--backend elasticsearch needs AUDITOR_ES_URL, and not --million")
-        es_index = "auditor-scale"
-    else:
-        os.environ.pop("AUDITOR_ES_URL", None)
+    if args.million and args.backend == "elasticsearch":
+        parser.error("--million runs on the embedded backend only")
+    es_index = chosen_backend(parser, args.backend)
     with tempfile.TemporaryDirectory(prefix="auditor-scale-") as tmp:
         directory = Path(tmp)
         index = directory / "index"
