@@ -124,13 +124,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
+    load = {"before": os.getloadavg()[0]}  # other work on the machine skews every ratio
     with tempfile.TemporaryDirectory(prefix="auditor-cores-") as tmp:
         sentences = sentences_file(Path(tmp))
         results = [measure(kind, args.rounds, sentences) for kind in KINDS]
-    load = os.getloadavg()[0]
+    load["after"] = os.getloadavg()[0]  # the pairs' own two processes count in this one
     for r in results:
         print(json.dumps(r))
-    print(f"load average before the last pair: {load:.2f}")
+    print(f"1-minute load average: {load['before']:.2f} before, {load['after']:.2f} after")
     for r in results:
         print(f"{r['kind']:<8} two at once give {r['pair_speedup']:.2f}x one "
               f"(CPU per process x{r['cpu_inflation']:.2f}); 2 Ray workers >= 1.6x needs "
