@@ -50,6 +50,8 @@ elif kind == "matmul":
     import torch
     torch.set_num_threads(1)
     a = torch.rand(512, 512)
+    for _ in range(20):
+        a @ a  # the first products pay torch's own start
     def work():
         for _ in range(600):
             a @ a
@@ -60,6 +62,7 @@ else:
     from auditor.embed import MiniLMEncoder
     model = MiniLMEncoder()
     sentences = [line.strip() for line in open(sys.argv[2]) if line.strip()]
+    model.encode(sentences[:8])  # the first batch pays torch's own start
     def work():
         model.encode(sentences)
 print("ready", flush=True)
