@@ -84,7 +84,7 @@ def floor(tables: dict[str, Any], directory: Path) -> dict[str, float]:
     every = time.process_time() - started
     return {"every_table": every, "flushes": flushes, "rows": rows,
             "hits_as_rows": raw_appends(directory / "rows.duckdb", None, "hits",
-                                        slices(tables["hits"], flushes)),
+                                        parts["hits"]),
             "hits_as_lists": raw_appends(directory / "lists.duckdb", LIST_DDL, "hit_lists",
                                          slices(tables["hit_lists"], flushes))}
 
